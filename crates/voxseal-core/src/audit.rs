@@ -1,0 +1,502 @@
+//! The local audit log: append-only JSON lines, hash-chained.
+//!
+//! Each line is `{"seq":N,"time":"…","event":"…","details":{…},"prev":"<hex>","hash":"<hex>"}`
+//! where `hash` is the SHA-256 of the line's own text without the `hash` member (the exact bytes
+//! up to `,"hash"` followed by `}`) and `prev` is the previous line's `hash` (64 zeros for the first
+//! line). [`verify`] therefore pinpoints the first edited, deleted, reordered, inserted or
+//! duplicated line. A crash in the middle of an append leaves a torn last line without a newline;
+//! [`AuditLog::append`] cuts it off and records an `audit.recovered` event.
+//!
+//! Details must never hold secrets or audio: callers pass ids, sizes, hashes and verdicts only.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// `,"hash":"` + 64 hex digits + `"}`.
+const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
+
+/// One verified line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// 1 for the first line, then +1 per line.
+    pub seq: u64,
+    /// RFC 3339 UTC time of the event.
+    pub time: String,
+    /// Dotted event name, e.g. `take.sealed`.
+    pub event: String,
+    /// Event details: ids, sizes, hashes, verdicts; never secrets or audio.
+    pub details: serde_json::Value,
+    /// The previous line's hash.
+    pub prev: String,
+}
+
+/// Why the audit log could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The log file could not be opened, locked, read or written.
+    #[error("audit log {path}: {source}")]
+    Io {
+        /// The log's path.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The last complete line does not verify, so appending would extend a broken chain.
+    #[error(
+        "audit log {path} is damaged at line {line}: {reason}; run `voxseal audit verify` and keep a copy before repairing"
+    )]
+    Damaged {
+        /// The log's path.
+        path: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// An append-only, hash-chained audit log file, safe to share between processes (appends take an
+/// exclusive file lock).
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+}
+
+impl AuditLog {
+    /// A log at `path`; the file is created on the first append.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event and fsyncs it; returns its sequence number. A torn last line left by a
+    /// crash is cut off first and recorded as an `audit.recovered` event.
+    pub fn append(&self, event: &str, details: serde_json::Value) -> Result<u64, AuditError> {
+        let io = |source| AuditError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        let tail = read_tail(&mut f).map_err(io)?;
+        let (mut seq, mut prev) = match &tail.last_line {
+            None => (0, GENESIS.to_owned()),
+            Some(line) => {
+                match parse_line(line) {
+                    Ok((entry, hash)) => (entry.seq, hash),
+                    Err(reason) => {
+                        // Rare: find the line number for the message.
+                        let report = verify(&self.path).map_err(io)?;
+                        let bad = report.first_bad.unwrap_or(BadLine { line: 0, reason });
+                        return Err(AuditError::Damaged {
+                            path: self.path.display().to_string(),
+                            line: bad.line,
+                            reason: bad.reason,
+                        });
+                    }
+                }
+            }
+        };
+        if tail.torn_bytes > 0 {
+            f.set_len(tail.complete_len).map_err(io)?;
+            let details = serde_json::json!({
+                "torn_bytes": tail.torn_bytes,
+                "reason": "the last line was cut off, most likely by a crash during a write",
+            });
+            let line = format_line(seq + 1, "audit.recovered", &details, &prev);
+            write_line(&mut f, &line).map_err(io)?;
+            seq += 1;
+            prev = line_hash(&line).to_owned();
+        }
+        let line = format_line(seq + 1, event, &details, &prev);
+        write_line(&mut f, &line).map_err(io)?;
+        f.unlock().map_err(io)?;
+        Ok(seq + 1)
+    }
+
+    /// Reads and verifies every entry (for display); fails at the first bad line.
+    pub fn entries(&self) -> Result<Vec<AuditEntry>, AuditError> {
+        let report = verify(&self.path).map_err(|source| AuditError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        if let Some(bad) = report.first_bad {
+            return Err(AuditError::Damaged {
+                path: self.path.display().to_string(),
+                line: bad.line,
+                reason: bad.reason,
+            });
+        }
+        Ok(report.entries)
+    }
+}
+
+fn write_line(f: &mut File, line: &str) -> io::Result<()> {
+    f.seek(SeekFrom::End(0))?;
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line.as_bytes());
+    buf.push(b'\n');
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
+struct Tail {
+    last_line: Option<String>,
+    complete_len: u64,
+    torn_bytes: u64,
+}
+
+/// Finds the last complete line and any torn bytes after it, reading backwards from the end.
+fn read_tail(f: &mut File) -> io::Result<Tail> {
+    let len = f.seek(SeekFrom::End(0))?;
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        f.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        Read::take(&mut *f, len - start).read_to_end(&mut buf)?;
+        let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+            if start == 0 {
+                return Ok(Tail {
+                    last_line: None,
+                    complete_len: 0,
+                    torn_bytes: len,
+                });
+            }
+            window *= 2;
+            continue;
+        };
+        let complete_len = start + last_nl as u64 + 1;
+        let torn_bytes = len - complete_len;
+        let before = &buf[..last_nl];
+        match before.iter().rposition(|&b| b == b'\n') {
+            Some(p) => {
+                let line = String::from_utf8_lossy(&before[p + 1..]).into_owned();
+                return Ok(Tail {
+                    last_line: Some(line),
+                    complete_len,
+                    torn_bytes,
+                });
+            }
+            None if start == 0 => {
+                let line = String::from_utf8_lossy(before).into_owned();
+                return Ok(Tail {
+                    last_line: Some(line),
+                    complete_len,
+                    torn_bytes,
+                });
+            }
+            None => window *= 2,
+        }
+    }
+}
+
+fn format_line(seq: u64, event: &str, details: &serde_json::Value, prev: &str) -> String {
+    let entry = AuditEntry {
+        seq,
+        time: crate::time::now_rfc3339(),
+        event: event.to_owned(),
+        details: details.clone(),
+        prev: prev.to_owned(),
+    };
+    let body = serde_json::to_string(&entry).expect("audit entries always serialize");
+    let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1])
+}
+
+fn line_hash(line: &str) -> &str {
+    &line[line.len() - 66..line.len() - 2]
+}
+
+/// Checks one line's own hash and parses it; returns the entry and its hash.
+fn parse_line(line: &str) -> Result<(AuditEntry, String), String> {
+    if line.len() < HASH_SUFFIX_LEN + 2 || !line.is_char_boundary(line.len() - HASH_SUFFIX_LEN) {
+        return Err("not an audit line (too short or malformed)".into());
+    }
+    let (head, suffix) = line.split_at(line.len() - HASH_SUFFIX_LEN);
+    let hash = suffix
+        .strip_prefix(",\"hash\":\"")
+        .and_then(|s| s.strip_suffix("\"}"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or("the line does not end with its hash")?;
+    let body = format!("{head}}}");
+    if hex::encode(Sha256::digest(body.as_bytes())) != hash {
+        return Err("its hash does not match its content (the line was edited)".into());
+    }
+    let entry: AuditEntry = serde_json::from_str(&body)
+        .map_err(|e| format!("its content is not a valid entry: {e}"))?;
+    Ok((entry, hash.to_owned()))
+}
+
+/// The first problem [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// What is wrong, for a human.
+    pub reason: String,
+}
+
+/// The result of verifying a whole audit log.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Entries that verified, in order, up to the first bad line.
+    pub entries: Vec<AuditEntry>,
+    /// The first bad line, if any.
+    pub first_bad: Option<BadLine>,
+    /// Bytes after the last newline (a write torn by a crash); the next append recovers them.
+    pub torn_bytes: u64,
+}
+
+impl VerifyReport {
+    /// True when every complete line verifies (a torn tail alone is not damage).
+    pub fn is_intact(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// Verifies the chain of a whole log file. A missing file is an empty, intact log.
+pub fn verify(path: &Path) -> io::Result<VerifyReport> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(VerifyReport::default()),
+        Err(e) => return Err(e),
+    };
+    verify_reader(BufReader::new(f))
+}
+
+/// Verifies the chain of a log read from `r`.
+pub fn verify_reader(mut r: impl BufRead) -> io::Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut prev_hash = GENESIS.to_owned();
+    let mut prev_seq = 0u64;
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') {
+            report.torn_bytes = n as u64;
+            break;
+        }
+        line_no += 1;
+        let bad = |reason: String| {
+            Some(BadLine {
+                line: line_no,
+                reason,
+            })
+        };
+        let Ok(line) = std::str::from_utf8(&buf[..buf.len() - 1]) else {
+            report.first_bad = bad("not valid UTF-8 (bytes were changed)".into());
+            break;
+        };
+        let (entry, hash) = match parse_line(line) {
+            Ok(x) => x,
+            Err(reason) => {
+                report.first_bad = bad(reason);
+                break;
+            }
+        };
+        if entry.seq != prev_seq + 1 {
+            let why = if entry.seq <= prev_seq {
+                "a line is duplicated or lines were reordered"
+            } else {
+                "a line before it was deleted or lines were reordered"
+            };
+            report.first_bad = bad(format!("sequence {} follows {prev_seq}: {why}", entry.seq));
+            break;
+        }
+        if entry.prev != prev_hash {
+            report.first_bad =
+                bad("its prev hash does not match the line before it (a line was replaced)".into());
+            break;
+        }
+        prev_seq = entry.seq;
+        prev_hash = hash;
+        report.entries.push(entry);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::fs;
+
+    fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit.log"));
+        for i in 0..n {
+            assert_eq!(log.append("test.event", json!({"i": i})).unwrap(), i + 1);
+        }
+        (dir, log)
+    }
+
+    fn lines(log: &AuditLog) -> Vec<String> {
+        fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write_lines(log: &AuditLog, lines: &[String]) {
+        let mut s = lines.join("\n");
+        s.push('\n');
+        fs::write(log.path(), s).unwrap();
+    }
+
+    fn first_bad(log: &AuditLog) -> BadLine {
+        verify(log.path())
+            .unwrap()
+            .first_bad
+            .expect("damage must be found")
+    }
+
+    #[test]
+    fn a_fresh_log_verifies() {
+        let (_d, log) = log_with(5);
+        let r = verify(log.path()).unwrap();
+        assert!(r.is_intact());
+        assert_eq!(r.entries.len(), 5);
+        assert_eq!(r.entries[4].details, json!({"i": 4}));
+        assert_eq!(log.entries().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_found_at_its_line() {
+        let (_d, log) = log_with(4);
+        let original = fs::read(log.path()).unwrap();
+        let line_of =
+            |pos: usize| original[..pos].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        for pos in 0..original.len() {
+            if original[pos] == b'\n' {
+                continue;
+            }
+            let mut bytes = original.clone();
+            bytes[pos] ^= 0x01;
+            fs::write(log.path(), &bytes).unwrap();
+            let bad = first_bad(&log);
+            assert_eq!(bad.line, line_of(pos), "byte {pos}: {bad:?}");
+        }
+    }
+
+    #[test]
+    fn deleted_reordered_duplicated_lines() {
+        let (_d, log) = log_with(5);
+        let orig = lines(&log);
+
+        let mut deleted = orig.clone();
+        deleted.remove(2);
+        write_lines(&log, &deleted);
+        let bad = first_bad(&log);
+        assert_eq!(bad.line, 3);
+        assert!(bad.reason.contains("deleted"), "{}", bad.reason);
+
+        let mut swapped = orig.clone();
+        swapped.swap(1, 2);
+        write_lines(&log, &swapped);
+        assert_eq!(first_bad(&log).line, 2);
+
+        let mut dup = orig.clone();
+        dup.insert(3, orig[2].clone());
+        write_lines(&log, &dup);
+        let bad = first_bad(&log);
+        assert_eq!(bad.line, 4);
+        assert!(bad.reason.contains("duplicated"), "{}", bad.reason);
+
+        let mut first_gone = orig.clone();
+        first_gone.remove(0);
+        write_lines(&log, &first_gone);
+        assert_eq!(first_bad(&log).line, 1);
+    }
+
+    #[test]
+    fn a_line_from_another_log_does_not_fit() {
+        let (_d, log) = log_with(3);
+        let (_d2, other) = log_with(3);
+        let mut mixed = lines(&log);
+        mixed[1] = lines(&other)[1].clone();
+        write_lines(&log, &mixed);
+        assert_eq!(first_bad(&log).line, 2);
+    }
+
+    #[test]
+    fn torn_last_line_is_reported_then_recovered_with_an_event() {
+        let (_d, log) = log_with(3);
+        let mut bytes = fs::read(log.path()).unwrap();
+        bytes.extend_from_slice(b"{\"seq\":4,\"time\":\"2026-");
+        fs::write(log.path(), &bytes).unwrap();
+        let r = verify(log.path()).unwrap();
+        assert!(r.is_intact());
+        assert_eq!(r.torn_bytes, 22);
+        assert_eq!(r.entries.len(), 3);
+
+        assert_eq!(log.append("after.crash", json!({})).unwrap(), 5);
+        let r = verify(log.path()).unwrap();
+        assert!(r.is_intact(), "{:?}", r.first_bad);
+        assert_eq!(r.torn_bytes, 0);
+        assert_eq!(r.entries[3].event, "audit.recovered");
+        assert_eq!(r.entries[3].details["torn_bytes"], 22);
+        assert_eq!(r.entries[4].event, "after.crash");
+    }
+
+    #[test]
+    fn appending_to_a_damaged_log_is_refused() {
+        let (_d, log) = log_with(2);
+        let mut l = lines(&log);
+        l[1] = l[1].replace("test.event", "test.evenx");
+        write_lines(&log, &l);
+        let err = log.append("x", json!({})).unwrap_err();
+        assert!(matches!(err, AuditError::Damaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn concurrent_appends_from_threads_keep_the_chain() {
+        let (_d, log) = log_with(0);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let log = log.clone();
+                s.spawn(move || {
+                    for i in 0..25 {
+                        log.append("t", json!({"t": t, "i": i})).unwrap();
+                    }
+                });
+            }
+        });
+        let r = verify(log.path()).unwrap();
+        assert!(r.is_intact(), "{:?}", r.first_bad);
+        assert_eq!(r.entries.len(), 100);
+    }
+
+    #[test]
+    fn long_lines_are_found_by_the_tail_reader() {
+        let (_d, log) = log_with(1);
+        let big = "x".repeat(200_000);
+        log.append("big", json!({ "note": big })).unwrap();
+        log.append("after", json!({})).unwrap();
+        assert_eq!(log.append("again", json!({})).unwrap(), 4);
+        assert!(verify(log.path()).unwrap().is_intact());
+    }
+}

@@ -1,0 +1,132 @@
+//! Crash-safe file writes: a file is either absent or complete, never half-written.
+//!
+//! Everything that persists state (outbox items, manifests, settings, identity files) goes through
+//! [`write_atomic`]: write a temp file in the same directory, fsync it, rename it over the target,
+//! fsync the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Fsyncs a directory so that a rename or unlink inside it survives a crash.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A random, hidden name for a temp file next to `path`.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let mut rnd = [0u8; 8];
+    getrandom::getrandom(&mut rnd).expect("the OS random number generator failed");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    parent_dir(path).join(format!(".{name}.{}.tmp", hex::encode(rnd)))
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync directory).
+///
+/// `private` creates the file with mode 0600 on Unix (for secrets such as identity files).
+pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut f = create_new(&tmp, private)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        fsync_dir(parent_dir(path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates a new file, failing if it exists; `private` means mode 0600 on Unix.
+pub fn create_new(path: &Path, private: bool) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    opts.open(path)
+}
+
+/// Creates a directory (and its parents) readable only by the owner on Unix.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(path)
+    }
+}
+
+/// Serializes `value` as pretty JSON and writes it atomically.
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        write_atomic(&p, b"one", false).unwrap();
+        write_atomic(&p, b"two two", false).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two two");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp files are renamed away");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.txt");
+        write_atomic(&p, b"secret", true).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn failed_write_leaves_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing-dir").join("x");
+        assert!(write_atomic(&p, b"x", false).is_err());
+        assert!(!p.exists());
+    }
+}
