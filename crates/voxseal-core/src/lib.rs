@@ -17,9 +17,13 @@
 
 pub mod audio;
 pub mod audit;
+pub mod features;
 pub mod fsutil;
 pub mod ids;
 pub mod pcm;
+pub mod quality;
+pub mod recorder;
+pub mod resample;
 pub mod spool;
 pub mod time;
 pub mod wav;

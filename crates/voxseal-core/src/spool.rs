@@ -19,6 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use chacha20poly1305::aead::generic_array::GenericArray;
 use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use zeroize::Zeroizing;
@@ -47,7 +48,7 @@ impl SpoolKey {
         Self(k)
     }
     fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(self.0.as_ref().into())
+        ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&self.0[..]))
     }
 }
 
@@ -192,7 +193,8 @@ impl SpoolWriter {
             .map_err(|e| io(io::Error::other(e.to_string())))?;
         let header = Header::new(sample_rate, take_id);
         let key = SpoolKey::generate();
-        let stream = StreamBE32::from_aead(key.cipher(), header.nonce_prefix.as_ref().into());
+        let stream =
+            StreamBE32::from_aead(key.cipher(), GenericArray::from_slice(&header.nonce_prefix));
         let mut file = BufWriter::with_capacity(CHUNK_BYTES + TAG + 4, file);
         file.write_all(&header.bytes).map_err(io)?;
         Ok(Self {
@@ -363,7 +365,8 @@ impl SpoolReader {
         })?;
         let mut file = io::BufReader::with_capacity(CHUNK_BYTES + TAG + 4, file);
         let header = Header::read(&mut file).ok_or(SpoolError::NotASpool { path: shown })?;
-        let stream = StreamBE32::from_aead(key.cipher(), header.nonce_prefix.as_ref().into());
+        let stream =
+            StreamBE32::from_aead(key.cipher(), GenericArray::from_slice(&header.nonce_prefix));
         Ok(Self {
             path: path.to_owned(),
             file,

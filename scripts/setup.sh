@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Installs what Voxseal needs on a Debian 12 machine. Idempotent, and quick
+# when everything is already there (no network access then).
+#
+#   scripts/setup.sh            base: what building and running the CLI needs
+#   scripts/setup.sh --test     base + what the tests need (tools, Python venv)
+#   scripts/setup.sh --offline  never touch the network: fail if an install is needed
+#                               (pip then only uses local wheels: --no-index + find-links)
+#
+# Env: VOXSEAL_BOOTSTRAP_PYTHON  interpreter that creates .venv (default: python3, >= 3.11)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+VOXSEAL_LOG_TAG=setup
+
+usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+with_test=0
+VOXSEAL_OFFLINE=${VOXSEAL_OFFLINE:-0}
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_test=1 ;;
+        --offline) VOXSEAL_OFFLINE=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $arg" ;;
+    esac
+done
+
+BASE_APT=(build-essential pkg-config libasound2-dev ca-certificates curl)
+TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
+          python3-venv python3-pip)
+
+VENV="$VOXSEAL_ROOT/.venv"
+REQS="$VOXSEAL_ROOT/scripts/requirements-test.txt"
+STAMP="$VENV/.requirements.sha256"
+
+# --- Debian packages --------------------------------------------------------
+have dpkg-query || die "dpkg-query not found: this script expects Debian/Ubuntu"
+if [[ $with_test -eq 1 ]]; then
+    apt_ensure "${BASE_APT[@]}" "${TEST_APT[@]}"
+else
+    apt_ensure "${BASE_APT[@]}"
+fi
+
+# --- Rust toolchain (never installed here) ----------------------------------
+if ! have cargo; then
+    if [[ -x $HOME/.cargo/bin/cargo ]]; then
+        die "cargo is in ~/.cargo/bin but not on PATH: run '. \"\$HOME/.cargo/env\"' and retry"
+    fi
+    say "error: cargo not found. Install Rust with rustup (https://rustup.rs):"
+    say "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y"
+    say "  . \"\$HOME/.cargo/env\""
+    say "then run this script again."
+    exit 1
+fi
+say "rust: $(cargo --version 2>/dev/null || echo 'cargo present (version unknown)')"
+
+[[ $with_test -eq 1 ]] || { say "done (base)"; exit 0; }
+
+# --- Python venv for tests --------------------------------------------------
+[[ -f $REQS ]] || die "missing $REQS"
+
+if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    say "venv: $VENV present ($("$VENV/bin/python" -c 'import platform; print(platform.python_version())'))"
+else
+    py="${VOXSEAL_BOOTSTRAP_PYTHON:-python3}"
+    have "$py" || die "venv: $py not found (set VOXSEAL_BOOTSTRAP_PYTHON)"
+    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "venv: $py is $("$py" -V 2>&1); need Python >= 3.11 (set VOXSEAL_BOOTSTRAP_PYTHON)"
+    if [[ -e $VENV ]]; then
+        say "venv: $VENV is broken, recreating with $py ($("$py" -V 2>&1))"
+        rm -rf "$VENV"
+    else
+        say "venv: creating $VENV with $py ($("$py" -V 2>&1))"
+    fi
+    "$py" -m venv "$VENV"
+fi
+
+want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+have_stamp="$(cat "$STAMP" 2>/dev/null || true)"
+if [[ $want == "$have_stamp" ]]; then
+    say "pip: requirements-test.txt unchanged (sha256 ${want:0:12}), nothing to install"
+else
+    pip_args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$REQS")
+    if [[ $VOXSEAL_OFFLINE == 1 ]]; then
+        say "pip: requirements changed; --offline: installing from local wheels only"
+        pip_args+=(--no-index)
+    else
+        say "pip: installing requirements-test.txt (sha256 ${want:0:12}; a fresh venv takes ~1 min)"
+    fi
+    rm -f "$STAMP"
+    "$VENV/bin/python" -m pip "${pip_args[@]}"
+    say "pip: checking imports (librosa + numba JIT, soundfile, kaldi-native-fbank, pyrage, safetensors, moto, aws)"
+    "$VENV/bin/python" - <<'PY'
+import numba, librosa, soundfile, kaldi_native_fbank, pyrage, safetensors.numpy, moto, numpy as np
+assert numba.njit(lambda x: x + 1)(1) == 2
+librosa.feature.melspectrogram(y=np.zeros(1600, dtype=np.float32), sr=16000, n_fft=512, hop_length=160)
+PY
+    "$VENV/bin/aws" --version >/dev/null
+    printf '%s\n' "$want" > "$STAMP"
+    say "pip: done, stamp written"
+fi
+say "done (base + test)"
