@@ -1,1 +1,70 @@
-fn main() {}
+//! `voxseal`: record, seal, inspect and open voice samples from the command line.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod demo;
+mod inspect;
+mod open;
+mod record;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{AuditCommand, Cli, Command};
+
+/// Exit codes, documented in `voxseal --help`.
+pub mod exit {
+    /// A take failed its quality checks and was not accepted.
+    pub const QUALITY: u8 = 3;
+    /// Verification found damage (audit log, ciphertext hash, authentication).
+    pub const VERIFY: u8 = 4;
+}
+
+/// An error that carries a specific exit code.
+#[derive(Debug)]
+pub struct Exit {
+    /// The process exit code.
+    pub code: u8,
+    /// What to tell the user.
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Init(a) => inspect::init(&cli, a),
+        Command::Devices(a) => inspect::devices(a),
+        Command::Record(a) => record::record(&cli, a),
+        Command::Seal(a) => record::seal_wav(&cli, a),
+        Command::Takes(a) => inspect::takes(&cli, a),
+        Command::Outbox(a) => inspect::outbox(&cli, a),
+        Command::Open(a) => open::open(a),
+        Command::Keygen(a) => inspect::keygen(a),
+        Command::Wipe(a) => inspect::wipe(a),
+        Command::Audit {
+            command: AuditCommand::Verify(a),
+        } => inspect::audit_verify(&cli, a),
+        Command::Audit {
+            command: AuditCommand::Show(a),
+        } => inspect::audit_show(&cli, a),
+        Command::Demo(a) => demo::demo(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);
+            eprintln!("{} {e:#}", ui::red("error:"));
+            ExitCode::from(code)
+        }
+    }
+}

@@ -498,6 +498,18 @@ pub fn write_safetensors(
     metadata: &BTreeMap<String, String>,
     out: &mut dyn Write,
 ) -> io::Result<FeatureSummary> {
+    write_safetensors_with_progress(src, params, metadata, out, &mut |_| {})
+}
+
+/// [`write_safetensors`], calling `progress` with the frames processed so far over all three
+/// passes (`3 * frames` in all).
+pub fn write_safetensors_with_progress(
+    src: &dyn PcmReplay,
+    params: &FeatureParams,
+    metadata: &BTreeMap<String, String>,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<FeatureSummary> {
     params
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -510,6 +522,9 @@ pub fn write_safetensors(
     for_each_mel_row(src, params, &mut |row| {
         max_power = row.iter().copied().fold(max_power, f32::max);
         counted += 1;
+        if counted.is_multiple_of(256) {
+            progress(counted);
+        }
         Ok(())
     })?;
     if counted != frames {
@@ -532,8 +547,13 @@ pub fn write_safetensors(
     let mut row_db = vec![0f32; params.n_mels];
     let mut row_mfcc = vec![0f32; params.n_mfcc];
     let dct = Dct::new(params.n_mels, params.n_mfcc);
+    let mut done = frames;
     for pass in [Pass::LogMel, Pass::Mfcc] {
         for_each_mel_row(src, params, &mut |row| {
+            done += 1;
+            if done.is_multiple_of(256) {
+                progress(done);
+            }
             row_db.copy_from_slice(row);
             power_to_db_in_place(&mut row_db);
             if let Some(floor) = floor {
@@ -561,6 +581,7 @@ pub fn write_safetensors(
     }
     out.write_all(&buf)?;
     bytes += buf.len() as u64;
+    progress(3 * frames);
     Ok(FeatureSummary {
         frames,
         n_mels: params.n_mels,

@@ -59,6 +59,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> 
     result
 }
 
+/// Like [`write_atomic`] but never replaces an existing file: the complete temp file is
+/// hard-linked into place, which fails if `path` exists (no window where another file could be
+/// overwritten).
+pub fn write_new_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        let mut f = create_new(&tmp, private)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::hard_link(&tmp, path)?;
+        fsync_dir(parent_dir(path))
+    })();
+    let _ = fs::remove_file(&tmp);
+    result
+}
+
 /// Creates a new file, failing if it exists; `private` means mode 0600 on Unix.
 pub fn create_new(path: &Path, private: bool) -> io::Result<File> {
     let mut opts = OpenOptions::new();
@@ -120,6 +137,17 @@ mod tests {
         write_atomic(&p, b"secret", true).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn write_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        write_new_atomic(&p, b"first", true).unwrap();
+        let e = write_new_atomic(&p, b"second", true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -17,17 +17,24 @@
 
 pub mod audio;
 pub mod audit;
+pub mod config;
 pub mod features;
 pub mod fsutil;
 pub mod ids;
+pub mod keys;
+pub mod manifest;
+pub mod open;
+pub mod outbox;
 pub mod pcm;
 pub mod quality;
 pub mod recorder;
 pub mod resample;
+pub mod seal;
 pub mod spool;
 pub mod time;
 pub mod wav;
 pub mod wipe;
+pub mod workspace;
 
 /// The version of this crate, recorded in manifests and audit events.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

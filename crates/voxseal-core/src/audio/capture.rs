@@ -254,7 +254,7 @@ where
     let error_detail = error_detail.clone();
     device
         .build_input_stream::<T, _, _>(
-            config.clone(),
+            *config,
             move |data: &[T], _info| sink.push_interleaved(data),
             // The error callback is not the real-time data path; it may lock.
             move |err| {

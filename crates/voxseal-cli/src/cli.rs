@@ -1,0 +1,235 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Voxseal records voice samples, extracts features, seals both with age and keeps them in an
+/// outbox for upload, without ever leaving plaintext audio on disk.
+#[derive(Debug, Parser)]
+#[command(name = "voxseal", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The data directory (spool, outbox, audit log, settings).
+    #[arg(long, global = true, env = "VOXSEAL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 error, 2 bad arguments, 3 take failed quality checks \
+(not accepted), 4 verification failed (damaged audit log or ciphertext).\n\
+Start with `voxseal demo`, then see `voxseal help <command>`.";
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up this machine: the contractor id and the project config to record for.
+    Init(InitArgs),
+    /// List audio input devices.
+    Devices(DevicesArgs),
+    /// Record a take, check its quality, and accept (seal) or discard it.
+    Record(RecordArgs),
+    /// Seal an existing WAV file as a take (imports, QA).
+    Seal(SealArgs),
+    /// List accepted samples per prompt, with re-recordings.
+    Takes(TakesArgs),
+    /// Show the outbox: sealed items, their state and size.
+    Outbox(OutboxArgs),
+    /// Decrypt sealed samples with an identity file, verifying them against their manifest.
+    Open(OpenArgs),
+    /// Create an age identity (secret key file) and print its recipient (public key).
+    Keygen(KeygenArgs),
+    /// Securely delete files or directories (overwrite, truncate, rename, unlink).
+    Wipe(WipeArgs),
+    /// Check or show the audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Try the whole pipeline in a throwaway directory: record 5 s, seal, open, wipe.
+    Demo(DemoArgs),
+}
+
+/// `voxseal init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Your contractor id (3-63 characters: a-z, 0-9, '-').
+    #[arg(long)]
+    pub contractor: String,
+    /// The project config (project.toml) from your project lead.
+    #[arg(long, value_name = "FILE")]
+    pub project: PathBuf,
+}
+
+/// `voxseal devices`
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where audio comes from.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// mic (default input), mic:<name>, file:<path.wav>, synthetic:speech|noise|tone[:hz].
+    #[arg(long, default_value = "mic", value_name = "SOURCE")]
+    pub source: String,
+    /// Read files and synthetic sources as fast as possible instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
+}
+
+/// `voxseal record`
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Audio source.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Stop after this many seconds (default: press Enter or Ctrl-C to stop; files stop at their end).
+    #[arg(long, value_name = "SECONDS")]
+    pub seconds: Option<f64>,
+    /// The prompt being read (an id from the project's prompt set).
+    #[arg(long, value_name = "ID")]
+    pub prompt: Option<String>,
+    /// This take replaces an earlier sample (a re-recording).
+    #[arg(long, value_name = "SAMPLE_ID")]
+    pub supersedes: Option<String>,
+    /// Decision without asking.
+    #[command(flatten)]
+    pub decision: DecisionArgs,
+}
+
+/// What to do with a take without asking.
+#[derive(Debug, Args, Clone, Default)]
+#[group(multiple = false)]
+pub struct DecisionArgs {
+    /// Accept the take if it passes (or only warns); refuse it if a check fails.
+    #[arg(long)]
+    pub accept: bool,
+    /// Accept the take even if a check fails (recorded in the manifest).
+    #[arg(long)]
+    pub accept_failed: bool,
+    /// Discard the take after showing its quality.
+    #[arg(long)]
+    pub discard: bool,
+}
+
+/// `voxseal seal`
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The WAV file.
+    pub wav: PathBuf,
+    /// The prompt it answers.
+    #[arg(long, value_name = "ID")]
+    pub prompt: Option<String>,
+    /// This take replaces an earlier sample.
+    #[arg(long, value_name = "SAMPLE_ID")]
+    pub supersedes: Option<String>,
+    /// Seal even if a quality check fails.
+    #[arg(long)]
+    pub accept_failed: bool,
+}
+
+/// `voxseal takes`
+#[derive(Debug, Args)]
+pub struct TakesArgs {
+    /// Only this prompt.
+    #[arg(long, value_name = "ID")]
+    pub prompt: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `voxseal outbox`
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `voxseal open`
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Outbox item directories (with manifest.json) or single .age files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The age identity file (secret key) to decrypt with; repeat for several.
+    #[arg(long, short = 'i', required = true, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Write decrypted WAV / safetensors here (otherwise only verify and summarize).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The manifest to verify single .age files against.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+}
+
+/// `voxseal keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the identity (never overwritten; mode 0600).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// A comment stored in the file.
+    #[arg(long, default_value = "voxseal identity")]
+    pub label: String,
+}
+
+/// `voxseal wipe`
+#[derive(Debug, Args)]
+pub struct WipeArgs {
+    /// Files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `voxseal audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; report the first bad line.
+    Verify(AuditVerifyArgs),
+    /// Print the newest events.
+    Show(AuditShowArgs),
+}
+
+/// `voxseal audit verify`
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// A log file to check instead of the data directory's.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `voxseal audit show`
+#[derive(Debug, Args)]
+pub struct AuditShowArgs {
+    /// How many of the newest events.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub last: usize,
+}
+
+/// `voxseal demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seconds to record.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Audio source (default: the microphone if there is one, else a synthetic voice).
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Keep the demo directory (keys, outbox, audit log) here instead of deleting it.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}

@@ -1,0 +1,170 @@
+//! `voxseal demo`: the whole laptop-side pipeline in a throwaway directory, narrated.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use voxseal_core::config::ProjectConfig;
+use voxseal_core::ids::ContractorId;
+use voxseal_core::seal::Review;
+use voxseal_core::workspace::Workspace;
+
+use crate::cli::DemoArgs;
+use crate::record::capture;
+use crate::ui;
+
+/// `voxseal demo`
+pub fn demo(a: &DemoArgs) -> Result<()> {
+    let tmp;
+    let root: PathBuf = match &a.keep {
+        Some(d) => {
+            voxseal_core::fsutil::create_private_dir(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new().prefix("voxseal-demo-").tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    ui::step(&format!("demo directory {}", root.display()));
+
+    // 1. Keys: the data team's training key and the archive key (the contractor never has these).
+    let keys = root.join("keys");
+    voxseal_core::fsutil::create_private_dir(&keys)?;
+    let training = voxseal_core::keys::generate_identity_file(
+        &keys.join("training.key"),
+        "demo training identity",
+    )?;
+    let archive = voxseal_core::keys::generate_identity_file(
+        &keys.join("archive.key"),
+        "demo archive identity",
+    )?;
+    ui::step("made two age identities (as a project lead would):");
+    eprintln!("   training (features) {training}");
+    eprintln!("   archive  (raw audio) {archive}");
+
+    // 2. Project config and contractor.
+    let config_text = format!(
+        "[project]\nname = \"demo\"\nconsent_text = \"I agree that my recordings are used to train speech models.\"\n\n\
+         [recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n\n\
+         [[prompts]]\nid = \"p001\"\ntext = \"The quick brown fox jumps over the lazy dog.\"\n"
+    );
+    let config = ProjectConfig::parse(&config_text, "demo project.toml")?;
+    let (ws, _) = Workspace::open(&root.join("data"))?;
+    ws.install_project(&config)?;
+    let contractor: ContractorId = "demo-contractor".parse()?;
+    let mut settings = ws.settings()?;
+    settings.contractor = Some(contractor.clone());
+    ws.save_settings(&settings)?;
+    ui::step(&format!(
+        "data directory {} for contractor {contractor}",
+        ws.root().display()
+    ));
+
+    // 3. Record.
+    let source = match &a.source {
+        Some(s) => s.clone(),
+        None => default_source(),
+    };
+    ui::step(&format!(
+        "recording {:.0} s from {source}: read aloud \"{}\"",
+        a.seconds, config.prompts[0].text
+    ));
+    let factory = ui::source_factory(&source, false, 48_000)?;
+    let take = capture(factory, &ws, &config, Some(a.seconds))?;
+    let report = take.analyzer.clone().finish(&config.quality);
+    ui::step(&format!("quality of take {}", take.take_id));
+    ui::print_quality(&report);
+    eprintln!(
+        "   the take is in the spool as {} (ChaCha20-Poly1305, key only in memory)",
+        take.spool
+            .path()
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    );
+
+    // 4. Seal.
+    let review = Review {
+        prompt_id: Some(config.prompts[0].id.clone()),
+        accept_failed: true, // a demo seals whatever it recorded
+        ..Default::default()
+    };
+    let (bar, mut update) = ui::seal_bar();
+    let item = ws.accept_take(&config, &contractor, take, &report, &review, &mut update);
+    bar.finish_and_clear();
+    let item = item.map_err(|e| e.error)?;
+    ui::step(&format!(
+        "sealed sample {} into the outbox:",
+        item.manifest.sample_id
+    ));
+    for p in &item.manifest.payloads {
+        eprintln!(
+            "   {:<26} {:>10}  sha256 {}…",
+            p.file,
+            ui::bytes(p.size),
+            &p.sha256[..16]
+        );
+    }
+    eprintln!("   manifest.json (ids, durations, quality, hashes; no audio)");
+    let raw = ws.raw_on_machine()?;
+    eprintln!(
+        "   spool wiped, key zeroized: {} take(s) left in the spool; {} sealed raw recording(s) await upload",
+        raw.spool_takes, raw.sealed_raw
+    );
+
+    // 5. Open, as the data team and the archivist would.
+    let opened = root.join("opened");
+    let mut ids = voxseal_core::keys::load_identities(&keys.join("training.key"))?;
+    ids.extend(voxseal_core::keys::load_identities(
+        &keys.join("archive.key"),
+    )?);
+    voxseal_core::fsutil::create_private_dir(&opened)?;
+    let (_, results) = voxseal_core::open::open_item(&item.dir, &ids, Some(&opened))?;
+    ui::step("opened with both identities, hashes verified against the manifest:");
+    for r in results {
+        let o = r.context("opening a payload")?;
+        eprintln!("   {:<9} {}", o.kind.as_str(), o.summary);
+    }
+    eprintln!(
+        "   try it with standard tools:  age -d -i {}/training.key {}/features.safetensors.age",
+        keys.display(),
+        item.dir.display()
+    );
+
+    // 6. Wipe the decrypted copies.
+    let wiped = voxseal_core::wipe::wipe_tree(&opened)?;
+    ui::step(&format!(
+        "wiped the decrypted copies ({} overwritten)",
+        ui::bytes(wiped.bytes_overwritten)
+    ));
+
+    let report = voxseal_core::audit::verify(ws.audit.path())?;
+    ui::step(&format!(
+        "audit log: {} events, chain {}",
+        report.entries.len(),
+        if report.is_intact() {
+            "intact"
+        } else {
+            "DAMAGED"
+        }
+    ));
+    for e in &report.entries {
+        eprintln!("   {:>3} {}", e.seq, e.event);
+    }
+    match &a.keep {
+        Some(d) => ui::step(&format!("kept everything in {}", d.display())),
+        None => ui::step("removing the demo directory"),
+    }
+    Ok(())
+}
+
+/// The microphone if one can be opened, else a synthetic voice.
+fn default_source() -> String {
+    match voxseal_core::audio::CpalSource::open(&voxseal_core::audio::DeviceSelector::Default) {
+        Ok(_) => "mic".into(),
+        Err(e) => {
+            eprintln!("   no usable microphone ({e}); using the synthetic voice instead");
+            "synthetic:speech".into()
+        }
+    }
+}

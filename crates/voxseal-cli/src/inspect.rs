@@ -1,0 +1,323 @@
+//! Setup and read-only commands: init, devices, takes, outbox, keygen, wipe, audit.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use voxseal_core::config::ProjectConfig;
+use voxseal_core::ids::ContractorId;
+use voxseal_core::outbox::OutboxItem;
+
+use crate::cli::{
+    AuditShowArgs, AuditVerifyArgs, Cli, DevicesArgs, InitArgs, KeygenArgs, OutboxArgs, TakesArgs,
+    WipeArgs,
+};
+use crate::{Exit, exit, ui};
+
+/// `voxseal init`
+pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
+    let contractor: ContractorId = a.contractor.parse()?;
+    let config = ProjectConfig::load(&a.project)?;
+    let ws = ui::open_workspace(cli)?;
+    ws.install_project(&config)?;
+    let mut settings = ws.settings()?;
+    settings.contractor = Some(contractor.clone());
+    ws.save_settings(&settings)?;
+    ws.audit.append(
+        "contractor.configured",
+        serde_json::json!({ "contractor": contractor }),
+    )?;
+    ui::step(&format!(
+        "{} set up in {} for project {} ({} prompts, {} mode)",
+        contractor,
+        ws.root().display(),
+        config.project.name,
+        config.prompts.len(),
+        if config.capture.features_only {
+            "features-only"
+        } else {
+            "raw + features"
+        }
+    ));
+    Ok(())
+}
+
+/// `voxseal devices`
+pub fn devices(a: &DevicesArgs) -> Result<()> {
+    let devices = voxseal_core::audio::list_input_devices()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&devices)?);
+        return Ok(());
+    }
+    if devices.is_empty() {
+        eprintln!(
+            "no input devices found; use --source synthetic:speech or --source file:<path.wav>"
+        );
+    }
+    for d in devices {
+        println!(
+            "{} {}  ({} Hz, {} ch, {})",
+            if d.is_default { "*" } else { " " },
+            d.name,
+            d.sample_rate,
+            d.channels,
+            d.format
+        );
+    }
+    Ok(())
+}
+
+fn items(cli: &Cli) -> Result<Vec<OutboxItem>> {
+    let ws = ui::open_workspace(cli)?;
+    let (items, damaged) = ws.outbox.list()?;
+    for d in damaged {
+        eprintln!("{} {d}", ui::yellow("warning:"));
+    }
+    Ok(items)
+}
+
+/// `voxseal takes`
+pub fn takes(cli: &Cli, a: &TakesArgs) -> Result<()> {
+    let items = items(cli)?;
+    let mut by_prompt: BTreeMap<String, Vec<&OutboxItem>> = BTreeMap::new();
+    for i in &items {
+        let p = i
+            .manifest
+            .prompt_id
+            .as_ref()
+            .map_or_else(|| "(no prompt)".to_owned(), |p| p.to_string());
+        if a.prompt.as_ref().is_none_or(|want| *want == p) {
+            by_prompt.entry(p).or_default().push(i);
+        }
+    }
+    if a.json {
+        let v: BTreeMap<_, Vec<_>> = by_prompt
+            .iter()
+            .map(|(p, is)| {
+                (
+                    p.clone(),
+                    is.iter()
+                        .map(|i| {
+                            serde_json::json!({
+                                "sample": i.manifest.sample_id,
+                                "take": i.manifest.take_id,
+                                "supersedes": i.manifest.supersedes,
+                                "status": i.state.status,
+                                "duration_s": i.manifest.audio.duration_s,
+                                "quality": i.manifest.quality.overall,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if by_prompt.is_empty() {
+        eprintln!("no accepted takes yet; record one with `voxseal record --prompt <id>`");
+    }
+    let superseded: std::collections::HashSet<_> = items
+        .iter()
+        .filter_map(|i| i.manifest.supersedes.clone())
+        .collect();
+    for (p, is) in by_prompt {
+        println!("{}", ui::bold(&p));
+        for (n, i) in is.iter().enumerate() {
+            let m = &i.manifest;
+            let current = if superseded.contains(&m.sample_id) {
+                "superseded"
+            } else {
+                "current"
+            };
+            println!(
+                "  v{} {}  {:.1} s  quality {}  {}  {}",
+                n + 1,
+                m.sample_id,
+                m.audio.duration_s,
+                m.quality.overall,
+                i.state.status,
+                current
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `voxseal outbox`
+pub fn outbox(cli: &Cli, a: &OutboxArgs) -> Result<()> {
+    let ws = ui::open_workspace(cli)?;
+    let (items, damaged) = ws.outbox.list()?;
+    let raw = ws.raw_on_machine()?;
+    if a.json {
+        let v = serde_json::json!({
+            "items": items.iter().map(|i| serde_json::json!({
+                "sample": i.manifest.sample_id,
+                "prompt": i.manifest.prompt_id,
+                "status": i.state.status,
+                "local_bytes": i.local_bytes(),
+                "attempts": i.state.attempts,
+                "last_error": i.state.last_error,
+                "dir": i.dir,
+            })).collect::<Vec<_>>(),
+            "damaged": damaged.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            "raw_on_machine": raw,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for d in &damaged {
+        eprintln!("{} {d}", ui::yellow("warning:"));
+    }
+    if items.is_empty() {
+        println!("the outbox is empty");
+    }
+    for i in &items {
+        let err = i
+            .state
+            .last_error
+            .as_deref()
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<10} {:>10}  {}{}",
+            i.manifest.sample_id,
+            i.state.status.to_string(),
+            ui::bytes(i.local_bytes()),
+            i.manifest.prompt_id.as_ref().map_or("-", |p| p.as_str()),
+            err
+        );
+    }
+    println!(
+        "{} raw recording(s) on this machine ({} in the spool, {} sealed awaiting upload)",
+        raw.total(),
+        raw.spool_takes,
+        raw.sealed_raw
+    );
+    Ok(())
+}
+
+/// `voxseal keygen`
+pub fn keygen(a: &KeygenArgs) -> Result<()> {
+    let recipient = voxseal_core::keys::generate_identity_file(&a.out, &a.label)?;
+    eprintln!(
+        "{} wrote the secret key to {} (mode 0600). Keep it offline and backed up: it is the only way to decrypt what is sealed to it.",
+        ui::green("ok:"),
+        a.out.display()
+    );
+    eprintln!("   public key (put it in project.toml under [recipients]):");
+    println!("{recipient}");
+    Ok(())
+}
+
+/// `voxseal wipe`
+pub fn wipe(a: &WipeArgs) -> Result<()> {
+    for p in &a.paths {
+        let meta =
+            std::fs::symlink_metadata(p).with_context(|| format!("cannot wipe {}", p.display()))?;
+        if !(meta.is_file() || meta.is_dir()) {
+            bail!(
+                "{} is not a regular file or directory; refusing to wipe it",
+                p.display()
+            );
+        }
+    }
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("wipe deletes for good: pass --yes to confirm when not at a terminal");
+        }
+        eprint!(
+            "Securely delete {} path(s)? This cannot be undone. [y/N] ",
+            a.paths.len()
+        );
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            bail!("nothing wiped");
+        }
+    }
+    for p in &a.paths {
+        let report = if std::fs::symlink_metadata(p)?.is_dir() {
+            voxseal_core::wipe::wipe_tree(p)?
+        } else {
+            voxseal_core::wipe::wipe_file(p)?
+        };
+        println!(
+            "wiped {} ({} overwritten)",
+            p.display(),
+            ui::bytes(report.bytes_overwritten)
+        );
+    }
+    eprintln!(
+        "   note: on SSDs and copy-on-write filesystems an overwrite cannot reach every old copy; see docs/wipe.md"
+    );
+    Ok(())
+}
+
+/// `voxseal audit verify`
+pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
+    let path = match &a.file {
+        Some(f) => f.clone(),
+        None => ui::data_dir(cli)?.join("audit.log"),
+    };
+    if !path.exists() {
+        bail!("no audit log at {}", path.display());
+    }
+    let report = voxseal_core::audit::verify(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "file": path,
+                "entries": report.entries.len(),
+                "intact": report.is_intact(),
+                "first_bad_line": report.first_bad.as_ref().map(|b| b.line),
+                "reason": report.first_bad.as_ref().map(|b| &b.reason),
+                "torn_bytes": report.torn_bytes,
+            }))?
+        );
+    }
+    if report.torn_bytes > 0 {
+        eprintln!(
+            "{} the last {} bytes are a torn line (a crash during a write); the next event will record the recovery",
+            ui::yellow("note:"),
+            report.torn_bytes
+        );
+    }
+    match report.first_bad {
+        None => {
+            if !a.json {
+                println!(
+                    "{} {} events, chain intact",
+                    ui::green("ok:"),
+                    report.entries.len()
+                );
+            }
+            Ok(())
+        }
+        Some(bad) => Err(Exit {
+            code: exit::VERIFY,
+            message: format!(
+                "audit log {} is damaged at line {}: {} ({} lines before it verify)",
+                path.display(),
+                bad.line,
+                bad.reason,
+                report.entries.len()
+            ),
+        }
+        .into()),
+    }
+}
+
+/// `voxseal audit show`
+pub fn audit_show(cli: &Cli, a: &AuditShowArgs) -> Result<()> {
+    let path = ui::data_dir(cli)?.join("audit.log");
+    let log = voxseal_core::audit::AuditLog::new(path);
+    let entries = log.entries()?;
+    for e in entries.iter().rev().take(a.last).rev() {
+        println!("{:>5}  {}  {:<22} {}", e.seq, e.time, e.event, e.details);
+    }
+    Ok(())
+}

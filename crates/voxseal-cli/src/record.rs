@@ -1,0 +1,326 @@
+//! `voxseal record` and `voxseal seal`: a take through review into the outbox.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use voxseal_core::config::ProjectConfig;
+use voxseal_core::ids::{ContractorId, PromptId, SampleId};
+use voxseal_core::quality::{QualityReport, Verdict};
+use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
+use voxseal_core::seal::Review;
+use voxseal_core::workspace::Workspace;
+
+use crate::cli::{Cli, DecisionArgs, RecordArgs, SealArgs};
+use crate::{Exit, exit, ui};
+
+/// What to do with a finished take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept { even_if_failed: bool },
+    Discard,
+    Rerecord,
+}
+
+/// `voxseal record`
+pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
+    let ws = ui::open_workspace(cli)?;
+    let config = ws.project()?;
+    let contractor = ws.contractor()?;
+    let prompt = parse_prompt(&config, args.prompt.as_deref())?;
+    let supersedes = args
+        .supersedes
+        .as_deref()
+        .map(str::parse::<SampleId>)
+        .transpose()?;
+    let decided = args.decision.accept || args.decision.accept_failed || args.decision.discard;
+    let interactive = std::io::stdin().is_terminal() && !decided;
+    if !interactive && !decided {
+        bail!(
+            "stdin is not a terminal, so there is no one to ask: pass --accept, --accept-failed or --discard"
+        );
+    }
+    if args.seconds.is_none()
+        && !std::io::stdin().is_terminal()
+        && args.source.source.starts_with("mic")
+    {
+        bail!("recording from a microphone without a terminal needs --seconds <N>");
+    }
+    if let Some(p) = &prompt {
+        ui::step(&format!("prompt {}: {}", p.id, ui::bold(&p.text)));
+        if let Some(note) = &p.note {
+            eprintln!("   ({note})");
+        }
+    }
+    loop {
+        let factory = ui::source_factory(&args.source.source, args.source.fast, 48_000)?;
+        let take = capture(factory, &ws, &config, args.seconds)?;
+        let review = Review {
+            prompt_id: prompt.as_ref().map(|p| p.id.clone()),
+            supersedes: supersedes.clone(),
+            accept_failed: false,
+            consent: ws.settings()?.consent,
+        };
+        match finish_take(
+            &ws,
+            &config,
+            &contractor,
+            take,
+            review,
+            &args.decision,
+            interactive,
+        )? {
+            Decision::Rerecord => {
+                ui::step("re-recording");
+                continue;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// `voxseal seal <file.wav>`: imports a WAV through the same spool, checks and sealing.
+pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
+    let ws = ui::open_workspace(cli)?;
+    let config = ws.project()?;
+    let contractor = ws.contractor()?;
+    let prompt = parse_prompt(&config, args.prompt.as_deref())?;
+    let supersedes = args
+        .supersedes
+        .as_deref()
+        .map(str::parse::<SampleId>)
+        .transpose()?;
+    let factory = ui::source_factory(&format!("file:{}", args.wav.display()), true, 48_000)?;
+    let take = capture(factory, &ws, &config, None)?;
+    let review = Review {
+        prompt_id: prompt.map(|p| p.id),
+        supersedes,
+        accept_failed: false,
+        consent: ws.settings()?.consent,
+    };
+    let decision = DecisionArgs {
+        accept: !args.accept_failed,
+        accept_failed: args.accept_failed,
+        discard: false,
+    };
+    finish_take(&ws, &config, &contractor, take, review, &decision, false).map(|_| ())
+}
+
+fn parse_prompt(
+    config: &ProjectConfig,
+    id: Option<&str>,
+) -> Result<Option<voxseal_core::config::Prompt>> {
+    let Some(id) = id else { return Ok(None) };
+    let id: PromptId = id.parse()?;
+    if config.prompts.is_empty() {
+        return Ok(Some(voxseal_core::config::Prompt {
+            id,
+            text: String::new(),
+            note: None,
+        }));
+    }
+    match config.prompts.iter().find(|p| p.id == id) {
+        Some(p) => Ok(Some(p.clone())),
+        None => bail!(
+            "prompt {id} is not in the project's prompt set ({} prompts)",
+            config.prompts.len()
+        ),
+    }
+}
+
+/// Records one take into the spool, with a live meter, until the source ends, the time limit,
+/// Enter or Ctrl-C.
+pub fn capture(
+    factory: SourceFactory,
+    ws: &Workspace,
+    config: &ProjectConfig,
+    seconds: Option<f64>,
+) -> Result<RecordedTake> {
+    let limit = seconds
+        .unwrap_or(config.capture.max_take_s)
+        .min(config.capture.max_take_s);
+    if limit.is_nan() || limit <= 0.0 {
+        bail!("--seconds must be positive");
+    }
+    let mut opts = RecorderOptions::new(ws.spool_dir());
+    opts.max_duration = Some(Duration::from_secs_f64(limit));
+    let hint = if seconds.is_some() {
+        "recording"
+    } else {
+        "recording: press Enter or Ctrl-C to stop"
+    };
+    let meter = ui::Meter::new(hint);
+    let rec = Recording::start(factory, opts, meter.updater()).context("cannot start recording")?;
+    let src = rec.source().clone();
+    eprintln!(
+        "   source: {} {} ({} Hz, {} ch, {})",
+        src.kind, src.name, src.sample_rate, src.channels, src.format
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C exits at once (the spool file is swept on the next start).
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+        });
+    }
+    if seconds.is_none() && std::io::stdin().is_terminal() {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    while !rec.is_finished() && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let take = rec.stop();
+    meter.finish();
+    let take = take?;
+    if let Some(why) = &take.interrupted {
+        eprintln!("{} the take was interrupted: {why}", ui::yellow("warning:"));
+    }
+    if take.counters.dropped > 0 {
+        eprintln!(
+            "{} {} samples were dropped (the computer was too busy)",
+            ui::yellow("warning:"),
+            take.counters.dropped
+        );
+    }
+    ws.audit.append(
+        "take.recorded",
+        serde_json::json!({
+            "take": take.take_id,
+            "source": take.source.kind,
+            "sample_rate": take.source.sample_rate,
+            "duration_s": take.duration_s(),
+            "dropped": take.counters.dropped,
+            "interrupted": take.interrupted.is_some(),
+        }),
+    )?;
+    Ok(take)
+}
+
+fn ask(question: &str) -> Result<String> {
+    eprint!("{question} ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_lowercase())
+}
+
+/// Shows the quality report and accepts, discards or re-records.
+pub fn finish_take(
+    ws: &Workspace,
+    config: &ProjectConfig,
+    contractor: &ContractorId,
+    take: RecordedTake,
+    mut review: Review,
+    decision: &DecisionArgs,
+    interactive: bool,
+) -> Result<Decision> {
+    let report: QualityReport = take.analyzer.clone().finish(&config.quality);
+    ui::step(&format!(
+        "take {} recorded ({:.1} s)",
+        take.take_id,
+        take.duration_s()
+    ));
+    ui::print_quality(&report);
+    let failed = report.overall == Verdict::Fail;
+    let choice = if interactive {
+        let q = if failed {
+            "Take failed a check. [r]e-record, [d]iscard, or accept anyway (type 'accept')?"
+        } else {
+            "[a]ccept, [r]e-record or [d]iscard?"
+        };
+        loop {
+            match ask(q)?.as_str() {
+                "a" | "accept" | "" if !failed => {
+                    break Decision::Accept {
+                        even_if_failed: false,
+                    };
+                }
+                "accept" if failed => {
+                    break Decision::Accept {
+                        even_if_failed: true,
+                    };
+                }
+                "r" | "re-record" | "rerecord" => break Decision::Rerecord,
+                "d" | "discard" => break Decision::Discard,
+                _ => eprintln!(
+                    "   please answer {}",
+                    if failed {
+                        "r, d or accept"
+                    } else {
+                        "a, r or d"
+                    }
+                ),
+            }
+        }
+    } else if decision.discard {
+        Decision::Discard
+    } else {
+        Decision::Accept {
+            even_if_failed: decision.accept_failed,
+        }
+    };
+    match choice {
+        Decision::Discard | Decision::Rerecord => {
+            let why = if choice == Decision::Discard {
+                "discarded by the contractor"
+            } else {
+                "re-recorded"
+            };
+            ws.discard_take(take, why)?;
+            eprintln!("   take discarded: spool file wiped, key zeroized");
+        }
+        Decision::Accept { even_if_failed } => {
+            if failed && !even_if_failed {
+                let take_id = take.take_id.clone();
+                ws.discard_take(take, "failed quality checks")?;
+                return Err(Exit {
+                    code: exit::QUALITY,
+                    message: format!(
+                        "take {take_id} failed quality checks and was discarded; re-record it, or pass --accept-failed to keep it anyway"
+                    ),
+                }
+                .into());
+            }
+            review.accept_failed = even_if_failed;
+            let (bar, mut update) = ui::seal_bar();
+            let item = ws.accept_take(config, contractor, take, &report, &review, &mut update);
+            bar.finish_and_clear();
+            let item = item.map_err(|e| {
+                // The take is handed back; dropping it here wipes it (the CLI cannot keep it).
+                let msg = format!("{}", e.error);
+                let _ = ws.discard_take(e.take, "sealing failed");
+                anyhow::anyhow!("{msg}; the take was discarded")
+            })?;
+            ui::step(&format!(
+                "sealed {} into {}",
+                ui::bold(item.manifest.sample_id.as_str()),
+                item.dir.display()
+            ));
+            for p in &item.manifest.payloads {
+                eprintln!(
+                    "   {:<24} {:>10}  sha256 {}…  to {} recipient(s)",
+                    p.file,
+                    ui::bytes(p.size),
+                    &p.sha256[..16],
+                    p.recipients.len()
+                );
+            }
+            eprintln!(
+                "   spool file wiped and its key zeroized; plaintext audio is gone from this machine"
+            );
+            println!("{}", item.manifest.sample_id);
+        }
+    }
+    Ok(choice)
+}

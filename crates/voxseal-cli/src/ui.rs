@@ -1,0 +1,227 @@
+//! Terminal output helpers: colours, the level meter, quality reports, progress bars, and the
+//! shared plumbing commands need (data directory, audio source).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use voxseal_core::audio::{
+    AudioSource, CpalSource, DeviceSelector, Level, SyntheticKind, SyntheticSource, WavFileSource,
+};
+use voxseal_core::quality::{QualityReport, Verdict};
+use voxseal_core::recorder::SourceFactory;
+use voxseal_core::seal::SealProgress;
+use voxseal_core::workspace::Workspace;
+
+use crate::cli::Cli;
+
+fn color_on() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn paint(code: &str, s: &str) -> String {
+    if color_on() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Red text (errors, failures).
+pub fn red(s: &str) -> String {
+    paint("1;31", s)
+}
+
+/// Yellow text (warnings).
+pub fn yellow(s: &str) -> String {
+    paint("33", s)
+}
+
+/// Green text (success).
+pub fn green(s: &str) -> String {
+    paint("32", s)
+}
+
+/// Bold text.
+pub fn bold(s: &str) -> String {
+    paint("1", s)
+}
+
+/// A step of what a command is doing, on stderr.
+pub fn step(msg: &str) {
+    eprintln!("{} {msg}", bold("=>"));
+}
+
+/// The data directory: `--data-dir`, `$VOXSEAL_DATA_DIR`, or the platform's data directory.
+pub fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    let base =
+        dirs::data_dir().context("cannot find a data directory for this user; pass --data-dir")?;
+    Ok(base.join("voxseal"))
+}
+
+/// Opens the workspace, telling the user about anything a crash left behind.
+pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
+    let dir = data_dir(cli)?;
+    let (ws, report) = Workspace::open(&dir)
+        .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    for s in &report.swept_spool {
+        eprintln!(
+            "{} removed {} ({} bytes): a take that was never accepted, left by a crash; its key is gone, so it was unreadable",
+            yellow("note:"),
+            s.file,
+            s.bytes
+        );
+    }
+    for s in &report.swept_staging {
+        eprintln!(
+            "{} removed half-sealed outbox item {s} left by a crash",
+            yellow("note:")
+        );
+    }
+    Ok(ws)
+}
+
+/// Parses `--source` into something the recorder thread can open.
+pub fn source_factory(spec: &str, fast: bool, synthetic_rate: u32) -> Result<SourceFactory> {
+    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    Ok(match kind {
+        "mic" => {
+            let sel = if arg.is_empty() {
+                DeviceSelector::Default
+            } else {
+                DeviceSelector::Named(arg.to_owned())
+            };
+            Box::new(move || Ok(Box::new(CpalSource::open(&sel)?) as Box<dyn AudioSource>))
+        }
+        "file" => {
+            if arg.is_empty() {
+                bail!("--source file: needs a path, e.g. --source file:take.wav");
+            }
+            let path = PathBuf::from(arg);
+            // Validate now, so a bad file is reported before anything starts.
+            WavFileSource::open(&path)?;
+            Box::new(move || {
+                Ok(Box::new(WavFileSource::open(&path)?.realtime(!fast)) as Box<dyn AudioSource>)
+            })
+        }
+        "synthetic" => {
+            let k = SyntheticKind::parse(if arg.is_empty() { "speech" } else { arg })?;
+            Box::new(move || {
+                Ok(
+                    Box::new(SyntheticSource::new(k, synthetic_rate, None).realtime(!fast))
+                        as Box<dyn AudioSource>,
+                )
+            })
+        }
+        _ => bail!(
+            "unknown source {spec:?}: use mic, mic:<device name>, file:<path.wav> or synthetic:speech|noise|tone[:hz]"
+        ),
+    })
+}
+
+/// A one-line live level meter.
+pub struct Meter {
+    bar: ProgressBar,
+}
+
+impl Meter {
+    /// Starts the meter (hidden when stderr is not a terminal).
+    pub fn new(hint: &str) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new(60)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:40.green/black}] {msg}")
+                .expect("valid template")
+                .progress_chars("█▌ "),
+        );
+        bar.set_prefix("REC");
+        bar.set_message(hint.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self { bar }
+    }
+
+    /// A callback for the recorder thread.
+    pub fn updater(&self) -> impl FnMut(Level) + Send + 'static {
+        let bar = self.bar.clone();
+        move |l: Level| {
+            // Map -60..0 dBFS onto the bar.
+            bar.set_position(((l.peak_dbfs + 60.0).clamp(0.0, 60.0)) as u64);
+            let clip = if l.clipped {
+                red(" CLIP")
+            } else {
+                String::new()
+            };
+            let secs = l.elapsed_s;
+            bar.set_message(format!(
+                "{:>6.1} dBFS peak {:>6.1} RMS  {:02}:{:04.1}{clip}",
+                l.peak_dbfs,
+                l.rms_dbfs,
+                (secs / 60.0) as u32,
+                secs % 60.0
+            ));
+        }
+    }
+
+    /// Removes the meter line.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Prints a quality report.
+pub fn print_quality(r: &QualityReport) {
+    let mark = |v: Verdict| match v {
+        Verdict::Pass => green("pass"),
+        Verdict::Warn => yellow("warn"),
+        Verdict::Fail => red("FAIL"),
+    };
+    eprintln!(
+        "   {:.2} s, peak {:.1} dBFS, speech {:.1} dBFS, background {:.1} dBFS, SNR {:.0} dB",
+        r.duration_s, r.peak_dbfs, r.speech_dbfs, r.noise_floor_dbfs, r.snr_db
+    );
+    for c in &r.checks {
+        eprintln!("   {:<4}  {:<9} {}", mark(c.verdict), c.name, c.reason);
+    }
+    eprintln!("   overall: {}", mark(r.overall));
+}
+
+/// A progress bar for sealing.
+pub fn seal_bar() -> (ProgressBar, impl FnMut(SealProgress)) {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(1)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("   sealing {msg:<8} [{bar:30.cyan/black}] {percent:>3}%")
+            .expect("valid template")
+            .progress_chars("█▌ "),
+    );
+    let b = bar.clone();
+    let update = move |p: SealProgress| {
+        b.set_message(p.stage);
+        b.set_length(p.total.max(1));
+        b.set_position(p.done);
+    };
+    (bar, update)
+}
+
+/// Human-readable bytes.
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", n / 1024.0 / 1024.0)
+    } else if n >= 1024.0 {
+        format!("{:.1} KiB", n / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}

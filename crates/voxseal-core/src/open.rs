@@ -1,0 +1,405 @@
+//! Opening sealed samples: decrypt with an identity file, verify against the manifest, and write
+//! the plaintext (or just summarize it).
+//!
+//! The ciphertext's SHA-256 is computed while it is decrypted and must equal the manifest's;
+//! decrypted output is written to a temp file and renamed into place only after both the age
+//! authentication and the hash check pass, so a damaged or substituted file never yields output.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{Manifest, PayloadKind};
+
+/// Why a sealed file could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The manifest is missing or invalid.
+    #[error("{path}: {detail}")]
+    Manifest {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is not an age file, or its header is damaged.
+    #[error("{path} is not a valid age file: {detail}")]
+    NotAge {
+        /// The file.
+        path: String,
+        /// What age said.
+        detail: String,
+    },
+    /// None of the identities can decrypt it.
+    #[error(
+        "{path}: none of the given identities can decrypt it (it is sealed to other recipients)"
+    )]
+    WrongIdentity {
+        /// The file.
+        path: String,
+    },
+    /// Authentication failed: the ciphertext was altered or truncated.
+    #[error("{path} is damaged (altered or truncated): {detail}")]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The ciphertext is not the one the manifest describes.
+    #[error(
+        "{path}: SHA-256 {got} does not match the manifest's {want} (a different or substituted file)"
+    )]
+    HashMismatch {
+        /// The file.
+        path: String,
+        /// The manifest's hash.
+        want: String,
+        /// The file's hash.
+        got: String,
+    },
+    /// The decrypted content is not what its kind should be.
+    #[error("{path}: decrypted content is not a valid {kind}: {detail}")]
+    BadContent {
+        /// The file.
+        path: String,
+        /// `WAV` or `safetensors`.
+        kind: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// What opening one payload produced.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The ciphertext.
+    pub source: PathBuf,
+    /// What it held.
+    pub kind: PayloadKind,
+    /// Where the plaintext was written, if it was.
+    pub output: Option<PathBuf>,
+    /// Plaintext size.
+    pub plain_bytes: u64,
+    /// True when the ciphertext's SHA-256 was checked against a manifest.
+    pub verified: bool,
+    /// A one-line description (shapes, duration).
+    pub summary: String,
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads an item's manifest (`manifest.json` in an outbox item or a downloaded copy).
+pub fn read_manifest(path: &Path) -> Result<Manifest, OpenError> {
+    let bytes = std::fs::read(path).map_err(|source| OpenError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Manifest::from_json(&bytes).map_err(|e| OpenError::Manifest {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Decrypts one age file with `identities`. With `expected_sha256`, the ciphertext must match.
+/// With `out_dir`, the plaintext is written there as `<stem>.<wav|safetensors>`; otherwise it is
+/// only inspected and summarized.
+pub fn open_file(
+    path: &Path,
+    identities: &[Box<dyn age::Identity>],
+    expected: Option<(PayloadKind, &str)>,
+    out_dir: Option<&Path>,
+) -> Result<Opened, OpenError> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|source| OpenError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut hashing = HashingReader {
+        inner: BufReader::with_capacity(256 * 1024, file),
+        hasher: Sha256::new(),
+    };
+    let decryptor = age::Decryptor::new(&mut hashing).map_err(|e| classify(&shown, e))?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| classify(&shown, e))?;
+
+    // Plaintext goes to a temp file (or nowhere) and is kept only if everything checks out.
+    let mut head = Vec::with_capacity(64 * 1024);
+    let mut sink: Box<dyn io::Write> = Box::new(io::sink());
+    let mut tmp_path = None;
+    if let Some(dir) = out_dir {
+        let tmp = crate::fsutil::temp_sibling(&dir.join("opening"));
+        let f = crate::fsutil::create_new(&tmp, true).map_err(|source| OpenError::Io {
+            path: tmp.display().to_string(),
+            source,
+        })?;
+        sink = Box::new(io::BufWriter::new(f));
+        tmp_path = Some(tmp);
+    }
+    let cleanup = |p: &Option<PathBuf>| {
+        if let Some(p) = p {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut plain_bytes = 0u64;
+    let mut stats = ContentStats::default();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                cleanup(&tmp_path);
+                return Err(OpenError::Damaged {
+                    path: shown,
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if head.len() < 64 * 1024 {
+            let take = n.min(64 * 1024 - head.len());
+            head.extend_from_slice(&buf[..take]);
+        }
+        stats.feed(plain_bytes, &buf[..n]);
+        plain_bytes += n as u64;
+        if let Err(source) = sink.write_all(&buf[..n]) {
+            cleanup(&tmp_path);
+            return Err(OpenError::Io {
+                path: shown,
+                source,
+            });
+        }
+    }
+    if let Err(source) = sink.flush() {
+        cleanup(&tmp_path);
+        return Err(OpenError::Io {
+            path: shown,
+            source,
+        });
+    }
+    drop(sink);
+    drop(reader);
+    // Drain anything after the age stream (there should be nothing) so the hash covers the file.
+    let mut rest = Vec::new();
+    let _ = hashing.read_to_end(&mut rest);
+    let got = hex::encode(hashing.hasher.finalize());
+    let kind = match expected {
+        Some((k, _)) => k,
+        None if head.starts_with(b"RIFF") => PayloadKind::Raw,
+        None => PayloadKind::Features,
+    };
+    if let Some((_, want)) = expected
+        && !want.eq_ignore_ascii_case(&got)
+    {
+        cleanup(&tmp_path);
+        return Err(OpenError::HashMismatch {
+            path: shown,
+            want: want.to_owned(),
+            got,
+        });
+    }
+    let summary = match describe(kind, &head, plain_bytes, &stats) {
+        Ok(s) => s,
+        Err((k, detail)) => {
+            cleanup(&tmp_path);
+            return Err(OpenError::BadContent {
+                path: shown,
+                kind: k,
+                detail,
+            });
+        }
+    };
+    let mut output = None;
+    if let (Some(dir), Some(tmp)) = (out_dir, tmp_path) {
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("payload");
+        let stem = stem.strip_suffix(".age").unwrap_or(stem);
+        let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+        let target = dir.join(format!("{stem}.{}", kind.plain_extension()));
+        std::fs::rename(&tmp, &target).map_err(|source| OpenError::Io {
+            path: target.display().to_string(),
+            source,
+        })?;
+        output = Some(target);
+    }
+    Ok(Opened {
+        source: path.to_owned(),
+        kind,
+        output,
+        plain_bytes,
+        verified: expected.is_some(),
+        summary,
+    })
+}
+
+fn classify(path: &str, e: age::DecryptError) -> OpenError {
+    use age::DecryptError as D;
+    let path = path.to_owned();
+    match e {
+        D::NoMatchingKeys => OpenError::WrongIdentity { path },
+        D::InvalidHeader | D::UnknownFormat => OpenError::NotAge {
+            path,
+            detail: e.to_string(),
+        },
+        D::Io(source) if source.kind() != io::ErrorKind::UnexpectedEof => {
+            OpenError::Io { path, source }
+        }
+        other => OpenError::Damaged {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Running statistics over a WAV's 16-bit samples (peak), for the summary.
+#[derive(Default)]
+struct ContentStats {
+    peak: i32,
+    odd: Option<u8>,
+}
+
+impl ContentStats {
+    fn feed(&mut self, offset: u64, bytes: &[u8]) {
+        // Sample data starts after the 44-byte header of the WAVs we write.
+        let skip = 44u64.saturating_sub(offset).min(bytes.len() as u64) as usize;
+        let mut b = &bytes[skip..];
+        if let Some(lo) = self.odd.take()
+            && let Some((&hi, rest)) = b.split_first()
+        {
+            self.peak = self.peak.max((i16::from_le_bytes([lo, hi]) as i32).abs());
+            b = rest;
+        }
+        let mut chunks = b.chunks_exact(2);
+        for c in &mut chunks {
+            self.peak = self
+                .peak
+                .max((i16::from_le_bytes([c[0], c[1]]) as i32).abs());
+        }
+        self.odd = chunks.remainder().first().copied();
+    }
+}
+
+fn describe(
+    kind: PayloadKind,
+    head: &[u8],
+    size: u64,
+    stats: &ContentStats,
+) -> Result<String, (&'static str, String)> {
+    match kind {
+        PayloadKind::Raw => {
+            let r = hound::WavReader::new(head).map_err(|e| ("WAV", e.to_string()))?;
+            let spec = r.spec();
+            let frames = r.duration() as f64;
+            let peak = crate::audio::levels::amplitude_to_dbfs(stats.peak as f32 / 32768.0);
+            Ok(format!(
+                "WAV {} Hz, {} ch, {}-bit, {:.2} s, peak {:.1} dBFS",
+                spec.sample_rate,
+                spec.channels,
+                spec.bits_per_sample,
+                frames / spec.sample_rate as f64,
+                peak
+            ))
+        }
+        PayloadKind::Features => {
+            if head.len() < 8 {
+                return Err(("safetensors", "too short".into()));
+            }
+            let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
+            let json = head
+                .get(8..8 + n)
+                .ok_or(("safetensors", "header larger than 64 KiB".to_owned()))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(json).map_err(|e| ("safetensors", e.to_string()))?;
+            let shape = |t: &str| {
+                v.get(t)
+                    .and_then(|t| t.get("shape"))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            };
+            let end = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, t)| {
+                    t.get("data_offsets")
+                        .and_then(|o| o.get(1))
+                        .and_then(|e| e.as_u64())
+                })
+                .max()
+                .unwrap_or(0);
+            if 8 + n as u64 + end != size {
+                return Err((
+                    "safetensors",
+                    format!(
+                        "{} bytes, but its header describes {}",
+                        size,
+                        8 + n as u64 + end
+                    ),
+                ));
+            }
+            Ok(format!(
+                "safetensors log_mel {} mfcc {}, {} bytes",
+                shape("log_mel"),
+                shape("mfcc"),
+                size
+            ))
+        }
+    }
+}
+
+/// Opens every payload of an item directory (an outbox item, or a folder with `manifest.json`
+/// and the payload files under their outbox names), verifying each against the manifest.
+/// Payloads the identities cannot decrypt are skipped (reported as `Err(WrongIdentity)`).
+pub fn open_item(
+    dir: &Path,
+    identities: &[Box<dyn age::Identity>],
+    out_dir: Option<&Path>,
+) -> Result<(Manifest, Vec<Result<Opened, OpenError>>), OpenError> {
+    let manifest = read_manifest(&dir.join(crate::outbox::MANIFEST_FILE))?;
+    let mut results = Vec::new();
+    for p in &manifest.payloads {
+        let path = dir.join(&p.file);
+        if !path.exists() {
+            results.push(Err(OpenError::Io {
+                path: path.display().to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "not on this machine (already uploaded?)",
+                ),
+            }));
+            continue;
+        }
+        results.push(open_file(
+            &path,
+            identities,
+            Some((p.kind, &p.sha256)),
+            out_dir,
+        ));
+    }
+    Ok((manifest, results))
+}
