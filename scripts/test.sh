@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need (idempotent), starts the headless audio server,
+# and runs the whole workspace's tests with the external tools required, not optional.
+#
+#   scripts/test.sh              all tests
+#   scripts/test.sh -- <args>    extra arguments for `cargo test` (e.g. a test name filter)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+VOXSEAL_LOG_TAG=test
+cd "$VOXSEAL_ROOT"
+
+extra=()
+if [[ ${1:-} == "--" ]]; then shift; extra=("$@"); fi
+
+scripts/setup.sh --test
+. scripts/env.sh
+say "build cache: $CARGO_TARGET_DIR"
+
+# Real audio through cpal: a private PulseAudio with a null sink whose monitor is the default source.
+eval "$(scripts/pulse.sh)"
+
+export VOXSEAL_REQUIRE_TOOLS=1   # age, the Python venv: missing means failure, not skip
+export VOXSEAL_REQUIRE_PULSE=1   # the PulseAudio capture tests must run
+export RUST_BACKTRACE=1
+
+say "cargo test --workspace"
+cargo test --workspace "${extra[@]}"
+say "all tests passed"
