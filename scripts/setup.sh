@@ -27,7 +27,7 @@ for arg in "$@"; do
     esac
 done
 
-BASE_APT=(build-essential pkg-config libasound2-dev ca-certificates curl)
+BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl)
 TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
           python3-venv python3-pip)
 

@@ -26,6 +26,7 @@ pub mod manifest;
 pub mod open;
 pub mod outbox;
 pub mod pcm;
+pub mod progress;
 pub mod quality;
 pub mod recorder;
 pub mod resample;

@@ -142,6 +142,32 @@ impl PcmRead for Take<'_> {
     }
 }
 
+/// Peaks for drawing: `buckets` (min, max) pairs over the whole stream, in one pass.
+pub fn waveform(src: &dyn PcmReplay, buckets: usize) -> io::Result<Vec<(f32, f32)>> {
+    let n = src.len();
+    let buckets = buckets.max(1);
+    let mut out = vec![(0f32, 0f32); buckets];
+    if n == 0 {
+        return Ok(out);
+    }
+    let mut r = src.open()?;
+    let mut buf = Zeroizing::new(vec![0f32; 8192]);
+    let mut i = 0u64;
+    loop {
+        let k = r.read_pcm(&mut buf)?;
+        if k == 0 {
+            return Ok(out);
+        }
+        for &s in &buf[..k] {
+            let b = ((i * buckets as u64) / n) as usize;
+            let (lo, hi) = &mut out[b.min(buckets - 1)];
+            *lo = lo.min(s);
+            *hi = hi.max(s);
+            i += 1;
+        }
+    }
+}
+
 /// Reads a whole stream into memory (short clips and tests only).
 pub fn read_all(r: &mut dyn PcmRead) -> io::Result<Vec<f32>> {
     let mut out = Vec::new();
@@ -158,6 +184,24 @@ pub fn read_all(r: &mut dyn PcmRead) -> io::Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waveform_buckets_hold_min_and_max() {
+        let pcm = MemoryPcm::new(
+            (0..1000)
+                .map(|i| if i % 2 == 0 { i as f32 / 1000.0 } else { -0.5 })
+                .collect(),
+            8000,
+        );
+        let w = waveform(&pcm, 10).unwrap();
+        assert_eq!(w.len(), 10);
+        assert_eq!(w[0], (-0.5, 0.098));
+        assert_eq!(w[9], (-0.5, 0.998));
+        assert_eq!(
+            waveform(&MemoryPcm::new(vec![], 8000), 4).unwrap(),
+            vec![(0.0, 0.0); 4]
+        );
+    }
 
     #[test]
     fn window_reads_the_right_samples_repeatedly() {

@@ -470,6 +470,58 @@ impl QualityAnalyzer {
     }
 }
 
+/// The mic check's verdict on a short recording of the contractor saying a few words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MicCheck {
+    /// Background level, dBFS.
+    pub noise_floor_dbfs: f64,
+    /// Loudest sample, dBFS.
+    pub peak_dbfs: f64,
+    /// `good`, `too_noisy` or `too_quiet`.
+    pub verdict: String,
+    /// What to do, for the contractor.
+    pub message: String,
+}
+
+/// Judges a mic-check recording: is the room quiet enough and the voice loud enough?
+pub fn mic_check(r: &QualityReport, t: &QualityThresholds) -> MicCheck {
+    let (verdict, message) = if r.noise_floor_dbfs > t.noise_warn_above_dbfs
+        || (r.speech_s.is_some() && r.snr_db < t.snr_fail_below_db)
+    {
+        (
+            "too_noisy",
+            format!(
+                "too noisy: the background is at {:.0} dBFS; find a quieter place or switch off fans",
+                r.noise_floor_dbfs
+            ),
+        )
+    } else if r.speech_s.is_none() || r.speech_dbfs < t.speech_warn_below_dbfs {
+        (
+            "too_quiet",
+            "too quiet: move closer or raise the input gain".to_owned(),
+        )
+    } else if r.clipped_ratio > t.clip_warn_ratio {
+        (
+            "too_loud",
+            "too loud: the signal clips; move back a little or lower the input gain".to_owned(),
+        )
+    } else {
+        (
+            "good",
+            format!(
+                "good: your voice at {:.0} dBFS over a {:.0} dBFS background",
+                r.speech_dbfs, r.noise_floor_dbfs
+            ),
+        )
+    };
+    MicCheck {
+        noise_floor_dbfs: r.noise_floor_dbfs,
+        peak_dbfs: r.peak_dbfs,
+        verdict: verdict.into(),
+        message,
+    }
+}
+
 /// Analyzes in-memory samples (tests, short clips).
 pub fn analyze(samples: &[f32], rate: u32, t: &QualityThresholds) -> QualityReport {
     let mut a = QualityAnalyzer::new(rate);
@@ -600,6 +652,34 @@ mod tests {
             a.push(part);
         }
         assert_eq!(a.finish(&t), analyze(&s, rate, &t));
+    }
+
+    #[test]
+    fn mic_check_verdicts() {
+        let rate = 16_000;
+        let t = QualityThresholds::default();
+        assert_eq!(
+            mic_check(&analyze(&speech(rate, 3.0), rate, &t), &t).verdict,
+            "good"
+        );
+        let quiet: Vec<f32> = speech(rate, 3.0).iter().map(|x| x * 0.02).collect();
+        assert_eq!(
+            mic_check(&analyze(&quiet, rate, &t), &t).verdict,
+            "too_quiet"
+        );
+        assert_eq!(
+            mic_check(&analyze(&vec![0.0; 48_000], rate, &t), &t).verdict,
+            "too_quiet"
+        );
+        let noise = SyntheticSource::generate(SyntheticKind::Noise { amp: 0.05 }, rate, 48_000);
+        let noisy: Vec<f32> = speech(rate, 3.0)
+            .iter()
+            .zip(&noise)
+            .map(|(a, b)| a + b)
+            .collect();
+        let m = mic_check(&analyze(&noisy, rate, &t), &t);
+        assert_eq!(m.verdict, "too_noisy", "{m:?}");
+        assert!(m.message.starts_with("too noisy"));
     }
 
     #[test]

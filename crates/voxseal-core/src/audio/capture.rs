@@ -133,8 +133,14 @@ pub struct DeviceInfo {
 
 /// Lists input devices with their default configurations.
 pub fn list_input_devices() -> Result<Vec<DeviceInfo>, SourceError> {
+    quiet_alsa();
     let host = cpal::default_host();
-    let default_name = host.default_input_device().map(|d| d.to_string());
+    // Compare ids, not names: ALSA's default device and the listed `default` PCM have
+    // different display names but the same id.
+    let default_id = host
+        .default_input_device()
+        .and_then(|d| d.id().ok())
+        .map(|id| id.to_string());
     let devices = host
         .input_devices()
         .map_err(|e| SourceError::Backend(e.to_string()))?;
@@ -143,11 +149,11 @@ pub fn list_input_devices() -> Result<Vec<DeviceInfo>, SourceError> {
         let Ok(cfg) = d.default_input_config() else {
             continue;
         };
-        let name = d.to_string();
+        let id = d.id().ok().map(|id| id.to_string());
         out.push(DeviceInfo {
-            is_default: Some(&name) == default_name.as_ref(),
-            id: d.id().ok().map(|id| id.to_string()),
-            name,
+            is_default: id.is_some() && id == default_id,
+            id,
+            name: d.to_string(),
             sample_rate: cfg.sample_rate(),
             channels: cfg.channels(),
             format: cfg.sample_format().to_string(),
@@ -156,7 +162,18 @@ pub fn list_input_devices() -> Result<Vec<DeviceInfo>, SourceError> {
     Ok(out)
 }
 
+/// Probing devices makes alsa-lib print errors for every plugin it cannot open (JACK, absent
+/// cards) straight to stderr. Route this thread's alsa-lib messages into a buffer instead; the
+/// errors that matter reach us as cpal errors.
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = alsa::Output::local_error_handler();
+    }
+}
+
 fn find_device(selector: &DeviceSelector) -> Result<cpal::Device, SourceError> {
+    quiet_alsa();
     let host = cpal::default_host();
     match selector {
         DeviceSelector::Default => host.default_input_device().ok_or(SourceError::NoDevice),

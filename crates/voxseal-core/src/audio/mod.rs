@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod levels;
+pub mod playback;
 pub mod synthetic;
 pub mod wav_file;
 
