@@ -1,0 +1,887 @@
+//! Drains the outbox into S3.
+//!
+//! Per item: payloads first (raw, then features), the manifest last, so a manifest in the bucket
+//! means its payloads are there. Each object is written with SSE-KMS under the project key, a
+//! SHA-256 checksum, and `If-None-Match: *` (never overwrite). Small objects use PutObject; larger
+//! ones a multipart upload with parts of at least 8 MiB, a few in parallel, whose upload id and
+//! acknowledged parts are saved in the item's `state.json` after every part, so an interrupted
+//! upload resumes (ListParts) instead of starting over. The server's answer is the only
+//! confirmation a write-only contractor gets: the checksum S3 returns must equal ours, and only
+//! then is the local ciphertext deleted. A 412 means an earlier attempt already stored this exact
+//! content (keys carry the content hash); it is recorded as done, with an audit event.
+//!
+//! Offline is a state, not an error: a network failure leaves the item queued for the next run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use voxseal_core::audit::AuditLog;
+use voxseal_core::manifest::PayloadKind;
+use voxseal_core::outbox::{DonePart, ItemStatus, MultipartState, ObjectState, Outbox, OutboxItem};
+
+use crate::object_key::{ObjectKind, object_key};
+use crate::provider::{CachingProvider, CredentialError};
+
+const MIB: u64 = 1024 * 1024;
+
+/// How uploads are done.
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    /// The S3 endpoint (None: AWS's default for the region).
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The KMS key ARN for SSE-KMS.
+    pub kms_key_arn: String,
+    /// Objects larger than this use multipart uploads.
+    pub multipart_threshold: u64,
+    /// Part size (at least 8 MiB unless testing; S3's minimum is 5 MiB).
+    pub part_size: u64,
+    /// Parts in flight at once.
+    pub parallel_parts: usize,
+}
+
+impl UploadConfig {
+    /// Defaults: multipart above 16 MiB, 8 MiB parts, 4 in parallel.
+    pub fn new(
+        endpoint: Option<String>,
+        region: String,
+        bucket: String,
+        kms_key_arn: String,
+    ) -> Self {
+        Self {
+            endpoint,
+            region,
+            bucket,
+            kms_key_arn,
+            multipart_threshold: 16 * MIB,
+            part_size: 8 * MIB,
+            parallel_parts: 4,
+        }
+    }
+}
+
+/// Why an upload did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// No credentials (offline, revoked, ...).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The network failed mid-upload; the item stays queued and resumes.
+    #[error("offline: {0}; the upload will resume")]
+    Offline(String),
+    /// The server refused the request.
+    #[error("S3 refused {op} for {key}: {code}: {message}")]
+    Refused {
+        /// The operation.
+        op: &'static str,
+        /// The object key.
+        key: String,
+        /// S3's error code.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// The checksum the server returned is not ours.
+    #[error("S3 returned checksum {got} for {key}, expected {want}; the local copy is kept")]
+    ChecksumMismatch {
+        /// The object key.
+        key: String,
+        /// Ours.
+        want: String,
+        /// Theirs.
+        got: String,
+    },
+    /// This computer's clock is too far off.
+    #[error(
+        "S3 refused the request because this computer's clock is off by more than 15 minutes: set the clock and retry"
+    )]
+    ClockSkew,
+    /// Local files could not be read or state written.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl UploadError {
+    /// True when waiting and retrying later can succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Credentials(e) => e.is_transient(),
+            Self::Offline(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Progress of a drain, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// Bytes uploaded (and confirmed) so far in this run.
+    pub bytes_done: u64,
+    /// Bytes to upload in this run.
+    pub bytes_total: u64,
+    /// Items finished in this run.
+    pub items_done: usize,
+    /// Items to upload in this run.
+    pub items_total: usize,
+}
+
+/// What a drain did.
+#[derive(Debug, Clone, Default)]
+pub struct DrainReport {
+    /// Items now fully uploaded.
+    pub uploaded: Vec<String>,
+    /// Items that failed permanently (with why).
+    pub failed: Vec<(String, String)>,
+    /// Set when the drain stopped because the network or broker is unavailable.
+    pub offline: Option<String>,
+    /// Items still queued.
+    pub queued: usize,
+}
+
+/// Uploads outbox items.
+pub struct Uploader {
+    cfg: UploadConfig,
+    provider: CachingProvider,
+    client: aws_sdk_s3::Client,
+    outbox: Outbox,
+    audit: AuditLog,
+}
+
+fn build_client(cfg: &UploadConfig, provider: &CachingProvider) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation, retry::RetryConfig, timeout::TimeoutConfig,
+    };
+    let mut b = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(cfg.region.clone()))
+        .credentials_provider(provider.clone())
+        // Our provider caches and refreshes; the SDK asks it before every request.
+        .identity_cache(IdentityCache::no_cache())
+        // We send SHA-256 checksums ourselves, as headers.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(ep) = &cfg.endpoint {
+        b = b.endpoint_url(ep).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The error code and message of an SDK error, or `None` for network failures.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &aws_sdk_s3::error::SdkError<E>,
+) -> Option<(String, String)> {
+    use aws_sdk_s3::error::SdkError;
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            None
+        }
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            let status = s.raw().status().as_u16();
+            Some((
+                err.code()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP {status}")),
+                err.message().unwrap_or_default().to_owned(),
+            ))
+        }
+        other => Some((
+            "ClientError".into(),
+            aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+        )),
+    }
+}
+
+enum Outcome {
+    Stored { checksum: Option<String> },
+    AlreadyThere,
+}
+
+impl Uploader {
+    /// An uploader writing `outbox` items with credentials from `provider`.
+    pub fn new(
+        cfg: UploadConfig,
+        provider: CachingProvider,
+        outbox: Outbox,
+        audit: AuditLog,
+    ) -> Self {
+        let client = build_client(&cfg, &provider);
+        Self {
+            cfg,
+            provider,
+            client,
+            outbox,
+            audit,
+        }
+    }
+
+    fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: aws_sdk_s3::error::SdkError<E>,
+    ) -> UploadError {
+        match classify(&e) {
+            None => UploadError::Offline(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
+            Some((code, _)) if code == "RequestTimeTooSkewed" => UploadError::ClockSkew,
+            Some((code, message)) => UploadError::Refused {
+                op,
+                key: key.to_owned(),
+                code,
+                message,
+            },
+        }
+    }
+
+    /// Uploads every item that is not uploaded yet, oldest first. Stops at the first sign of
+    /// being offline (the rest stay queued); permanent failures are recorded on the item and
+    /// the drain continues with the next one.
+    pub async fn drain(
+        &self,
+        progress: &(dyn Fn(UploadProgress) + Send + Sync),
+    ) -> Result<DrainReport, UploadError> {
+        let (items, _damaged) = self
+            .outbox
+            .list()
+            .map_err(|e| UploadError::Local(e.to_string()))?;
+        let pending: Vec<OutboxItem> = items
+            .into_iter()
+            .filter(|i| i.state.status != ItemStatus::Uploaded)
+            .collect();
+        let bytes_total: u64 = pending.iter().map(OutboxItem::local_bytes).sum();
+        let mut p = UploadProgress {
+            bytes_done: 0,
+            bytes_total,
+            items_done: 0,
+            items_total: pending.len(),
+        };
+        progress(p);
+        let mut report = DrainReport::default();
+        let total = pending.len();
+        for (n, mut item) in pending.into_iter().enumerate() {
+            let base = p.bytes_done;
+            let result = self
+                .upload_item(&mut item, &|done| {
+                    progress(UploadProgress {
+                        bytes_done: base + done,
+                        ..p
+                    })
+                })
+                .await;
+            match result {
+                Ok(()) => {
+                    report.uploaded.push(item.manifest.sample_id.to_string());
+                    p.items_done += 1;
+                    p.bytes_done =
+                        base + item.manifest.payloads.iter().map(|x| x.size).sum::<u64>();
+                    progress(p);
+                }
+                Err(e) if e.is_transient() => {
+                    report.offline = Some(e.to_string());
+                    report.queued = total - n;
+                    return Ok(report);
+                }
+                Err(e) => {
+                    // Revoked, refused, mismatched: stop the drain for credential errors (every
+                    // item would fail the same way), continue for per-item errors.
+                    let stop = matches!(e, UploadError::Credentials(_) | UploadError::ClockSkew);
+                    report
+                        .failed
+                        .push((item.manifest.sample_id.to_string(), e.to_string()));
+                    if stop {
+                        report.queued = total - n;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Uploads one item (resuming where an earlier attempt stopped).
+    pub async fn upload_item(
+        &self,
+        item: &mut OutboxItem,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), UploadError> {
+        item.state.status = ItemStatus::Uploading;
+        item.state.attempts += 1;
+        item.state.last_error = None;
+        self.save(item)?;
+        let result = self.upload_objects(item, progress).await;
+        match &result {
+            Ok(()) => {
+                item.state.status = ItemStatus::Uploaded;
+                self.save(item)?;
+                let _ = self.audit.append(
+                    "item.uploaded",
+                    serde_json::json!({
+                        "sample": item.manifest.sample_id,
+                        "objects": item.state.objects.iter().map(|(k, o)| (k.clone(), serde_json::json!({
+                            "key": o.key, "checksum": o.confirmed_checksum, "already_existed": o.already_existed,
+                        }))).collect::<BTreeMap<_, _>>(),
+                    }),
+                );
+            }
+            Err(e) => {
+                item.state.status = if e.is_transient() {
+                    ItemStatus::Uploading
+                } else {
+                    ItemStatus::Failed
+                };
+                item.state.last_error = Some(e.to_string());
+                self.save(item)?;
+                let _ = self.audit.append(
+                    if e.is_transient() { "upload.interrupted" } else { "upload.failed" },
+                    serde_json::json!({ "sample": item.manifest.sample_id, "error": e.to_string() }),
+                );
+            }
+        }
+        result
+    }
+
+    fn save(&self, item: &mut OutboxItem) -> Result<(), UploadError> {
+        self.outbox
+            .save_state(item)
+            .map_err(|e| UploadError::Local(e.to_string()))
+    }
+
+    async fn upload_objects(
+        &self,
+        item: &mut OutboxItem,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), UploadError> {
+        let mut kinds: Vec<ObjectKind> = Vec::new();
+        for k in [PayloadKind::Raw, PayloadKind::Features] {
+            if item.manifest.payload(k).is_some() {
+                kinds.push(ObjectKind::Payload(k));
+            }
+        }
+        kinds.push(ObjectKind::Manifest);
+        let mut done_bytes = 0u64;
+        for kind in kinds {
+            let name = kind.state_name();
+            let key = object_key(&item.manifest, kind);
+            let obj = item
+                .state
+                .objects
+                .entry(name.to_owned())
+                .or_insert_with(|| ObjectState {
+                    key: key.clone(),
+                    ..Default::default()
+                });
+            if obj.key != key {
+                return Err(UploadError::Local(format!(
+                    "{name}: state names key {} but the manifest gives {key}",
+                    obj.key
+                )));
+            }
+            let (path, size, sha_hex) = match kind {
+                ObjectKind::Payload(k) => {
+                    let p = item.manifest.payload(k).expect("listed above");
+                    (item.dir.join(&p.file), p.size, p.sha256.clone())
+                }
+                ObjectKind::Manifest => {
+                    let path = item.dir.join(voxseal_core::outbox::MANIFEST_FILE);
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| UploadError::Local(format!("{}: {e}", path.display())))?;
+                    (
+                        path,
+                        bytes.len() as u64,
+                        hex::encode(Sha256::digest(&bytes)),
+                    )
+                }
+            };
+            if obj.done {
+                done_bytes += if matches!(kind, ObjectKind::Manifest) {
+                    0
+                } else {
+                    size
+                };
+                continue;
+            }
+            let outcome = if size > self.cfg.multipart_threshold {
+                self.multipart(item, name, &key, &path, size, &|b| progress(done_bytes + b))
+                    .await?
+            } else {
+                self.put(&key, &path, &sha_hex).await?
+            };
+            let obj = item.state.objects.get_mut(name).expect("inserted above");
+            let expected = match kind {
+                _ if size > self.cfg.multipart_threshold => composite_checksum(
+                    &path,
+                    size,
+                    obj.multipart
+                        .as_ref()
+                        .map(|m| m.part_size)
+                        .unwrap_or(self.cfg.part_size),
+                )
+                .map_err(|e| UploadError::Local(e.to_string()))?,
+                _ => b64(&hex::decode(&sha_hex).map_err(|e| UploadError::Local(e.to_string()))?),
+            };
+            match outcome {
+                Outcome::Stored {
+                    checksum: Some(got),
+                } if got != expected => {
+                    return Err(UploadError::ChecksumMismatch {
+                        key,
+                        want: expected,
+                        got,
+                    });
+                }
+                Outcome::Stored { checksum } => {
+                    obj.done = true;
+                    obj.confirmed_checksum = checksum;
+                    obj.multipart = None;
+                }
+                Outcome::AlreadyThere => {
+                    obj.done = true;
+                    obj.already_existed = true;
+                    obj.multipart = None;
+                    let _ = self.audit.append(
+                        "upload.already_stored",
+                        serde_json::json!({
+                            "sample": item.manifest.sample_id, "key": key,
+                            "reason": "If-None-Match: * returned 412; the key carries the content hash, so an earlier attempt stored this exact content",
+                        }),
+                    );
+                }
+            }
+            let confirmed = obj.confirmed_checksum.is_some() || obj.already_existed;
+            self.save(item)?;
+            // Ciphertext goes only once the server has confirmed it; the manifest stays as the record.
+            if let ObjectKind::Payload(_) = kind {
+                if confirmed {
+                    voxseal_core::wipe::wipe_file(&path)
+                        .map_err(|e| UploadError::Local(e.to_string()))?;
+                }
+                done_bytes += size;
+                progress(done_bytes);
+            }
+        }
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, path: &Path, sha_hex: &str) -> Result<Outcome, UploadError> {
+        self.provider.current().await?;
+        let checksum = b64(&hex::decode(sha_hex).map_err(|e| UploadError::Local(e.to_string()))?);
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| UploadError::Local(format!("{}: {e}", path.display())))?;
+        let res = self
+            .client
+            .put_object()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .body(body)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(&checksum)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.cfg.kms_key_arn)
+            .if_none_match("*")
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Outcome::Stored {
+                checksum: out.checksum_sha256,
+            }),
+            Err(e) => self.conditional_failure("PutObject", key, e).await,
+        }
+    }
+
+    async fn conditional_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: aws_sdk_s3::error::SdkError<E>,
+    ) -> Result<Outcome, UploadError> {
+        match classify(&e) {
+            Some((code, _)) if code == "PreconditionFailed" => Ok(Outcome::AlreadyThere),
+            Some((code, _)) if code == "ExpiredToken" || code == "InvalidToken" => {
+                // Fresh credentials next time; the attempt is retried by the caller's next drain.
+                self.provider.invalidate().await;
+                Err(UploadError::Offline(format!(
+                    "{op}: credentials expired mid-upload ({code}); refreshing"
+                )))
+            }
+            _ => Err(self.s3_error(op, key, e)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn multipart(
+        &self,
+        item: &mut OutboxItem,
+        name: &str,
+        key: &str,
+        path: &Path,
+        size: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Outcome, UploadError> {
+        // Resume or start.
+        let mut state = item
+            .state
+            .objects
+            .get(name)
+            .and_then(|o| o.multipart.clone());
+        if let Some(mp) = &state {
+            match self.list_parts(key, &mp.upload_id).await {
+                Ok(server) => {
+                    // Keep only parts the server has with the checksum we recorded.
+                    let kept: Vec<DonePart> = mp
+                        .parts
+                        .iter()
+                        .filter(|p| {
+                            server
+                                .get(&p.number)
+                                .is_some_and(|c| c == &p.checksum_sha256)
+                        })
+                        .cloned()
+                        .collect();
+                    let mut mp = mp.clone();
+                    mp.parts = kept;
+                    state = Some(mp);
+                }
+                Err(UploadError::Refused { code, .. }) if code == "NoSuchUpload" => {
+                    let _ = self.audit.append(
+                        "upload.restarted",
+                        serde_json::json!({"sample": item.manifest.sample_id, "key": key, "reason": "the earlier multipart upload no longer exists"}),
+                    );
+                    state = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut mp = match state {
+            Some(mp) => mp,
+            None => {
+                self.provider.current().await?;
+                let out = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.cfg.bucket)
+                    .key(key)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(&self.cfg.kms_key_arn)
+                    .send()
+                    .await
+                    .map_err(|e| self.s3_error("CreateMultipartUpload", key, e))?;
+                let upload_id = out.upload_id.ok_or_else(|| UploadError::Refused {
+                    op: "CreateMultipartUpload",
+                    key: key.into(),
+                    code: "NoUploadId".into(),
+                    message: "no upload id returned".into(),
+                })?;
+                MultipartState {
+                    upload_id,
+                    part_size: self.cfg.part_size,
+                    parts: Vec::new(),
+                }
+            }
+        };
+        let obj = item.state.objects.get_mut(name).expect("present");
+        obj.multipart = Some(mp.clone());
+        self.save(item)?;
+
+        let part_count = size.div_ceil(mp.part_size).max(1) as i32;
+        let have: std::collections::HashSet<i32> = mp.parts.iter().map(|p| p.number).collect();
+        let todo: Vec<i32> = (1..=part_count).filter(|n| !have.contains(n)).collect();
+        let mut done_bytes: u64 = mp
+            .parts
+            .iter()
+            .map(|p| part_len(size, mp.part_size, p.number))
+            .sum();
+        progress(done_bytes);
+
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.cfg.parallel_parts.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in todo {
+            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+            let client = self.client.clone();
+            let provider = self.provider.clone();
+            let (t_bucket, t_key, t_upload_id, t_path) = (
+                self.cfg.bucket.clone(),
+                key.to_owned(),
+                mp.upload_id.clone(),
+                path.to_owned(),
+            );
+            let part_size = mp.part_size;
+            tasks.spawn(async move {
+                let _permit = permit;
+                let bytes = read_part(&t_path, size, part_size, n).await?;
+                let checksum = b64(&Sha256::digest(&bytes));
+                provider
+                    .current()
+                    .await
+                    .map_err(|e| (n, PartError::Credentials(e)))?;
+                let len = bytes.len() as u64;
+                let out = client
+                    .upload_part()
+                    .bucket(&t_bucket)
+                    .key(&t_key)
+                    .upload_id(&t_upload_id)
+                    .part_number(n)
+                    .checksum_sha256(&checksum)
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .map_err(|e| (n, PartError::from_sdk(e)))?;
+                if let Some(got) = &out.checksum_sha256
+                    && got != &checksum
+                {
+                    return Err((n, PartError::Mismatch(got.clone(), checksum)));
+                }
+                Ok((
+                    DonePart {
+                        number: n,
+                        etag: out.e_tag.unwrap_or_default(),
+                        checksum_sha256: checksum,
+                    },
+                    len,
+                ))
+            });
+            // Collect finished parts as we go so state is saved promptly.
+            while let Some(res) = tasks.try_join_next() {
+                self.record_part(item, name, &mut mp, res, &mut done_bytes, progress, key)
+                    .await?;
+            }
+        }
+        while let Some(res) = tasks.join_next().await {
+            self.record_part(item, name, &mut mp, res, &mut done_bytes, progress, key)
+                .await?;
+        }
+
+        mp.parts.sort_by_key(|p| p.number);
+        let parts: Vec<CompletedPart> = mp
+            .parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number)
+                    .e_tag(&p.etag)
+                    .checksum_sha256(&p.checksum_sha256)
+                    .build()
+            })
+            .collect();
+        self.provider.current().await?;
+        let res = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.cfg.bucket)
+            .key(key)
+            .upload_id(&mp.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .if_none_match("*")
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Outcome::Stored {
+                checksum: out.checksum_sha256,
+            }),
+            Err(e) => {
+                let r = self
+                    .conditional_failure("CompleteMultipartUpload", key, e)
+                    .await;
+                if matches!(r, Ok(Outcome::AlreadyThere)) {
+                    // The object exists: our parts are abandoned, remove them.
+                    let _ = self
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&self.cfg.bucket)
+                        .key(key)
+                        .upload_id(&mp.upload_id)
+                        .send()
+                        .await;
+                }
+                r
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_part(
+        &self,
+        item: &mut OutboxItem,
+        name: &str,
+        mp: &mut MultipartState,
+        res: Result<PartResult, tokio::task::JoinError>,
+        done_bytes: &mut u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        key: &str,
+    ) -> Result<(), UploadError> {
+        let (part, len) = match res {
+            Ok(Ok(x)) => x,
+            Ok(Err((n, e))) => return Err(e.into_upload_error(key, n, &self.provider).await),
+            Err(e) => {
+                return Err(UploadError::Local(format!(
+                    "a part upload task failed: {e}"
+                )));
+            }
+        };
+        mp.parts.push(part);
+        *done_bytes += len;
+        progress(*done_bytes);
+        item.state.objects.get_mut(name).expect("present").multipart = Some(mp.clone());
+        self.save(item)
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<BTreeMap<i32, String>, UploadError> {
+        let mut out = BTreeMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            self.provider.current().await?;
+            let mut req = self
+                .client
+                .list_parts()
+                .bucket(&self.cfg.bucket)
+                .key(key)
+                .upload_id(upload_id);
+            if let Some(m) = &marker {
+                req = req.part_number_marker(m);
+            }
+            let page = req
+                .send()
+                .await
+                .map_err(|e| self.s3_error("ListParts", key, e))?;
+            for p in page.parts() {
+                if let (Some(n), Some(c)) = (p.part_number, p.checksum_sha256.clone()) {
+                    out.insert(n, c);
+                }
+            }
+            if page.is_truncated == Some(true) {
+                marker = page.next_part_number_marker;
+            } else {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// What a part-upload task returns: the acknowledged part and its length, or its number and why.
+type PartResult = Result<(DonePart, u64), (i32, PartError)>;
+
+enum PartError {
+    Credentials(CredentialError),
+    Sdk(Option<(String, String)>, String),
+    Mismatch(String, String),
+    Io(String),
+}
+
+impl PartError {
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        e: aws_sdk_s3::error::SdkError<E>,
+    ) -> Self {
+        Self::Sdk(
+            classify(&e),
+            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        )
+    }
+
+    async fn into_upload_error(self, key: &str, n: i32, provider: &CachingProvider) -> UploadError {
+        match self {
+            Self::Credentials(e) => UploadError::Credentials(e),
+            Self::Sdk(None, detail) => UploadError::Offline(detail),
+            Self::Sdk(Some((code, _)), _) if code == "ExpiredToken" || code == "InvalidToken" => {
+                provider.invalidate().await;
+                UploadError::Offline(format!(
+                    "part {n}: credentials expired mid-upload ({code}); refreshing"
+                ))
+            }
+            Self::Sdk(Some((code, _)), _) if code == "RequestTimeTooSkewed" => {
+                UploadError::ClockSkew
+            }
+            Self::Sdk(Some((code, message)), _) => UploadError::Refused {
+                op: "UploadPart",
+                key: key.into(),
+                code,
+                message,
+            },
+            Self::Mismatch(got, want) => UploadError::ChecksumMismatch {
+                key: format!("{key} part {n}"),
+                want,
+                got,
+            },
+            Self::Io(e) => UploadError::Local(e),
+        }
+    }
+}
+
+fn part_len(size: u64, part_size: u64, n: i32) -> u64 {
+    let start = (n as u64 - 1) * part_size;
+    size.saturating_sub(start).min(part_size)
+}
+
+async fn read_part(
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    n: i32,
+) -> Result<Vec<u8>, (i32, PartError)> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let len = part_len(size, part_size, n) as usize;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| (n, PartError::Io(format!("{}: {e}", path.display()))))?;
+    f.seek(std::io::SeekFrom::Start((n as u64 - 1) * part_size))
+        .await
+        .map_err(|e| (n, PartError::Io(e.to_string())))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf)
+        .await
+        .map_err(|e| (n, PartError::Io(e.to_string())))?;
+    Ok(buf)
+}
+
+/// S3's COMPOSITE SHA-256 of a multipart object: base64(SHA-256(part digests)) + "-" + parts.
+pub fn composite_checksum(path: &Path, size: u64, part_size: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let parts = size.div_ceil(part_size).max(1);
+    let mut outer = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for n in 1..=parts {
+        let mut left = part_len(size, part_size, n as i32);
+        let mut inner = Sha256::new();
+        while left > 0 {
+            let k = (left as usize).min(buf.len());
+            f.read_exact(&mut buf[..k])?;
+            inner.update(&buf[..k]);
+            left -= k as u64;
+        }
+        outer.update(inner.finalize());
+    }
+    Ok(format!("{}-{parts}", b64(&outer.finalize())))
+}
