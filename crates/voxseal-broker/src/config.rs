@@ -1,0 +1,465 @@
+//! The broker's configuration: a TOML file, then `VOXSEAL_BROKER_*` environment overrides.
+//!
+//! ```toml
+//! bind = "127.0.0.1:8787"                 # default
+//! registry = "registry.toml"              # relative paths are relative to this file
+//! audit_log = "broker-audit.log"
+//! bucket = "voxseal-prod"
+//! region = "eu-west-1"
+//! kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+//! role_arn = "arn:aws:iam::123456789012:role/voxseal-contractor"   # required for issuer = "sts"
+//! issuer = "sts"                          # "sts" (default) or "local"
+//! duration_secs = 900                     # default 900; 900..=3600 for sts, 1..=3600 for local
+//! max_body_bytes = 4096                   # default
+//! # sts_endpoint = "http://127.0.0.1:5000" # only for tests against moto
+//!
+//! [rate_limit]                            # per contractor, token bucket
+//! burst = 10                              # default
+//! refill_secs = 6                         # default: one request regained every 6 s
+//! ```
+//!
+//! Every key can be overridden by an environment variable: `VOXSEAL_BROKER_BIND`,
+//! `_REGISTRY`, `_AUDIT_LOG`, `_BUCKET`, `_REGION`, `_KMS_KEY_ARN`, `_ROLE_ARN`, `_ISSUER`,
+//! `_DURATION_SECS`, `_MAX_BODY_BYTES`, `_STS_ENDPOINT`, `_RATE_BURST`, `_RATE_REFILL_SECS`.
+//! The AWS credentials the STS issuer uses come from the standard AWS chain (`AWS_*` variables,
+//! profile, instance or container role), never from this file.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::issuer::{self, MAX_DURATION_SECS, STS_MIN_DURATION_SECS, Target};
+use crate::ratelimit::RateLimit;
+
+/// The default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8787";
+/// The default session length, in seconds (STS's minimum).
+pub const DEFAULT_DURATION_SECS: u32 = 900;
+/// The default request body limit, in bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4096;
+/// The environment variables' prefix.
+pub const ENV_PREFIX: &str = "VOXSEAL_BROKER_";
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file is not valid TOML for this configuration, or an override does not parse.
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// The file or environment variable.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// Which issuer hands out credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    /// STS `AssumeRole` (production).
+    #[default]
+    Sts,
+    /// Grants for the embedded local S3 endpoint (dev stack, tests).
+    Local,
+}
+
+impl FromStr for IssuerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sts" => Ok(Self::Sts),
+            "local" => Ok(Self::Local),
+            _ => Err("expected \"sts\" or \"local\"".into()),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// The enrollment registry file.
+    pub registry: PathBuf,
+    /// The broker's audit log (hash-chained JSON lines).
+    pub audit_log: PathBuf,
+    /// Bucket, region and KMS key.
+    pub target: Target,
+    /// Which issuer.
+    pub issuer: IssuerKind,
+    /// The role STS assumes (required for [`IssuerKind::Sts`]).
+    pub role_arn: Option<String>,
+    /// Session length in seconds.
+    pub duration_secs: u32,
+    /// Per-contractor rate limit.
+    pub rate_limit: RateLimit,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// STS endpoint override (moto).
+    pub sts_endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    bind: Option<String>,
+    registry: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
+    bucket: Option<String>,
+    region: Option<String>,
+    kms_key_arn: Option<String>,
+    role_arn: Option<String>,
+    issuer: Option<IssuerKind>,
+    duration_secs: Option<u32>,
+    max_body_bytes: Option<usize>,
+    sts_endpoint: Option<String>,
+    rate_limit: Option<RawRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    burst: Option<u32>,
+    refill_secs: Option<f64>,
+}
+
+fn env_parse<T: FromStr>(
+    env: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let name = format!("{ENV_PREFIX}{key}");
+    match env(&name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| ConfigError::Parse {
+                origin: name,
+                message: e.to_string(),
+            }),
+    }
+}
+
+impl Config {
+    /// Reads `file` (if any), applies the `VOXSEAL_BROKER_*` environment variables, validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::from_sources(file, &|k| std::env::var(k).ok())
+    }
+
+    /// Like [`load`](Self::load) with the environment given as a function (for tests).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = match file {
+            None => RawConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                let mut raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    origin: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                // Relative paths in the file are relative to the file.
+                let base = voxseal_core::fsutil::parent_dir(p);
+                for path in [&mut raw.registry, &mut raw.audit_log]
+                    .into_iter()
+                    .flatten()
+                {
+                    if path.is_relative() {
+                        *path = base.join(&*path);
+                    }
+                }
+                raw
+            }
+        };
+        macro_rules! over {
+            ($field:expr, $key:literal) => {
+                if let Some(v) = env_parse(env, $key)? {
+                    $field = Some(v);
+                }
+            };
+        }
+        over!(raw.bind, "BIND");
+        over!(raw.registry, "REGISTRY");
+        over!(raw.audit_log, "AUDIT_LOG");
+        over!(raw.bucket, "BUCKET");
+        over!(raw.region, "REGION");
+        over!(raw.kms_key_arn, "KMS_KEY_ARN");
+        over!(raw.role_arn, "ROLE_ARN");
+        over!(raw.issuer, "ISSUER");
+        over!(raw.duration_secs, "DURATION_SECS");
+        over!(raw.max_body_bytes, "MAX_BODY_BYTES");
+        over!(raw.sts_endpoint, "STS_ENDPOINT");
+        let mut rate = raw.rate_limit.take().unwrap_or_default();
+        over!(rate.burst, "RATE_BURST");
+        over!(rate.refill_secs, "RATE_REFILL_SECS");
+        Self::validate(raw, rate)
+    }
+
+    fn validate(raw: RawConfig, rate: RawRate) -> Result<Config, ConfigError> {
+        let need = |v: Option<String>, key: &str| {
+            v.filter(|s| !s.is_empty()).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "`{}` is required (or {ENV_PREFIX}{})",
+                    key,
+                    key.to_uppercase()
+                ))
+            })
+        };
+        let bind_text = raw.bind.unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "bind {bind_text:?} is not an address like 127.0.0.1:8787"
+            ))
+        })?;
+        let registry = raw
+            .registry
+            .ok_or_else(|| ConfigError::Invalid("`registry` is required".into()))?;
+        let audit_log = raw
+            .audit_log
+            .ok_or_else(|| ConfigError::Invalid("`audit_log` is required".into()))?;
+        let bucket = need(raw.bucket, "bucket")?;
+        let region = need(raw.region, "region")?;
+        let kms_key_arn = need(raw.kms_key_arn, "kms_key_arn")?;
+        let target = Target::new(&bucket, &region, &kms_key_arn)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let issuer = raw.issuer.unwrap_or_default();
+        let duration_secs = raw.duration_secs.unwrap_or(DEFAULT_DURATION_SECS);
+        let role_arn = raw.role_arn.filter(|s| !s.is_empty());
+        let sts_endpoint = raw.sts_endpoint.filter(|s| !s.is_empty());
+        match issuer {
+            IssuerKind::Sts => {
+                if !(STS_MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
+                    return Err(ConfigError::Invalid(format!(
+                        "duration_secs {duration_secs} is outside {STS_MIN_DURATION_SECS}..={MAX_DURATION_SECS} (STS's \
+                         limits; shorter sessions only with issuer = \"local\")"
+                    )));
+                }
+                let arn = role_arn.as_deref().ok_or_else(|| {
+                    ConfigError::Invalid("`role_arn` is required with issuer = \"sts\"".into())
+                })?;
+                if !issuer::is_role_arn(arn) {
+                    return Err(ConfigError::Invalid(format!(
+                        "role_arn {arn:?} is not an IAM role ARN"
+                    )));
+                }
+                if let Some(url) = &sts_endpoint
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "sts_endpoint {url:?} is not an http(s) URL"
+                    )));
+                }
+            }
+            IssuerKind::Local => {
+                if !(1..=MAX_DURATION_SECS).contains(&duration_secs) {
+                    return Err(ConfigError::Invalid(format!(
+                        "duration_secs {duration_secs} is outside 1..={MAX_DURATION_SECS}"
+                    )));
+                }
+                if sts_endpoint.is_some() {
+                    return Err(ConfigError::Invalid(
+                        "sts_endpoint only applies to issuer = \"sts\"".into(),
+                    ));
+                }
+            }
+        }
+        let defaults = RateLimit::default();
+        let rate_limit = RateLimit {
+            burst: rate.burst.unwrap_or(defaults.burst),
+            refill_secs: rate.refill_secs.unwrap_or(defaults.refill_secs),
+        };
+        if !rate_limit.is_valid() {
+            return Err(ConfigError::Invalid(format!(
+                "rate_limit burst {} / refill_secs {} is not usable (burst >= 1, 0 < refill_secs <= 86400)",
+                rate_limit.burst, rate_limit.refill_secs
+            )));
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(64..=1 << 20).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "max_body_bytes {max_body_bytes} is outside 64..=1048576"
+            )));
+        }
+        Ok(Config {
+            bind,
+            registry,
+            audit_log,
+            target,
+            issuer,
+            role_arn,
+            duration_secs,
+            rate_limit,
+            max_body_bytes,
+            sts_endpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("broker.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn base() -> String {
+        format!(
+            "registry = \"reg.toml\"\naudit_log = \"/var/log/a.log\"\nbucket = \"voxseal-prod\"\nregion = \"eu-west-1\"\n\
+             kms_key_arn = \"{KEY}\"\nrole_arn = \"arn:aws:iam::123456789012:role/voxseal-contractor\"\n"
+        )
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), &base());
+        let c = Config::from_sources(Some(&p), &|_| None).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.registry, d.path().join("reg.toml"));
+        assert_eq!(c.audit_log, PathBuf::from("/var/log/a.log"));
+        assert_eq!(c.issuer, IssuerKind::Sts);
+        assert_eq!(c.duration_secs, 900);
+        assert_eq!(
+            c.rate_limit,
+            RateLimit {
+                burst: 10,
+                refill_secs: 6.0
+            }
+        );
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.target.bucket(), "voxseal-prod");
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap()
+            .lines()
+            .map(|l| {
+                l.strip_prefix("//! ")
+                    .unwrap_or(l.strip_prefix("//!").unwrap_or(l))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), &example);
+        let c = Config::from_sources(Some(&p), &|_| None).unwrap();
+        assert_eq!(c.rate_limit.refill_secs, 6.0);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), &format!("{}[rate_limit]\nburst = 3\n", base()));
+        let env: HashMap<&str, &str> = [
+            ("VOXSEAL_BROKER_BIND", "127.0.0.1:0"),
+            ("VOXSEAL_BROKER_ISSUER", "local"),
+            ("VOXSEAL_BROKER_DURATION_SECS", "5"),
+            ("VOXSEAL_BROKER_RATE_REFILL_SECS", "0.5"),
+            ("VOXSEAL_BROKER_REGISTRY", "/srv/r.toml"),
+        ]
+        .into();
+        let c = Config::from_sources(Some(&p), &|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.bind.port(), 0);
+        assert_eq!(c.issuer, IssuerKind::Local);
+        assert_eq!(c.duration_secs, 5);
+        assert_eq!(
+            c.rate_limit,
+            RateLimit {
+                burst: 3,
+                refill_secs: 0.5
+            }
+        );
+        assert_eq!(c.registry, PathBuf::from("/srv/r.toml"));
+
+        let bad: HashMap<&str, &str> = [("VOXSEAL_BROKER_DURATION_SECS", "soon")].into();
+        let e = Config::from_sources(Some(&p), &|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(
+            e.to_string().contains("VOXSEAL_BROKER_DURATION_SECS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let d = tempfile::tempdir().unwrap();
+        for (extra, want) in [
+            ("duration_secs = 60\n", "outside 900..=3600"),
+            ("duration_secs = 7200\n", "outside 900..=3600"),
+            ("max_body_bytes = 10\n", "max_body_bytes"),
+            ("unknown = 1\n", "unknown field"),
+            ("[rate_limit]\nburst = 0\n", "rate_limit"),
+            ("sts_endpoint = \"ftp://x\"\n", "sts_endpoint"),
+            ("issuer = \"iam\"\n", "unknown variant"),
+        ] {
+            let p = write(d.path(), &format!("{}{extra}", base()));
+            let e = Config::from_sources(Some(&p), &|_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let p = write(d.path(), &base().replace("voxseal-prod", "Bad_Bucket"));
+        assert!(
+            Config::from_sources(Some(&p), &|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("bucket")
+        );
+        let p = write(d.path(), &base().replace("role_arn", "# role_arn"));
+        assert!(
+            Config::from_sources(Some(&p), &|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("role_arn")
+        );
+        let p = write(
+            d.path(),
+            &format!(
+                "{}issuer = \"local\"\nduration_secs = 5\n",
+                base().replace("role_arn", "# role_arn")
+            ),
+        );
+        assert_eq!(
+            Config::from_sources(Some(&p), &|_| None)
+                .unwrap()
+                .duration_secs,
+            5
+        );
+    }
+}

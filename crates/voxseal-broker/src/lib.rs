@@ -1,0 +1,58 @@
+//! `voxseal-broker`: the token-vending service. A contractor's laptop trades a one-time
+//! enrollment code for a device token once, then trades the device token for short-lived upload
+//! credentials (STS `AssumeRole` with a session policy that allows writing only under the
+//! contractor's own prefixes) whenever it needs them.
+//!
+//! # HTTP API
+//! | request | success | errors (`{"error":{"kind","message"}}`) |
+//! | --- | --- | --- |
+//! | `GET /healthz` | 200 `{"status":"ok"}` | |
+//! | `POST /v1/enroll` `{"code":"vxe_…"}` | 200 `{"contractor":"<id>","token":"vxt_…"}` | 401 `invalid_code` / `expired_code` / `used_code`, 403 `revoked` |
+//! | `POST /v1/sessions`, `Authorization: Bearer vxt_…`, empty body or `{}` | 200 [`SessionCredentials`](voxseal_cloud::credentials::SessionCredentials) JSON | 401 `unauthorized`, 403 `revoked`, 429 `rate_limited` (`Retry-After` header, `error.retry_after_s`), 502 `upstream` |
+//!
+//! Any route: 400 `bad_request` (wrong content), 413 `too_large` (body over `max_body_bytes`),
+//! 404 `not_found`, 405 `method_not_allowed`, 500 `internal` (registry or audit log unavailable).
+//! Successful responses carry `Cache-Control: no-store`.
+//!
+//! # Pieces
+//! - [`app`] builds the router from an [`AppState`] (registry path, audit log, rate limit, and an
+//!   [`issuer::Issuer`]); `main.rs` only reads the [`config::Config`], sets up logging and serves.
+//! - [`registry`]: the enrollment registry file, shared with the `voxseal enroll` commands.
+//! - [`issuer`]: [`issuer::StsIssuer`] and [`issuer::LocalIssuer`].
+//! - Every issuance and refusal is a line in the broker's hash-chained audit log
+//!   ([`voxseal_core::audit`]): contractor, source IP, outcome, expiry, STS request id; never a
+//!   secret.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use voxseal_broker::{app, AppState, Settings, issuer::{LocalIssuer, Target}};
+//! let target = Target::new("voxseal-dev", "us-east-1",
+//!     "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000")?;
+//! let issuer = LocalIssuer::new(voxseal_cloud::grants::GrantStore::new(), target, 900)?;
+//! let state = AppState::new(Settings {
+//!     registry: "registry.toml".into(),
+//!     audit_log: "broker-audit.log".into(),
+//!     rate_limit: Default::default(),
+//!     max_body_bytes: 4096,
+//! }, Arc::new(issuer));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8787").await?;
+//! axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod app;
+pub mod config;
+pub mod devstack;
+pub mod error;
+pub mod issuer;
+pub mod ratelimit;
+pub mod registry;
+
+pub use app::{
+    AppState, ClientIp, EVENT_ENROLL_ACCEPTED, EVENT_ENROLL_REFUSED, EVENT_SESSION_ISSUED,
+    EVENT_SESSION_REFUSED, Settings, app,
+};
+pub use error::AppError;
