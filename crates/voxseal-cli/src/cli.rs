@@ -51,6 +51,114 @@ pub enum Command {
     },
     /// Try the whole pipeline in a throwaway directory: record 5 s, seal, open, wipe.
     Demo(DemoArgs),
+    /// Enrollment: join a project with a code (contractors); add, list, revoke (project leads).
+    Enroll {
+        /// What to do.
+        #[command(subcommand)]
+        command: EnrollCommand,
+    },
+    /// Upload sealed samples in the outbox (resumes interrupted uploads; offline-safe).
+    Upload(UploadArgs),
+    /// Run the local stack (S3 endpoint + broker on 127.0.0.1) for trying Voxseal without AWS.
+    DevStack(DevStackArgs),
+}
+
+/// `voxseal enroll ...`
+#[derive(Debug, Subcommand)]
+pub enum EnrollCommand {
+    /// Join a project with the enrollment code (or voxseal://enroll link) from your project lead.
+    Join(JoinArgs),
+    /// (Project leads) Add a contractor and print their one-time enrollment code.
+    Add(EnrollAddArgs),
+    /// (Project leads) List contractors and their enrollment state (no secrets).
+    List(RegistryArgs),
+    /// (Project leads) Revoke a contractor: the broker refuses them from the next request on.
+    Revoke(EnrollRevokeArgs),
+}
+
+/// Where the broker's enrollment registry is.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The broker's registry file.
+    #[arg(long, env = "VOXSEAL_REGISTRY", value_name = "FILE")]
+    pub registry: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `voxseal enroll add`
+#[derive(Debug, Args)]
+pub struct EnrollAddArgs {
+    /// The contractor id (3-63 characters: a-z, 0-9, '-').
+    pub contractor: String,
+    /// The registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Days the code stays valid.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub days: u32,
+    /// The broker URL to put in the voxseal://enroll link.
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+}
+
+/// `voxseal enroll revoke`
+#[derive(Debug, Args)]
+pub struct EnrollRevokeArgs {
+    /// The contractor id.
+    pub contractor: String,
+    /// The registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `voxseal dev-stack`
+#[derive(Debug, Args)]
+pub struct DevStackArgs {
+    /// State directory (bucket contents, demo keys, registry); kept between runs.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Port of the S3 endpoint (0: any).
+    #[arg(long, default_value_t = 9000)]
+    pub s3_port: u16,
+    /// Port of the broker (0: any).
+    #[arg(long, default_value_t = 8787)]
+    pub broker_port: u16,
+    /// Lifetime of issued credentials, seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub grant_secs: u32,
+    /// Also set up this data directory (--data-dir) for the demo contractor and enroll it.
+    #[arg(long)]
+    pub join: bool,
+}
+
+/// `voxseal enroll join`
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The enrollment code, or the whole voxseal://enroll?... link.
+    pub code: String,
+    /// The broker URL (taken from the link when omitted).
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+    /// Keep the device token in a passphrase-encrypted file instead of the OS keychain.
+    #[arg(long)]
+    pub file_store: bool,
+}
+
+/// `voxseal upload`
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Direct mode (leads, QA): assume this upload role with your AWS profile instead of asking
+    /// the broker.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// The AWS profile for direct mode.
+    #[arg(long, requires = "role_arn")]
+    pub profile: Option<String>,
+    /// Multipart part size in MiB (default 8; objects above it are uploaded in parts).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(5..=512))]
+    pub part_size_mib: Option<u64>,
 }
 
 /// `voxseal init`

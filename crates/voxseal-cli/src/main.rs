@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod cloud;
 mod demo;
 mod inspect;
 mod open;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command};
+use cli::{AuditCommand, Cli, Command, EnrollCommand};
 
 /// Exit codes, documented in `voxseal --help`.
 pub mod exit {
@@ -58,6 +59,20 @@ fn main() -> ExitCode {
             command: AuditCommand::Show(a),
         } => inspect::audit_show(&cli, a),
         Command::Demo(a) => demo::demo(a),
+        Command::Enroll {
+            command: EnrollCommand::Join(a),
+        } => cloud::join(&cli, a),
+        Command::Upload(a) => cloud::upload(&cli, a),
+        Command::Enroll {
+            command: EnrollCommand::Add(a),
+        } => cloud::enroll_add(a),
+        Command::Enroll {
+            command: EnrollCommand::List(a),
+        } => cloud::enroll_list(a),
+        Command::Enroll {
+            command: EnrollCommand::Revoke(a),
+        } => cloud::enroll_revoke(a),
+        Command::DevStack(a) => cloud::dev_stack(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
