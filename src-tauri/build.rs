@@ -1,0 +1,4 @@
+//! Generates the Tauri context and the app's command permissions.
+fn main() {
+    tauri_build::build()
+}

@@ -1,0 +1,4 @@
+//! The Voxseal desktop shell.
+
+/// Runs the app.
+pub fn run() {}

@@ -1,0 +1,155 @@
+// The only module that imports @tauri-apps/api. Everything else talks to the Backend interface,
+// which memoryBackend.ts also implements (Vitest, `npm run dev` in a plain browser).
+//
+// One method per command of docs/app-ipc.md (snake_case on the Rust side, camelCase arguments
+// here), plus subscriptions to the two broadcast events. Every rejection is normalized to
+// AppError {kind, message}.
+import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+import { normalizeError } from './errors';
+import type {
+  ActivityEntry,
+  AppState,
+  DeviceInfo,
+  DeviceLost,
+  Level,
+  NoiseCheck,
+  QueueState,
+  TakeReview,
+  Unsubscribe,
+  UploadProgress,
+} from './types';
+
+export { normalizeError, isAppError } from './errors';
+export type { AppError, ErrorKind } from './types';
+
+export interface Backend {
+  /** `app_state` */
+  appState(): Promise<AppState>;
+  /** `enroll`: a code or a `voxseal://enroll?...` link */
+  enroll(code: string): Promise<AppState>;
+  /** `give_consent` */
+  giveConsent(): Promise<AppState>;
+  /** `list_devices` */
+  listDevices(): Promise<DeviceInfo[]>;
+  /** `select_device`: null = system default; remembered in settings */
+  selectDevice(name: string | null): Promise<AppState>;
+  /** `start_meter`: live levels (~25 Hz) over a Channel; no recording */
+  startMeter(onLevel: (level: Level) => void): Promise<void>;
+  /** `stop_meter` */
+  stopMeter(): Promise<void>;
+  /** `check_noise`: records 3 s, nothing stored */
+  checkNoise(): Promise<NoiseCheck>;
+  /** `start_take`: returns the take id; levels over a Channel */
+  startTake(promptId: string, onLevel: (level: Level) => void): Promise<string>;
+  /** `stop_take`: keeps recording 500 ms after the call */
+  stopTake(): Promise<TakeReview>;
+  /** `play_take` */
+  playTake(): Promise<void>;
+  /** `stop_playback` */
+  stopPlayback(): Promise<void>;
+  /** `accept_take` */
+  acceptTake(acceptFailed: boolean): Promise<AppState>;
+  /** `discard_take` */
+  discardTake(): Promise<AppState>;
+  /** `skip_prompt`: a reason marks the prompt as flagged */
+  skipPrompt(promptId: string, flagReason: string | null): Promise<AppState>;
+  /** `go_to_prompt` */
+  goToPrompt(index: number): Promise<AppState>;
+  /** `queue` */
+  queue(): Promise<QueueState>;
+  /** `upload_now`: offline is a state in the result, not an error */
+  uploadNow(onProgress: (progress: UploadProgress) => void): Promise<QueueState>;
+  /** `retry_item` */
+  retryItem(sampleId: string): Promise<QueueState>;
+  /** `activity`: newest first */
+  activity(limit: number): Promise<ActivityEntry[]>;
+  /** `save_preferences` */
+  savePreferences(theme: string, language: string): Promise<AppState>;
+  /** event `queue-changed` */
+  onQueueChanged(handler: (queue: QueueState) => void): Promise<Unsubscribe>;
+  /** event `device-lost` */
+  onDeviceLost(handler: (payload: DeviceLost) => void): Promise<Unsubscribe>;
+}
+
+/** The commands of the contract, as the shell registers them (build.rs). */
+export const COMMANDS = [
+  'app_state',
+  'enroll',
+  'give_consent',
+  'list_devices',
+  'select_device',
+  'start_meter',
+  'stop_meter',
+  'check_noise',
+  'start_take',
+  'stop_take',
+  'play_take',
+  'stop_playback',
+  'accept_take',
+  'discard_take',
+  'skip_prompt',
+  'go_to_prompt',
+  'queue',
+  'upload_now',
+  'retry_item',
+  'activity',
+  'save_preferences',
+] as const;
+export type Command = (typeof COMMANDS)[number];
+
+/** The broadcast events of the contract. */
+export const EVENTS = { queueChanged: 'queue-changed', deviceLost: 'device-lost' } as const;
+
+async function call<T>(cmd: Command, args?: InvokeArgs): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw normalizeError(e);
+  }
+}
+
+function channel<T>(handler: (value: T) => void): Channel<T> {
+  const ch = new Channel<T>();
+  ch.onmessage = handler;
+  return ch;
+}
+
+async function subscribe<T>(event: string, handler: (payload: T) => void): Promise<Unsubscribe> {
+  try {
+    return await listen<T>(event, (e) => handler(e.payload));
+  } catch (e) {
+    throw normalizeError(e);
+  }
+}
+
+export const tauriBackend: Backend = {
+  appState: () => call('app_state'),
+  enroll: (code) => call('enroll', { code }),
+  giveConsent: () => call('give_consent'),
+  listDevices: () => call('list_devices'),
+  selectDevice: (name) => call('select_device', { name }),
+  startMeter: (onLevel) => call('start_meter', { onLevel: channel(onLevel) }),
+  stopMeter: () => call('stop_meter'),
+  checkNoise: () => call('check_noise'),
+  startTake: (promptId, onLevel) => call('start_take', { promptId, onLevel: channel(onLevel) }),
+  stopTake: () => call('stop_take'),
+  playTake: () => call('play_take'),
+  stopPlayback: () => call('stop_playback'),
+  acceptTake: (acceptFailed) => call('accept_take', { acceptFailed }),
+  discardTake: () => call('discard_take'),
+  skipPrompt: (promptId, flagReason) => call('skip_prompt', { promptId, flagReason }),
+  goToPrompt: (index) => call('go_to_prompt', { index }),
+  queue: () => call('queue'),
+  uploadNow: (onProgress) => call('upload_now', { onProgress: channel(onProgress) }),
+  retryItem: (sampleId) => call('retry_item', { sampleId }),
+  activity: (limit) => call('activity', { limit }),
+  savePreferences: (theme, language) => call('save_preferences', { theme, language }),
+  onQueueChanged: (handler) => subscribe(EVENTS.queueChanged, handler),
+  onDeviceLost: (handler) => subscribe(EVENTS.deviceLost, handler),
+};
+
+/** True inside the Tauri web view (the shell injects __TAURI_INTERNALS__). */
+export function inTauri(w: unknown = globalThis): boolean {
+  return typeof w === 'object' && w !== null && '__TAURI_INTERNALS__' in w;
+}

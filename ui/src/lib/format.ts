@@ -1,0 +1,49 @@
+// Number and time formatting for display; all words come from the dictionary.
+import { getLanguage, t } from './i18n';
+
+export function fmtDb(value: number): string {
+  if (!Number.isFinite(value)) return t('unit.dbfs', { value: '−∞' });
+  return t('unit.dbfs', { value: fmtNumber(value, 1) });
+}
+
+export function fmtSeconds(value: number): string {
+  return t('unit.seconds', { value: fmtNumber(value, 1) });
+}
+
+export function fmtNumber(value: number, digits = 0): string {
+  return new Intl.NumberFormat(getLanguage(), {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  }).format(value);
+}
+
+export function fmtPercent(ratio: number): string {
+  return new Intl.NumberFormat(getLanguage(), { style: 'percent', maximumFractionDigits: 0 }).format(
+    Number.isFinite(ratio) ? ratio : 0,
+  );
+}
+
+export function fmtBytes(bytes: number): string {
+  if (bytes < 1024) return t('unit.bytes', { value: fmtNumber(bytes) });
+  if (bytes < 1024 * 1024) return t('unit.kib', { value: fmtNumber(bytes / 1024, 0) });
+  return t('unit.mib', { value: fmtNumber(bytes / (1024 * 1024), 1) });
+}
+
+/** An RFC 3339 time as a local date and time; the raw string if it does not parse. */
+export function fmtTime(iso: string | null): string {
+  if (!iso) return t('time.never');
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return new Intl.DateTimeFormat(getLanguage(), { dateStyle: 'medium', timeStyle: 'medium' }).format(d);
+}
+
+/** Maps dBFS (-60..0) to 0..1 for meter bars. */
+export function dbToFraction(db: number, floor = -60): number {
+  if (!Number.isFinite(db)) return 0;
+  return Math.min(1, Math.max(0, (db - floor) / -floor));
+}
+
+export function fraction(done: number, total: number): number {
+  if (total <= 0) return 0;
+  return Math.min(1, Math.max(0, done / total));
+}

@@ -1,0 +1,135 @@
+// Keyboard shortcuts: the key -> action map, where shortcuts are off, and what each one does
+// on the session screen.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ready, recordTake } from '../test/helpers';
+import { shortcutFor, type KeyLike } from './keyboard';
+import type { MemoryBackend } from './memoryBackend';
+
+function el(html: string): HTMLElement {
+  const div = document.createElement('div');
+  div.innerHTML = html;
+  document.body.append(div);
+  return div.firstElementChild as HTMLElement;
+}
+
+describe('shortcutFor', () => {
+  it.each([
+    [' ', 'toggleRecord'],
+    ['p', 'play'],
+    ['P', 'play'],
+    ['r', 'rerecord'],
+    ['R', 'rerecord'],
+    ['Enter', 'accept'],
+    ['ArrowLeft', 'prev'],
+    ['ArrowRight', 'next'],
+    ['Escape', 'escape'],
+    ['x', null],
+    ['ArrowUp', null],
+  ])('%j -> %s', (key, action) => {
+    expect(shortcutFor({ key, target: document.body })).toBe(action);
+  });
+
+  it('is off while typing', () => {
+    for (const html of ['<input type="text">', '<textarea></textarea>', '<select><option>a</option></select>', '<div contenteditable="true"></div>', '<input type="checkbox">']) {
+      const target = el(html);
+      for (const key of [' ', 'p', 'r', 'Enter', 'ArrowLeft']) {
+        expect(shortcutFor({ key, target }), `${key} in ${html}`).toBeNull();
+      }
+      // Escape still closes dialogs from a text field
+      expect(shortcutFor({ key: 'Escape', target })).toBe('escape');
+    }
+  });
+
+  it('lets a focused button handle Enter and Space itself', () => {
+    const button = el('<button>Play</button>');
+    expect(shortcutFor({ key: 'Enter', target: button })).toBeNull();
+    expect(shortcutFor({ key: ' ', target: button })).toBeNull();
+    expect(shortcutFor({ key: 'p', target: button })).toBe('play');
+    expect(shortcutFor({ key: 'ArrowRight', target: button })).toBe('next');
+  });
+
+  it('ignores modifiers and auto-repeat', () => {
+    const k = (e: Partial<KeyLike>) => shortcutFor({ key: 'r', target: document.body, ...e });
+    expect(k({ ctrlKey: true })).toBeNull();
+    expect(k({ metaKey: true })).toBeNull();
+    expect(k({ altKey: true })).toBeNull();
+    expect(shortcutFor({ key: ' ', repeat: true })).toBeNull();
+  });
+});
+
+describe('shortcuts on the session screen', () => {
+  let mem: MemoryBackend | undefined;
+  afterEach(() => mem?.dispose());
+  const key = (k: string) => ({ key: k, target: document.body });
+
+  it('space records and stops, P plays, R re-records, Enter accepts, arrows navigate', async () => {
+    const ctx = await ready({ failFirstTakeOf: [] });
+    mem = ctx.mem;
+    const { app } = ctx;
+    const s = app.session;
+
+    expect(app.handleKey(key(' '))).toBe(true);
+    await vi.waitFor(() => expect(s.phase).toBe('recording'));
+    expect(mem.calls.at(-1)).toBe('start_take');
+    await vi.waitFor(() => expect(s.level).not.toBeNull());
+    app.handleKey(key(' '));
+    await vi.waitFor(() => expect(s.phase).toBe('review'));
+    expect(mem.calls.at(-1)).toBe('stop_take');
+
+    app.handleKey(key('p'));
+    await vi.waitFor(() => expect(s.playing).toBe(true));
+    expect(mem.calls.at(-1)).toBe('play_take');
+
+    // space on a take under review does not throw it away
+    app.handleKey(key(' '));
+    expect(s.phase).toBe('review');
+
+    app.handleKey(key('R'));
+    await vi.waitFor(() => expect(s.phase).toBe('recording'));
+    expect(mem.calls.slice(-3)).toEqual(['stop_playback', 'discard_take', 'start_take']);
+    await vi.waitFor(() => expect(s.level).not.toBeNull());
+    app.handleKey(key(' '));
+    await vi.waitFor(() => expect(s.phase).toBe('review'));
+
+    app.handleKey(key('Enter'));
+    await vi.waitFor(() => expect(s.phase).toBe('idle'));
+    expect(mem.calls.filter((c) => c === 'accept_take')).toHaveLength(1);
+    expect(app.state?.progress[0]?.status).toBe('accepted');
+    expect(s.index).toBe(1);
+
+    app.handleKey(key('ArrowLeft'));
+    await vi.waitFor(() => expect(s.index).toBe(0));
+    app.handleKey(key('ArrowRight'));
+    await vi.waitFor(() => expect(s.index).toBe(1));
+    expect(mem.calls.filter((c) => c === 'go_to_prompt')).toHaveLength(2);
+  });
+
+  it('Enter on a failing take does not accept it', async () => {
+    const ctx = await ready({ failFirstTakeOf: ['p001'] });
+    mem = ctx.mem;
+    await recordTake(ctx.app);
+    ctx.app.handleKey(key('Enter'));
+    await vi.waitFor(() => expect(ctx.app.session.confirmFailed).toBe(true));
+    expect(mem.calls).not.toContain('accept_take');
+  });
+
+  it('Escape closes dialogs; other shortcuts wait while one is open', async () => {
+    const ctx = await ready();
+    mem = ctx.mem;
+    const { app } = ctx;
+    app.session.openFlag();
+    expect(app.handleKey(key(' '))).toBe(false);
+    expect(app.session.phase).toBe('idle');
+    expect(app.handleKey(key('Escape'))).toBe(true);
+    expect(app.session.flagOpen).toBe(false);
+    expect(app.handleKey(key('Escape'))).toBe(false);
+  });
+
+  it('does nothing on other screens', async () => {
+    const ctx = await ready();
+    mem = ctx.mem;
+    await ctx.app.navigate('queue');
+    expect(ctx.app.handleKey(key(' '))).toBe(false);
+    expect(mem.calls).not.toContain('start_take');
+  });
+});

@@ -1,0 +1,57 @@
+// Keyboard shortcuts: a pure mapping from a key event to an action, so it can be tested without
+// a DOM. Shortcuts never fire while the user types (inputs, textareas, selects, contenteditable),
+// never with Ctrl/Alt/Meta, never on auto-repeat; Enter and Space on a focused button or link do
+// what that control does (the browser's activation wins), so keyboard users get what they see.
+export type ShortcutAction = 'toggleRecord' | 'play' | 'rerecord' | 'accept' | 'prev' | 'next' | 'escape';
+
+export interface KeyLike {
+  key: string;
+  ctrlKey?: boolean;
+  altKey?: boolean;
+  metaKey?: boolean;
+  repeat?: boolean;
+  target?: EventTarget | null;
+}
+
+/** A form field or editable element: keys belong to it. */
+export function isTypingTarget(target: EventTarget | null | undefined): boolean {
+  if (!target || typeof (target as Element).tagName !== 'string') return false;
+  const el = target as HTMLElement;
+  const tag = el.tagName.toLowerCase();
+  if (tag === 'textarea' || tag === 'select') return true;
+  if (tag === 'input') {
+    const type = (el as HTMLInputElement).type;
+    return !['button', 'submit', 'reset'].includes(type);
+  }
+  return el.isContentEditable === true || el.getAttribute('contenteditable') === 'true';
+}
+
+/** A control that Enter/Space activate natively. */
+export function isActivatable(target: EventTarget | null | undefined): boolean {
+  if (!target || typeof (target as Element).tagName !== 'string') return false;
+  const el = target as HTMLElement;
+  const tag = el.tagName.toLowerCase();
+  if (tag === 'button' || tag === 'summary' || (tag === 'a' && el.hasAttribute('href'))) return true;
+  if (tag === 'input') return ['button', 'submit', 'reset'].includes((el as HTMLInputElement).type);
+  const role = el.getAttribute('role');
+  return role === 'button' || role === 'link' || role === 'tab' || role === 'menuitem';
+}
+
+export const SHORTCUTS: Record<string, ShortcutAction> = {
+  ' ': 'toggleRecord',
+  p: 'play',
+  P: 'play',
+  r: 'rerecord',
+  R: 'rerecord',
+  Enter: 'accept',
+  ArrowLeft: 'prev',
+  ArrowRight: 'next',
+};
+
+export function shortcutFor(e: KeyLike): ShortcutAction | null {
+  if (e.key === 'Escape') return 'escape';
+  if (e.ctrlKey || e.altKey || e.metaKey || e.repeat) return null;
+  if (isTypingTarget(e.target)) return null;
+  if ((e.key === 'Enter' || e.key === ' ') && isActivatable(e.target)) return null;
+  return SHORTCUTS[e.key] ?? null;
+}

@@ -1,0 +1,191 @@
+// Types of the IPC contract, transcribed from docs/app-ipc.md. Field names are the wire names
+// (snake_case); keep this file in step with that document.
+
+export type ErrorKind =
+  | 'not_enrolled'
+  | 'bad_code'
+  | 'revoked'
+  | 'offline'
+  | 'no_device'
+  | 'device_lost'
+  | 'busy' // e.g. start_take while a take is recording
+  | 'no_take' // review/accept without a take
+  | 'quality_failed' // accept without accept_failed on a failing take
+  | 'invalid_input' // a bad argument from the UI
+  | 'storage' // disk full, permissions
+  | 'internal';
+
+export const ERROR_KINDS: readonly ErrorKind[] = [
+  'not_enrolled',
+  'bad_code',
+  'revoked',
+  'offline',
+  'no_device',
+  'device_lost',
+  'busy',
+  'no_take',
+  'quality_failed',
+  'invalid_input',
+  'storage',
+  'internal',
+];
+
+/** message is for people; kind is for code. */
+export interface AppError {
+  kind: ErrorKind;
+  message: string;
+}
+
+export interface Prompt {
+  id: string;
+  text: string;
+  note: string | null;
+}
+
+export type PromptStatus = 'todo' | 'accepted' | 'skipped' | 'flagged';
+
+export interface PromptProgress {
+  prompt_id: string;
+  status: PromptStatus;
+  /** the current (latest accepted) sample */
+  sample_id: string | null;
+  /** accepted takes of this prompt, re-recordings included */
+  versions: number;
+  flag_reason: string | null;
+}
+
+export type Theme = 'system' | 'light' | 'dark';
+
+export interface ProjectInfo {
+  name: string;
+  consent_text: string;
+  features_only: boolean;
+  prompt_count: number;
+}
+
+export interface AppState {
+  /** local: the embedded demo stack, no AWS */
+  mode: 'local' | 'project';
+  enrolled: boolean;
+  contractor: string | null;
+  project: ProjectInfo | null;
+  consent_given: boolean;
+  /** chosen input device name; null = system default */
+  device: string | null;
+  prompts: Prompt[];
+  /** one per prompt, same order */
+  progress: PromptProgress[];
+  /** index of the prompt to show */
+  current_prompt: number;
+  /** unaccepted takes lost to a crash, reported once at start-up */
+  lost_takes: number;
+  theme: Theme;
+  /** "en" */
+  language: string;
+}
+
+export interface DeviceInfo {
+  name: string;
+  id: string | null;
+  is_default: boolean;
+  sample_rate: number;
+  channels: number;
+  format: string;
+}
+
+export interface Level {
+  peak_dbfs: number;
+  rms_dbfs: number;
+  clipped: boolean;
+  elapsed_s: number;
+}
+
+export type NoiseVerdict = 'good' | 'too_noisy' | 'too_quiet';
+
+export interface NoiseCheck {
+  noise_floor_dbfs: number;
+  peak_dbfs: number;
+  verdict: NoiseVerdict;
+  message: string;
+}
+
+export type Verdict = 'pass' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  verdict: Verdict;
+  reason: string;
+}
+
+export interface QualityReport {
+  duration_s: number;
+  peak_dbfs: number;
+  rms_dbfs: number;
+  clipped_ratio: number;
+  noise_floor_dbfs: number;
+  speech_dbfs: number;
+  snr_db: number;
+  speech_s: [number, number] | null;
+  leading_silence_s: number;
+  trailing_silence_s: number;
+  trim: [number, number];
+  checks: Check[];
+  overall: Verdict;
+}
+
+export interface TakeReview {
+  take_id: string;
+  prompt_id: string;
+  duration_s: number;
+  /** ~400 (min, max) pairs in -1..1 for drawing */
+  waveform: [number, number][];
+  quality: QualityReport;
+  /** why the take ended early (device lost) */
+  interrupted: string | null;
+}
+
+export type ItemStatus = 'sealed' | 'uploading' | 'uploaded' | 'failed';
+
+export interface QueueItem {
+  sample_id: string;
+  prompt_id: string | null;
+  status: ItemStatus;
+  /** for the per-item progress bar */
+  bytes_total: number;
+  bytes_done: number;
+  last_error: string | null;
+  sealed_at: string;
+}
+
+export interface QueueState {
+  items: QueueItem[];
+  /** false after a failed attempt to reach the broker or S3 */
+  online: boolean;
+  uploading: boolean;
+  /** takes in the spool + sealed raw audio not yet uploaded */
+  raw_on_machine: number;
+  /** the newest spool.wiped / take.discarded event */
+  last_wipe_at: string | null;
+}
+
+export interface UploadProgress {
+  bytes_done: number;
+  bytes_total: number;
+  items_done: number;
+  items_total: number;
+}
+
+export interface ActivityEntry {
+  seq: number;
+  time: string;
+  event: string;
+  summary: string;
+}
+
+/** Payload of the `device-lost` event. */
+export interface DeviceLost {
+  message: string;
+}
+
+/** Stops a subscription (event listener). */
+export type Unsubscribe = () => void;

@@ -1,0 +1,29 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from 'vite';
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { svelteTesting } from '@testing-library/svelte/vite';
+
+// The Tauri shell loads ui/dist under a strict CSP (script-src 'self'; style-src 'self'):
+// everything must be emitted as external files, nothing inlined.
+export default defineConfig({
+  // svelteTesting(): browser export conditions and auto-cleanup, in Vitest only.
+  plugins: [svelte(), ...(process.env.VITEST ? [svelteTesting()] : [])],
+  clearScreen: false,
+  server: { port: 5173, strictPort: true },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    // Never inline assets as data: URLs into CSS/JS (img-src allows data:, but keep it simple)
+    assetsInlineLimit: 0,
+    cssCodeSplit: false,
+    sourcemap: false,
+    modulePreload: { polyfill: false },
+  },
+  test: {
+    environment: 'jsdom',
+    include: ['src/**/*.test.ts'],
+    setupFiles: ['src/test/setup.ts'],
+    restoreMocks: true,
+  },
+});
