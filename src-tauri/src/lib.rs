@@ -1,4 +1,238 @@
-//! The Voxseal desktop shell.
+//! The Voxseal desktop shell: Tauri commands mapped one-to-one onto `voxseal_app::App`.
+//!
+//! Nothing here decides anything: each command parses its arguments, calls the app on a
+//! blocking thread (recording, sealing and disk I/O must not block the UI thread) and returns
+//! its result or `{kind, message}`. High-rate data (meter levels, upload progress) goes over
+//! `tauri::ipc::Channel`; rare changes are events. The commands are declared in `build.rs`, so
+//! the main window's capability (`capabilities/main.json`) grants exactly these and nothing else.
 
-/// Runs the app.
-pub fn run() {}
+use tauri::ipc::Channel;
+use tauri::{Emitter, Manager, State};
+use voxseal_app::types::{ActivityEntry, AppState, QueueState, TakeReview};
+use voxseal_app::{App, AppError, AppEvent, AppOptions, ErrorKind};
+use voxseal_cloud::uploader::UploadProgress;
+use voxseal_core::audio::{DeviceInfo, Level};
+use voxseal_core::quality::MicCheck;
+
+type Res<T> = Result<T, AppError>;
+
+/// Runs `f` with the app on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    app: &State<'_, App>,
+    f: impl FnOnce(App) -> Res<T> + Send + 'static,
+) -> Res<T> {
+    let app = app.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || f(app))
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Internal, e.to_string()))?
+}
+
+#[tauri::command]
+async fn app_state(app: State<'_, App>) -> Res<AppState> {
+    blocking(&app, |a| a.state()).await
+}
+
+#[tauri::command]
+async fn enroll(app: State<'_, App>, code: String) -> Res<AppState> {
+    blocking(&app, move |a| a.enroll(&code)).await
+}
+
+#[tauri::command]
+async fn give_consent(app: State<'_, App>) -> Res<AppState> {
+    blocking(&app, |a| a.give_consent()).await
+}
+
+#[tauri::command]
+async fn list_devices(app: State<'_, App>) -> Res<Vec<DeviceInfo>> {
+    blocking(&app, |a| a.list_devices()).await
+}
+
+#[tauri::command]
+async fn select_device(app: State<'_, App>, name: Option<String>) -> Res<AppState> {
+    blocking(&app, move |a| a.select_device(name)).await
+}
+
+#[tauri::command]
+async fn start_meter(app: State<'_, App>, on_level: Channel<Level>) -> Res<()> {
+    blocking(&app, move |a| {
+        a.start_meter(Box::new(move |l| drop(on_level.send(l))))
+    })
+    .await
+}
+
+#[tauri::command]
+async fn stop_meter(app: State<'_, App>) -> Res<()> {
+    blocking(&app, |a| {
+        a.stop_meter();
+        Ok(())
+    })
+    .await
+}
+
+#[tauri::command]
+async fn check_noise(app: State<'_, App>) -> Res<MicCheck> {
+    blocking(&app, |a| a.check_noise()).await
+}
+
+#[tauri::command]
+async fn start_take(
+    app: State<'_, App>,
+    prompt_id: String,
+    on_level: Channel<Level>,
+) -> Res<String> {
+    blocking(&app, move |a| {
+        a.start_take(&prompt_id, Box::new(move |l| drop(on_level.send(l))))
+    })
+    .await
+}
+
+#[tauri::command]
+async fn stop_take(app: State<'_, App>) -> Res<TakeReview> {
+    blocking(&app, |a| a.stop_take()).await
+}
+
+#[tauri::command]
+async fn play_take(app: State<'_, App>) -> Res<()> {
+    blocking(&app, |a| a.play_take()).await
+}
+
+#[tauri::command]
+async fn stop_playback(app: State<'_, App>) -> Res<()> {
+    blocking(&app, |a| {
+        a.stop_playback();
+        Ok(())
+    })
+    .await
+}
+
+#[tauri::command]
+async fn accept_take(app: State<'_, App>, accept_failed: bool) -> Res<AppState> {
+    blocking(&app, move |a| a.accept_take(accept_failed)).await
+}
+
+#[tauri::command]
+async fn discard_take(app: State<'_, App>) -> Res<AppState> {
+    blocking(&app, |a| a.discard_take()).await
+}
+
+#[tauri::command]
+async fn skip_prompt(
+    app: State<'_, App>,
+    prompt_id: String,
+    flag_reason: Option<String>,
+) -> Res<AppState> {
+    blocking(&app, move |a| a.skip_prompt(&prompt_id, flag_reason)).await
+}
+
+#[tauri::command]
+async fn go_to_prompt(app: State<'_, App>, index: usize) -> Res<AppState> {
+    blocking(&app, move |a| a.go_to_prompt(index)).await
+}
+
+#[tauri::command]
+async fn queue(app: State<'_, App>) -> Res<QueueState> {
+    blocking(&app, |a| a.queue()).await
+}
+
+#[tauri::command]
+async fn upload_now(app: State<'_, App>, on_progress: Channel<UploadProgress>) -> Res<QueueState> {
+    let a = app.inner().clone();
+    a.upload_now(Box::new(move |p| drop(on_progress.send(p))))
+        .await
+}
+
+#[tauri::command]
+async fn retry_item(app: State<'_, App>, sample_id: String) -> Res<QueueState> {
+    let a = app.inner().clone();
+    a.retry_item(&sample_id).await
+}
+
+#[tauri::command]
+async fn activity(app: State<'_, App>, limit: usize) -> Res<Vec<ActivityEntry>> {
+    blocking(&app, move |a| a.activity(limit)).await
+}
+
+#[tauri::command]
+async fn save_preferences(app: State<'_, App>, theme: String, language: String) -> Res<AppState> {
+    blocking(&app, move |a| a.save_preferences(&theme, &language)).await
+}
+
+/// The commands the web view may call (must match `build.rs` and the capability).
+pub const COMMANDS: &[&str] = &[
+    "app_state",
+    "enroll",
+    "give_consent",
+    "list_devices",
+    "select_device",
+    "start_meter",
+    "stop_meter",
+    "check_noise",
+    "start_take",
+    "stop_take",
+    "play_take",
+    "stop_playback",
+    "accept_take",
+    "discard_take",
+    "skip_prompt",
+    "go_to_prompt",
+    "queue",
+    "upload_now",
+    "retry_item",
+    "activity",
+    "save_preferences",
+];
+
+/// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
+/// app data directory.
+pub fn run() {
+    tauri::Builder::default()
+        .setup(|tauri_app| {
+            let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
+                Some(d) => std::path::PathBuf::from(d),
+                None => tauri_app.path().app_data_dir()?,
+            };
+            let handle = tauri_app.handle().clone();
+            let events = Box::new(move |e: AppEvent| {
+                let _ = match e {
+                    AppEvent::QueueChanged(q) => handle.emit("queue-changed", q),
+                    AppEvent::DeviceLost(m) => {
+                        handle.emit("device-lost", serde_json::json!({ "message": m }))
+                    }
+                    AppEvent::StateChanged(s) => handle.emit("state-changed", s),
+                };
+            });
+            let rt = tauri::async_runtime::handle().inner().clone();
+            let app = App::start(AppOptions::new(data_dir, events), rt)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+            tauri_app.manage(app);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            app_state,
+            enroll,
+            give_consent,
+            list_devices,
+            select_device,
+            start_meter,
+            stop_meter,
+            check_noise,
+            start_take,
+            stop_take,
+            play_take,
+            stop_playback,
+            accept_take,
+            discard_take,
+            skip_prompt,
+            go_to_prompt,
+            queue,
+            upload_now,
+            retry_item,
+            activity,
+            save_preferences,
+        ])
+        .run(tauri::generate_context!())
+        .unwrap_or_else(|e| {
+            eprintln!("voxseal: the app could not start: {e}");
+            std::process::exit(1);
+        });
+}

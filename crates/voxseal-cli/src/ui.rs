@@ -5,11 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use voxseal_core::audio::{
-    AudioSource, CpalSource, DeviceSelector, Level, SyntheticKind, SyntheticSource, WavFileSource,
-};
+use voxseal_core::audio::Level;
 use voxseal_core::quality::{QualityReport, Verdict};
 use voxseal_core::recorder::SourceFactory;
 use voxseal_core::seal::SealProgress;
@@ -88,40 +86,11 @@ pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
 
 /// Parses `--source` into something the recorder thread can open.
 pub fn source_factory(spec: &str, fast: bool, synthetic_rate: u32) -> Result<SourceFactory> {
-    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
-    Ok(match kind {
-        "mic" => {
-            let sel = if arg.is_empty() {
-                DeviceSelector::Default
-            } else {
-                DeviceSelector::Named(arg.to_owned())
-            };
-            Box::new(move || Ok(Box::new(CpalSource::open(&sel)?) as Box<dyn AudioSource>))
-        }
-        "file" => {
-            if arg.is_empty() {
-                bail!("--source file: needs a path, e.g. --source file:take.wav");
-            }
-            let path = PathBuf::from(arg);
-            // Validate now, so a bad file is reported before anything starts.
-            WavFileSource::open(&path)?;
-            Box::new(move || {
-                Ok(Box::new(WavFileSource::open(&path)?.realtime(!fast)) as Box<dyn AudioSource>)
-            })
-        }
-        "synthetic" => {
-            let k = SyntheticKind::parse(if arg.is_empty() { "speech" } else { arg })?;
-            Box::new(move || {
-                Ok(
-                    Box::new(SyntheticSource::new(k, synthetic_rate, None).realtime(!fast))
-                        as Box<dyn AudioSource>,
-                )
-            })
-        }
-        _ => bail!(
-            "unknown source {spec:?}: use mic, mic:<device name>, file:<path.wav> or synthetic:speech|noise|tone[:hz]"
-        ),
-    })
+    Ok(voxseal_core::audio::parse_source(
+        spec,
+        !fast,
+        synthetic_rate,
+    )?)
 }
 
 /// A one-line live level meter.

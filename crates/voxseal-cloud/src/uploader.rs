@@ -124,17 +124,23 @@ impl UploadError {
     }
 }
 
-/// Progress of a drain, for progress bars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Progress of a drain, for progress bars (payload bytes; the small manifests are not counted).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct UploadProgress {
-    /// Bytes uploaded (and confirmed) so far in this run.
+    /// Bytes uploaded so far in this run, all items.
     pub bytes_done: u64,
-    /// Bytes to upload in this run.
+    /// Bytes of all items in this run.
     pub bytes_total: u64,
     /// Items finished in this run.
     pub items_done: usize,
-    /// Items to upload in this run.
+    /// Items in this run.
     pub items_total: usize,
+    /// The item being uploaded.
+    pub sample_id: Option<String>,
+    /// Its bytes done.
+    pub item_bytes_done: u64,
+    /// Its bytes.
+    pub item_bytes_total: u64,
 }
 
 /// What a drain did.
@@ -272,23 +278,28 @@ impl Uploader {
             .into_iter()
             .filter(|i| i.state.status != ItemStatus::Uploaded)
             .collect();
-        let bytes_total: u64 = pending.iter().map(OutboxItem::local_bytes).sum();
+        let size = |i: &OutboxItem| i.manifest.payloads.iter().map(|x| x.size).sum::<u64>();
+        let bytes_total: u64 = pending.iter().map(size).sum();
         let mut p = UploadProgress {
-            bytes_done: 0,
             bytes_total,
-            items_done: 0,
             items_total: pending.len(),
+            ..Default::default()
         };
-        progress(p);
+        progress(p.clone());
         let mut report = DrainReport::default();
         let total = pending.len();
         for (n, mut item) in pending.into_iter().enumerate() {
             let base = p.bytes_done;
+            p.sample_id = Some(item.manifest.sample_id.to_string());
+            p.item_bytes_total = size(&item);
+            p.item_bytes_done = 0;
+            let current = p.clone();
             let result = self
                 .upload_item(&mut item, &|done| {
                     progress(UploadProgress {
                         bytes_done: base + done,
-                        ..p
+                        item_bytes_done: done,
+                        ..current.clone()
                     })
                 })
                 .await;
@@ -296,9 +307,9 @@ impl Uploader {
                 Ok(()) => {
                     report.uploaded.push(item.manifest.sample_id.to_string());
                     p.items_done += 1;
-                    p.bytes_done =
-                        base + item.manifest.payloads.iter().map(|x| x.size).sum::<u64>();
-                    progress(p);
+                    p.bytes_done = base + p.item_bytes_total;
+                    p.item_bytes_done = p.item_bytes_total;
+                    progress(p.clone());
                 }
                 Err(e) if e.is_transient() => {
                     report.offline = Some(e.to_string());

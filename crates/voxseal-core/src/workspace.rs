@@ -37,6 +37,8 @@ pub struct Settings {
     pub theme: Option<String>,
     /// UI language tag.
     pub language: Option<String>,
+    /// A microphone check was done on this machine.
+    pub mic_checked: bool,
 }
 
 /// Why the workspace could not be used.

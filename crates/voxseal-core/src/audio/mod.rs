@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod levels;
 pub mod playback;
+pub mod spec;
 pub mod synthetic;
 pub mod wav_file;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use capture::{CpalSource, DeviceInfo, DeviceSelector, list_input_devices};
 pub use levels::Level;
+pub use spec::parse_source;
 pub use synthetic::{SyntheticKind, SyntheticSource};
 pub use wav_file::WavFileSource;
 

@@ -1,0 +1,148 @@
+//! The values the web view sees (docs/app-ipc.md), serialized as JSON.
+
+use serde::Serialize;
+use voxseal_core::audio::Level;
+use voxseal_core::quality::{MicCheck, QualityReport};
+
+/// One prompt.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptView {
+    /// Id.
+    pub id: String,
+    /// Text to read.
+    pub text: String,
+    /// Optional hint.
+    pub note: Option<String>,
+}
+
+/// A prompt's progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptProgressView {
+    /// The prompt.
+    pub prompt_id: String,
+    /// `todo`, `accepted`, `skipped` or `flagged`.
+    pub status: voxseal_core::progress::PromptStatus,
+    /// The current sample.
+    pub sample_id: Option<String>,
+    /// Accepted takes.
+    pub versions: u32,
+    /// Why it was flagged.
+    pub flag_reason: Option<String>,
+}
+
+/// The project, as far as the UI needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectView {
+    /// Name.
+    pub name: String,
+    /// Consent text.
+    pub consent_text: String,
+    /// Features-only mode.
+    pub features_only: bool,
+    /// Number of prompts.
+    pub prompt_count: usize,
+}
+
+/// Everything the UI needs to render.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppState {
+    /// `local` (embedded demo stack) or `project`.
+    pub mode: &'static str,
+    /// A device token is stored.
+    pub enrolled: bool,
+    /// The contractor.
+    pub contractor: Option<String>,
+    /// The project.
+    pub project: Option<ProjectView>,
+    /// Consent recorded.
+    pub consent_given: bool,
+    /// Chosen input device (None: default).
+    pub device: Option<String>,
+    /// Prompts.
+    pub prompts: Vec<PromptView>,
+    /// Progress per prompt, in prompt order.
+    pub progress: Vec<PromptProgressView>,
+    /// Prompt to show.
+    pub current_prompt: usize,
+    /// Unaccepted takes lost to a crash (reported once).
+    pub lost_takes: usize,
+    /// `system`, `light` or `dark`.
+    pub theme: String,
+    /// UI language.
+    pub language: String,
+    /// A mic check was done.
+    pub mic_checked: bool,
+    /// The take under review.
+    pub review: Option<TakeReview>,
+    /// Local mode: a code for the demo contractor.
+    pub demo_code: Option<String>,
+}
+
+/// A recorded take, for review.
+#[derive(Debug, Clone, Serialize)]
+pub struct TakeReview {
+    /// Take id.
+    pub take_id: String,
+    /// Prompt id.
+    pub prompt_id: String,
+    /// Seconds.
+    pub duration_s: f64,
+    /// (min, max) pairs for drawing.
+    pub waveform: Vec<(f32, f32)>,
+    /// Quality checks.
+    pub quality: QualityReport,
+    /// Why it ended early.
+    pub interrupted: Option<String>,
+}
+
+/// One outbox item for the queue screen.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    /// Sample id.
+    pub sample_id: String,
+    /// Prompt id.
+    pub prompt_id: Option<String>,
+    /// `sealed`, `uploading`, `uploaded`, `failed`.
+    pub status: voxseal_core::outbox::ItemStatus,
+    /// Payload bytes.
+    pub bytes_total: u64,
+    /// Payload bytes uploaded.
+    pub bytes_done: u64,
+    /// Why it failed.
+    pub last_error: Option<String>,
+    /// When sealed.
+    pub sealed_at: String,
+}
+
+/// The queue screen.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueState {
+    /// Items, oldest first.
+    pub items: Vec<QueueItem>,
+    /// False after a failed attempt to reach the broker or S3.
+    pub online: bool,
+    /// An upload is running.
+    pub uploading: bool,
+    /// Takes in the spool plus sealed raw audio not yet uploaded.
+    pub raw_on_machine: usize,
+    /// The newest spool wipe.
+    pub last_wipe_at: Option<String>,
+}
+
+/// One audit event, readable.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Time.
+    pub time: String,
+    /// Event name.
+    pub event: String,
+    /// A one-line summary.
+    pub summary: String,
+}
+
+/// Re-exported for the shell.
+pub type LevelView = Level;
+/// Re-exported for the shell.
+pub type NoiseCheck = MicCheck;
