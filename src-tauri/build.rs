@@ -27,7 +27,32 @@ const COMMANDS: &[&str] = &[
     "save_preferences",
 ];
 
+/// Release builds must pin the project lead's public key: the app verifies every project
+/// config against it (voxseal_core::signing reads it at compile time).
+fn check_pinned_lead_key() {
+    println!("cargo:rerun-if-env-changed=VOXSEAL_LEAD_PUBKEY");
+    println!("cargo:rerun-if-env-changed=VOXSEAL_LOCAL_ONLY");
+    let key = std::env::var("VOXSEAL_LEAD_PUBKEY").unwrap_or_default();
+    for k in key.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        if !(k.starts_with("RW") && k.len() == 56) {
+            panic!(
+                "VOXSEAL_LEAD_PUBKEY: {k:?} is not a minisign public key (the base64 line of lead.pub)"
+            );
+        }
+    }
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    let local_only = std::env::var("VOXSEAL_LOCAL_ONLY").as_deref() == Ok("1");
+    if release && key.trim().is_empty() && !local_only {
+        panic!(
+            "release builds need VOXSEAL_LEAD_PUBKEY: the project lead's public key (the base64 line of lead.pub \
+             from `voxseal project init`). Set VOXSEAL_LOCAL_ONLY=1 instead to build a demo app that only runs \
+             the local stack."
+        );
+    }
+}
+
 fn main() {
+    check_pinned_lead_key();
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),

@@ -159,17 +159,32 @@ impl App {
     /// Opens the data directory (sweeping what a crash left), starts the local stack when no
     /// project is configured, and starts the upload worker, on `rt`.
     pub fn start(opts: AppOptions, rt: tokio::runtime::Handle) -> AppResult<App> {
-        let (ws, report) = Workspace::open(&opts.data_dir)?;
-        let local = match ws.project() {
-            Ok(c) => c.project.name == "voxseal-dev",
-            Err(_) => true,
+        let (mut ws, report) = Workspace::open(&opts.data_dir)?;
+        // Local mode when no project was installed, or the installed one is the demo stack's.
+        let local = !ws.project_path().exists() || ws.root().join("local-stack").exists();
+        let stack = if local {
+            let dir = ws.root().join("local-stack");
+            let stack = rt
+                .block_on(DevStack::start(DevStackOptions::ephemeral(&dir)))
+                .map_err(|e| {
+                    AppError::new(
+                        ErrorKind::Internal,
+                        format!("cannot start the local demo stack: {e}"),
+                    )
+                })?;
+            // The demo stack signs its config with its own key; trust it only in local mode.
+            ws.trust(stack.info.lead_pubkey.clone());
+            ws.install_project(&stack.info.project_path)?;
+            Some(stack)
+        } else {
+            None
         };
         let inner = Arc::new(Inner {
             ws,
             rt: rt.clone(),
             opts_source: opts.source_override,
             events: opts.events,
-            stack: Mutex::new(None),
+            stack: Mutex::new(stack),
             demo_code: Mutex::new(None),
             session: Mutex::new(Session::default()),
             level_sink: Arc::new(Mutex::new(None)),
@@ -184,31 +199,10 @@ impl App {
             retry_secs: opts.retry_secs.max(1),
         });
         let app = App { inner };
-        if local {
-            app.start_local_stack()?;
-        }
         app.load_token();
         let worker = app.clone();
         rt.spawn(async move { worker.upload_worker().await });
         Ok(app)
-    }
-
-    fn start_local_stack(&self) -> AppResult<()> {
-        let dir = self.inner.ws.root().join("local-stack");
-        let stack = self
-            .inner
-            .rt
-            .block_on(DevStack::start(DevStackOptions::ephemeral(&dir)))
-            .map_err(|e| {
-                AppError::new(
-                    ErrorKind::Internal,
-                    format!("cannot start the local demo stack: {e}"),
-                )
-            })?;
-        let config = ProjectConfig::load(&stack.info.project_path).map_err(internal)?;
-        self.inner.ws.install_project(&config)?;
-        *lock(&self.inner.stack) = Some(stack);
-        Ok(())
     }
 
     fn is_local(&self) -> bool {

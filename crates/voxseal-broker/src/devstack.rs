@@ -111,6 +111,8 @@ pub struct DevStackInfo {
     pub keys_dir: PathBuf,
     /// The enrollment registry.
     pub registry_path: PathBuf,
+    /// The stack's project-lead public key (base64), which signed `project.toml`.
+    pub lead_pubkey: String,
 }
 
 /// A running local stack; stops when dropped.
@@ -207,6 +209,20 @@ fn write_project(
     let path = dir.join("project.toml");
     voxseal_core::config::ProjectConfig::parse(&text, "dev stack project.toml")
         .map_err(|e| io_err(&path, e))?;
+    // Signed with the stack's own lead key, so the same verification path runs as in production.
+    let sig = voxseal_core::signing::sign(
+        &keys.join("lead.key"),
+        None,
+        text.as_bytes(),
+        "voxseal dev stack project config",
+    )
+    .map_err(|e| io_err(&path, e))?;
+    voxseal_core::fsutil::write_atomic(
+        &voxseal_core::signing::sig_path(&path),
+        sig.as_bytes(),
+        false,
+    )
+    .map_err(|e| io_err(&path, e))?;
     voxseal_core::fsutil::write_atomic(&path, text.as_bytes(), false)
         .map_err(|e| io_err(&path, e))?;
     Ok(path)
@@ -229,6 +245,15 @@ impl DevStack {
                 voxseal_core::keys::generate_identity_file(&p, label).map_err(|e| io_err(&p, e))?;
             }
         }
+        let (lead_key, lead_pub) = (keys.join("lead.key"), keys.join("lead.pub"));
+        if !lead_key.exists() {
+            voxseal_core::signing::generate_lead_key(&lead_key, &lead_pub, None)
+                .map_err(|e| io_err(&lead_key, e))?;
+        }
+        let lead_pubkey = voxseal_core::signing::public_key_from_text(
+            &std::fs::read_to_string(&lead_pub).map_err(|e| io_err(&lead_pub, e))?,
+        )
+        .map_err(|e| io_err(&lead_pub, e))?;
         let (admin_access_key, admin_secret) = admin_keys(dir)?;
         let grants = GrantStore::new();
         grants.add_admin(&admin_access_key, &admin_secret);
@@ -290,6 +315,7 @@ impl DevStack {
                 project_path,
                 keys_dir: keys,
                 registry_path: dir.join("registry.toml"),
+                lead_pubkey,
             },
         })
     }

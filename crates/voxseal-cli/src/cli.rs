@@ -61,6 +61,81 @@ pub enum Command {
     Upload(UploadArgs),
     /// Run the local stack (S3 endpoint + broker on 127.0.0.1) for trying Voxseal without AWS.
     DevStack(DevStackArgs),
+    /// (Project leads) Create, sign and verify project configs.
+    Project {
+        /// What to do.
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+}
+
+/// `voxseal project ...`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project: age identities, a lead signing key, and a signed project.toml.
+    Init(ProjectInitArgs),
+    /// Sign project.toml (after editing it) with the lead key, writing project.toml.sig.
+    Sign(ProjectSignArgs),
+    /// Check that project.toml is valid and its signature verifies.
+    Verify(ProjectVerifyArgs),
+}
+
+/// `voxseal project init`
+#[derive(Debug, Args)]
+pub struct ProjectInitArgs {
+    /// The new project's directory (created; must be empty if it exists).
+    pub dir: PathBuf,
+    /// Project name (3-63 characters: a-z, 0-9, '-').
+    #[arg(long)]
+    pub name: String,
+    /// Prompt set: CSV with header `id,text,note`, or one prompt per line.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// The consent text contractors accept (a text file).
+    #[arg(long, value_name = "FILE")]
+    pub consent: Option<PathBuf>,
+    /// Never seal or upload raw audio (no archive key is made).
+    #[arg(long)]
+    pub features_only: bool,
+    /// S3 bucket for uploads.
+    #[arg(long, requires_all = ["region", "kms_key_arn"])]
+    pub bucket: Option<String>,
+    /// AWS region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// KMS key ARN for SSE-KMS.
+    #[arg(long)]
+    pub kms_key_arn: Option<String>,
+    /// Credential broker URL (https://...).
+    #[arg(long)]
+    pub broker_url: Option<String>,
+    /// S3 endpoint URL (only for S3-compatible stores; AWS needs none).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Store the lead signing key unencrypted (otherwise it is protected by a password:
+    /// $VOXSEAL_LEAD_KEY_PASSWORD or asked at the terminal).
+    #[arg(long)]
+    pub no_password: bool,
+}
+
+/// `voxseal project sign`
+#[derive(Debug, Args)]
+pub struct ProjectSignArgs {
+    /// The project.toml to sign.
+    pub config: PathBuf,
+    /// The lead secret key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+/// `voxseal project verify`
+#[derive(Debug, Args)]
+pub struct ProjectVerifyArgs {
+    /// The project.toml to check (project.toml.sig next to it).
+    pub config: PathBuf,
+    /// Verify with this lead public key instead of the one built in.
+    #[arg(long, value_name = "FILE")]
+    pub lead_pub: Option<PathBuf>,
 }
 
 /// `voxseal enroll ...`
@@ -167,9 +242,14 @@ pub struct InitArgs {
     /// Your contractor id (3-63 characters: a-z, 0-9, '-').
     #[arg(long)]
     pub contractor: String,
-    /// The project config (project.toml) from your project lead.
+    /// The project config (project.toml) from your project lead; project.toml.sig must be next
+    /// to it.
     #[arg(long, value_name = "FILE")]
     pub project: PathBuf,
+    /// Trust this project-lead public key (minisign .pub file) in addition to the one built into
+    /// this program (for QA and development builds without a pinned key).
+    #[arg(long, value_name = "FILE")]
+    pub trust_lead_key: Option<PathBuf>,
 }
 
 /// `voxseal devices`

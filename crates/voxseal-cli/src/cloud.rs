@@ -337,9 +337,11 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             info.admin_access_key, info.admin_secret, info.endpoint, voxseal_broker::devstack::BUCKET
         );
         if a.join {
-            let ws = ui::open_workspace(cli)?;
-            let config = voxseal_core::config::ProjectConfig::load(&info.project_path)?;
-            ws.install_project(&config)?;
+            let mut ws = ui::open_workspace(cli)?;
+            let lead = std::fs::read_to_string(info.keys_dir.join("lead.pub"))?;
+            voxseal_core::fsutil::write_atomic(&ws.root().join(ui::TRUSTED_LEAD_FILE), lead.as_bytes(), false)?;
+            ws.trust(info.lead_pubkey.clone());
+            ws.install_project(&info.project_path)?;
             let (contractor, token) = BrokerSource::enroll(&info.broker_url, &code).await?;
             let pass = passphrase(true).unwrap_or_else(|| SecretString::from("voxseal-dev-stack".to_owned()));
             let store = TokenStore::new(ws.root());

@@ -48,9 +48,31 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
          [recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n\n\
          [[prompts]]\nid = \"p001\"\ntext = \"The quick brown fox jumps over the lazy dog.\"\n"
     );
-    let config = ProjectConfig::parse(&config_text, "demo project.toml")?;
-    let (ws, _) = Workspace::open(&root.join("data"))?;
-    ws.install_project(&config)?;
+    ProjectConfig::parse(&config_text, "demo project.toml")?;
+    let project = root.join("project.toml");
+    let lead_pub = voxseal_core::signing::generate_lead_key(
+        &keys.join("lead.key"),
+        &root.join("lead.pub"),
+        None,
+    )?;
+    let sig = voxseal_core::signing::sign(
+        &keys.join("lead.key"),
+        None,
+        config_text.as_bytes(),
+        "voxseal demo project",
+    )?;
+    voxseal_core::fsutil::write_atomic(
+        &voxseal_core::signing::sig_path(&project),
+        sig.as_bytes(),
+        false,
+    )?;
+    voxseal_core::fsutil::write_atomic(&project, config_text.as_bytes(), false)?;
+    ui::step(
+        "wrote project.toml and signed it with a lead key (the app verifies it before every use)",
+    );
+    let (mut ws, _) = Workspace::open(&root.join("data"))?;
+    ws.trust(lead_pub);
+    let config = ws.install_project(&project)?;
     let contractor: ContractorId = "demo-contractor".parse()?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());

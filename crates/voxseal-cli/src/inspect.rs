@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
-use voxseal_core::config::ProjectConfig;
 use voxseal_core::ids::ContractorId;
 use voxseal_core::outbox::OutboxItem;
 
@@ -17,9 +16,24 @@ use crate::{Exit, exit, ui};
 /// `voxseal init`
 pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let contractor: ContractorId = a.contractor.parse()?;
-    let config = ProjectConfig::load(&a.project)?;
-    let ws = ui::open_workspace(cli)?;
-    ws.install_project(&config)?;
+    let mut ws = ui::open_workspace(cli)?;
+    if let Some(key_file) = &a.trust_lead_key {
+        let text = std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read {}", key_file.display()))?;
+        let key = voxseal_core::signing::public_key_from_text(&text)?;
+        eprintln!(
+            "{} trusting the project-lead key from {} (not one built into this program)",
+            ui::yellow("note:"),
+            key_file.display()
+        );
+        voxseal_core::fsutil::write_atomic(
+            &ws.root().join(ui::TRUSTED_LEAD_FILE),
+            text.as_bytes(),
+            false,
+        )?;
+        ws.trust(key);
+    }
+    let config = ws.install_project(&a.project)?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;

@@ -6,6 +6,7 @@ mod cloud;
 mod demo;
 mod inspect;
 mod open;
+mod project;
 mod record;
 mod ui;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command, EnrollCommand};
+use cli::{AuditCommand, Cli, Command, EnrollCommand, ProjectCommand};
 
 /// Exit codes, documented in `voxseal --help`.
 pub mod exit {
@@ -73,6 +74,15 @@ fn main() -> ExitCode {
             command: EnrollCommand::Revoke(a),
         } => cloud::enroll_revoke(a),
         Command::DevStack(a) => cloud::dev_stack(&cli, a),
+        Command::Project {
+            command: ProjectCommand::Init(a),
+        } => project::init(a),
+        Command::Project {
+            command: ProjectCommand::Sign(a),
+        } => project::sign(a),
+        Command::Project {
+            command: ProjectCommand::Verify(a),
+        } => project::verify(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -62,11 +62,17 @@ pub fn data_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(base.join("voxseal"))
 }
 
+/// The lead key a CLI data directory was told to trust (`voxseal init --trust-lead-key`).
+pub const TRUSTED_LEAD_FILE: &str = "trusted-lead.pub";
+
 /// Opens the workspace, telling the user about anything a crash left behind.
 pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
     let dir = data_dir(cli)?;
-    let (ws, report) = Workspace::open(&dir)
+    let (mut ws, report) = Workspace::open(&dir)
         .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    if let Ok(text) = std::fs::read_to_string(dir.join(TRUSTED_LEAD_FILE)) {
+        ws.trust(voxseal_core::signing::public_key_from_text(&text)?);
+    }
     for s in &report.swept_spool {
         eprintln!(
             "{} removed {} ({} bytes): a take that was never accepted, left by a crash; its key is gone, so it was unreadable",

@@ -53,38 +53,48 @@ impl Env {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    /// Keys, a project config with prompts, and `voxseal init`.
+    /// A signed project (`voxseal project init`) with two prompts, and `voxseal init` trusting
+    /// its lead key. The identities are copied to `training.key` / `archive.key`.
     fn setup(&self, features_only: bool) -> (String, String) {
-        let training = self
-            .ok(&[
-                "keygen",
-                "--out",
-                self.path("training.key").to_str().unwrap(),
-            ])
-            .trim()
-            .to_owned();
-        let archive = self
-            .ok(&[
-                "keygen",
-                "--out",
-                self.path("archive.key").to_str().unwrap(),
-            ])
-            .trim()
-            .to_owned();
-        let config = format!(
-            "[project]\nname = \"cli-test\"\n[recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n\
-             [capture]\nfeatures_only = {features_only}\n\
-             [[prompts]]\nid = \"p1\"\ntext = \"One.\"\n[[prompts]]\nid = \"p2\"\ntext = \"Two.\"\n"
-        );
-        std::fs::write(self.path("project.toml"), config).unwrap();
+        std::fs::write(
+            self.path("prompts.csv"),
+            "id,text,note\np1,One.,\np2,Two.,\n",
+        )
+        .unwrap();
+        let proj = self.path("proj");
+        let mut args = vec![
+            "project",
+            "init",
+            proj.to_str().unwrap(),
+            "--name",
+            "cli-test",
+            "--no-password",
+        ];
+        let prompts = self.path("prompts.csv");
+        args.extend(["--prompts", prompts.to_str().unwrap()]);
+        if features_only {
+            args.push("--features-only");
+        }
+        self.ok(&args);
+        std::fs::copy(proj.join("keys/training.key"), self.path("training.key")).unwrap();
+        if !features_only {
+            std::fs::copy(proj.join("keys/archive.key"), self.path("archive.key")).unwrap();
+        }
         self.ok(&[
             "init",
             "--contractor",
             "alice-01",
             "--project",
-            self.path("project.toml").to_str().unwrap(),
+            proj.join("project.toml").to_str().unwrap(),
+            "--trust-lead-key",
+            proj.join("lead.pub").to_str().unwrap(),
         ]);
-        (training, archive)
+        let r = |f: &str| {
+            voxseal_core::keys::recipients_of_identity_file(&self.path(f))
+                .map(|v| v[0].clone())
+                .unwrap_or_default()
+        };
+        (r("training.key"), r("archive.key"))
     }
 }
 
@@ -587,4 +597,107 @@ fn demo_runs_headless() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     assert!(!keep.join("opened").exists(), "decrypted copies wiped");
+}
+
+#[test]
+fn unsigned_tampered_or_foreign_configs_are_refused() {
+    let env = Env::new();
+    env.setup(false);
+    let proj = env.path("proj");
+    let config = std::fs::read_to_string(proj.join("project.toml")).unwrap();
+    let lead = proj.join("lead.pub");
+    let init = |project: &Path| {
+        env.voxseal(&[
+            "init",
+            "--contractor",
+            "alice-01",
+            "--project",
+            project.to_str().unwrap(),
+            "--trust-lead-key",
+            lead.to_str().unwrap(),
+        ])
+    };
+    // A swapped recipient (an attacker's key) breaks the signature.
+    let attacker = age::x25519::Identity::generate().to_public().to_string();
+    let training = voxseal_core::keys::recipients_of_identity_file(&env.path("training.key"))
+        .unwrap()[0]
+        .clone();
+    let swapped = env.path("swapped");
+    std::fs::create_dir(&swapped).unwrap();
+    std::fs::write(
+        swapped.join("project.toml"),
+        config.replace(&training, &attacker),
+    )
+    .unwrap();
+    std::fs::copy(
+        proj.join("project.toml.sig"),
+        swapped.join("project.toml.sig"),
+    )
+    .unwrap();
+    let out = init(&swapped.join("project.toml"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not verify") && err.contains("refusing"),
+        "{err}"
+    );
+    // No signature at all.
+    std::fs::remove_file(swapped.join("project.toml.sig")).unwrap();
+    let err = String::from_utf8_lossy(&init(&swapped.join("project.toml")).stderr).into_owned();
+    assert!(err.contains("missing or unreadable signature"), "{err}");
+    // Signed by someone else's key.
+    let other = env.path("other");
+    env.ok(&[
+        "project",
+        "init",
+        other.to_str().unwrap(),
+        "--name",
+        "evil-proj",
+        "--no-password",
+    ]);
+    let err = String::from_utf8_lossy(&init(&other.join("project.toml")).stderr).into_owned();
+    assert!(err.contains("does not verify"), "{err}");
+    // The installed config is still the good one, and a later edit on disk is refused at use.
+    let installed = env.path("data/project.toml");
+    std::fs::write(
+        &installed,
+        std::fs::read_to_string(&installed)
+            .unwrap()
+            .replace(&training, &attacker),
+    )
+    .unwrap();
+    let err = env.fails(
+        &[
+            "record",
+            "--source",
+            "synthetic:speech",
+            "--fast",
+            "--seconds",
+            "1",
+            "--accept",
+        ],
+        1,
+    );
+    assert!(err.contains("does not verify"), "{err}");
+    let log = std::fs::read_to_string(env.path("data/audit.log")).unwrap();
+    assert!(log.matches("project.refused").count() >= 4, "{log}");
+    // `project verify` agrees, with exit code 4.
+    let err = env.fails(
+        &[
+            "project",
+            "verify",
+            installed.to_str().unwrap(),
+            "--lead-pub",
+            lead.to_str().unwrap(),
+        ],
+        4,
+    );
+    assert!(err.contains("does not verify"), "{err}");
+    env.ok(&[
+        "project",
+        "verify",
+        proj.join("project.toml").to_str().unwrap(),
+        "--lead-pub",
+        lead.to_str().unwrap(),
+    ]);
 }

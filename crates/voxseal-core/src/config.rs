@@ -147,6 +147,62 @@ pub struct Prompt {
     pub note: Option<String>,
 }
 
+/// Parses a prompt set: CSV with a header `id,text,note` (note optional), or plain text with one
+/// prompt per line (ids `p0001`, `p0002`, ...; blank lines and lines starting with `#` skipped).
+pub fn parse_prompt_set(text: &str) -> Result<Vec<Prompt>, String> {
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    if first.trim().to_ascii_lowercase().starts_with("id,text") {
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        for (n, rec) in rdr.records().enumerate() {
+            let line = n + 2;
+            let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+            let id = rec.get(0).unwrap_or_default();
+            let id = id.parse().map_err(|e| format!("line {line}: {e}"))?;
+            let text = rec.get(1).unwrap_or_default().to_owned();
+            let note = rec.get(2).filter(|n| !n.is_empty()).map(str::to_owned);
+            out.push(Prompt { id, text, note });
+        }
+    } else {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let id = format!("p{:04}", out.len() + 1)
+                .parse()
+                .expect("generated ids are valid");
+            out.push(Prompt {
+                id,
+                text: line.to_owned(),
+                note: None,
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err("the prompt set is empty".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &out {
+        if !seen.insert(p.id.as_str()) {
+            return Err(format!("duplicate prompt id {}", p.id));
+        }
+        if p.text.trim().is_empty() || p.text.len() > 2000 {
+            return Err(format!(
+                "prompt {} must have 1-2000 characters of text",
+                p.id
+            ));
+        }
+    }
+    Ok(out)
+}
+
 impl ProjectConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -311,6 +367,30 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "want {want:?} in: {err}");
+        }
+    }
+
+    #[test]
+    fn prompt_sets_from_csv_or_lines() {
+        let csv = "id,text,note\np1,\"Hello, world.\",say it slowly\np2,Second one.,\n";
+        let p = parse_prompt_set(csv).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].text, "Hello, world.");
+        assert_eq!(p[0].note.as_deref(), Some("say it slowly"));
+        assert_eq!(p[1].note, None);
+        let lines = parse_prompt_set("# my prompts\nFirst.\n\nSecond.\n").unwrap();
+        assert_eq!(
+            lines.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["p0001", "p0002"]
+        );
+        for (bad, why) in [
+            ("id,text\np1,a\np1,b\n", "duplicate"),
+            ("id,text\n../x,a\n", "invalid prompt id"),
+            ("id,text\np1,\n", "1-2000"),
+            ("", "empty"),
+        ] {
+            let e = parse_prompt_set(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
         }
     }
 

@@ -31,6 +31,7 @@ pub mod quality;
 pub mod recorder;
 pub mod resample;
 pub mod seal;
+pub mod signing;
 pub mod spool;
 pub mod time;
 pub mod wav;

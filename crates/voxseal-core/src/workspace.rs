@@ -83,6 +83,9 @@ pub enum WorkspaceError {
     /// The audit log could not be written.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The project config's signature does not verify.
+    #[error(transparent)]
+    Signature(#[from] crate::signing::SignatureError),
 }
 
 /// What [`Workspace::open`] cleaned up.
@@ -123,6 +126,7 @@ pub struct AcceptError {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    trusted: Vec<String>,
     /// The audit log.
     pub audit: AuditLog,
     /// The outbox.
@@ -139,6 +143,7 @@ impl Workspace {
         crate::fsutil::create_private_dir(root).map_err(io)?;
         let ws = Self {
             root: root.to_owned(),
+            trusted: crate::signing::pinned_lead_keys(),
             audit: AuditLog::new(root.join("audit.log")),
             outbox: Outbox::new(root.join("outbox")),
         };
@@ -207,28 +212,82 @@ impl Workspace {
     }
 
     /// Installs a project config (validated) as the active one.
-    pub fn install_project(&self, config: &ProjectConfig) -> Result<(), WorkspaceError> {
+    /// Also trusts `key` (a base64 minisign public key) for project configs, besides the keys
+    /// pinned in this build. Callers add keys deliberately: the local demo stack's own key, or a
+    /// key the CLI was explicitly given.
+    pub fn trust(&mut self, key: String) {
+        if !self.trusted.contains(&key) {
+            self.trusted.push(key);
+        }
+    }
+
+    /// Verifies `config_path` against `<config_path>.sig` with the trusted lead keys, parses it,
+    /// and installs both as the active project. A config that fails is refused, with an audit
+    /// event, and nothing is installed.
+    pub fn install_project(&self, config_path: &Path) -> Result<ProjectConfig, WorkspaceError> {
+        let (config, bytes, sig) = match self.verified(config_path) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = self.audit.append(
+                    "project.refused",
+                    serde_json::json!({ "file": config_path.file_name().map(|n| n.to_string_lossy()), "reason": e.to_string() }),
+                );
+                return Err(e);
+            }
+        };
         let path = self.project_path();
-        crate::fsutil::write_atomic(&path, config.to_toml().as_bytes(), false).map_err(
-            |source| WorkspaceError::Io {
-                path: path.display().to_string(),
-                source,
-            },
-        )?;
+        let io = |source| WorkspaceError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        crate::fsutil::write_atomic(&crate::signing::sig_path(&path), sig.as_bytes(), false)
+            .map_err(io)?;
+        crate::fsutil::write_atomic(&path, &bytes, false).map_err(io)?;
         self.audit.append(
             "project.installed",
             serde_json::json!({ "project": config.project.name }),
         )?;
-        Ok(())
+        Ok(config)
     }
 
-    /// The active project config.
+    fn verified(&self, path: &Path) -> Result<(ProjectConfig, Vec<u8>, String), WorkspaceError> {
+        let bytes = crate::signing::verify_file(&self.trusted, path)?;
+        let sig = std::fs::read_to_string(crate::signing::sig_path(path)).map_err(|source| {
+            WorkspaceError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| {
+            WorkspaceError::Config(ConfigError::Parse {
+                path: path.display().to_string(),
+                detail: "not UTF-8".into(),
+            })
+        })?;
+        Ok((
+            ProjectConfig::parse(&text, &path.display().to_string())?,
+            bytes,
+            sig,
+        ))
+    }
+
+    /// The active project config, verified against its signature on every load (a file changed
+    /// on disk after installation is refused, with an audit event).
     pub fn project(&self) -> Result<ProjectConfig, WorkspaceError> {
         let path = self.project_path();
         if !path.exists() {
             return Err(WorkspaceError::NoProject(self.root.display().to_string()));
         }
-        Ok(ProjectConfig::load(&path)?)
+        match self.verified(&path) {
+            Ok((config, _, _)) => Ok(config),
+            Err(e) => {
+                let _ = self.audit.append(
+                    "project.refused",
+                    serde_json::json!({ "file": "project.toml", "reason": e.to_string() }),
+                );
+                Err(e)
+            }
+        }
     }
 
     /// The configured contractor.
