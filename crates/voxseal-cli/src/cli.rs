@@ -61,12 +61,40 @@ pub enum Command {
     Upload(UploadArgs),
     /// Run the local stack (S3 endpoint + broker on 127.0.0.1) for trying Voxseal without AWS.
     DevStack(DevStackArgs),
+    /// (Project leads) Write SHA256SUMS for a release directory and sign it with the lead key.
+    SignRelease(SignReleaseArgs),
+    /// Verify a release directory: the signed SHA256SUMS, every artifact, and the updater signatures.
+    VerifyRelease(VerifyReleaseArgs),
     /// (Project leads) Create, sign and verify project configs.
     Project {
         /// What to do.
         #[command(subcommand)]
         command: ProjectCommand,
     },
+}
+
+/// `voxseal sign-release`
+#[derive(Debug, Args)]
+pub struct SignReleaseArgs {
+    /// The directory with the release artifacts.
+    pub dir: PathBuf,
+    /// The lead secret key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+/// `voxseal verify-release`
+#[derive(Debug, Args)]
+pub struct VerifyReleaseArgs {
+    /// The directory with the release artifacts, SHA256SUMS and SHA256SUMS.sig.
+    pub dir: PathBuf,
+    /// Verify with this lead public key instead of the one built in.
+    #[arg(long, value_name = "FILE")]
+    pub lead_pub: Option<PathBuf>,
+    /// The updater public key (base64, as in tauri.conf.json plugins.updater.pubkey) to check
+    /// `<artifact>.sig` files with.
+    #[arg(long, value_name = "BASE64")]
+    pub updater_pubkey: Option<String>,
 }
 
 /// `voxseal project ...`

@@ -74,6 +74,8 @@ fn main() -> ExitCode {
             command: EnrollCommand::Revoke(a),
         } => cloud::enroll_revoke(a),
         Command::DevStack(a) => cloud::dev_stack(&cli, a),
+        Command::SignRelease(a) => project::sign_release(a),
+        Command::VerifyRelease(a) => project::verify_release(a),
         Command::Project {
             command: ProjectCommand::Init(a),
         } => project::init(a),

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use voxseal_core::config::{ProjectConfig, parse_prompt_set};
 use voxseal_core::signing::{self, Password};
 
-use crate::cli::{ProjectInitArgs, ProjectSignArgs, ProjectVerifyArgs};
+use crate::cli::{
+    ProjectInitArgs, ProjectSignArgs, ProjectVerifyArgs, SignReleaseArgs, VerifyReleaseArgs,
+};
 use crate::ui;
 
 fn lead_password(confirm: bool) -> Result<Option<Password>> {
@@ -182,11 +184,7 @@ pub fn sign(a: &ProjectSignArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("cannot read {}", a.config.display()))?;
     ProjectConfig::parse(&text, &a.config.display().to_string())?;
-    // An unencrypted key signs without a password; otherwise ask for it.
-    let password = match signing::sign(&a.key, None, b"probe", "probe") {
-        Ok(_) => None,
-        Err(_) => lead_password(false)?,
-    };
+    let password = password_for(&a.key)?;
     let sig = signing::sign(&a.key, password, text.as_bytes(), "voxseal project config")?;
     voxseal_core::fsutil::write_atomic(&signing::sig_path(&a.config), sig.as_bytes(), false)?;
     ui::step(&format!(
@@ -220,5 +218,50 @@ pub fn verify(a: &ProjectVerifyArgs) -> Result<()> {
         config.recipients.training.len(),
         config.recipients.archive.len()
     );
+    Ok(())
+}
+
+fn password_for(key: &Path) -> Result<Option<Password>> {
+    // An unencrypted key signs without a password; otherwise ask for it.
+    Ok(match signing::sign(key, None, b"probe", "probe") {
+        Ok(_) => None,
+        Err(_) => lead_password(false)?,
+    })
+}
+
+/// `voxseal sign-release`
+pub fn sign_release(a: &SignReleaseArgs) -> Result<()> {
+    let password = password_for(&a.key)?;
+    let n = voxseal_core::release::sign_release(&a.dir, &a.key, password)?;
+    ui::step(&format!(
+        "wrote and signed {}/SHA256SUMS over {n} artifact(s)",
+        a.dir.display()
+    ));
+    Ok(())
+}
+
+/// `voxseal verify-release`
+pub fn verify_release(a: &VerifyReleaseArgs) -> Result<()> {
+    let trusted = match &a.lead_pub {
+        Some(p) => vec![signing::public_key_from_text(&std::fs::read_to_string(p)?)?],
+        None => signing::pinned_lead_keys(),
+    };
+    let report =
+        voxseal_core::release::verify_release(&a.dir, &trusted, a.updater_pubkey.as_deref())
+            .map_err(|e| crate::Exit {
+                code: crate::exit::VERIFY,
+                message: e.to_string(),
+            })?;
+    for f in &report.verified {
+        println!("ok  {f}");
+    }
+    for f in &report.updater_verified {
+        println!("ok  {f} (updater signature)");
+    }
+    ui::step(&format!(
+        "release verified: SHA256SUMS signed by the project lead, {} artifact(s) match, {} updater signature(s) valid",
+        report.verified.len(),
+        report.updater_verified.len()
+    ));
     Ok(())
 }

@@ -29,6 +29,7 @@ pub mod pcm;
 pub mod progress;
 pub mod quality;
 pub mod recorder;
+pub mod release;
 pub mod resample;
 pub mod seal;
 pub mod signing;
