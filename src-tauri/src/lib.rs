@@ -184,9 +184,9 @@ pub const COMMANDS: &[&str] = &[
 
 /// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
 /// app data directory.
-pub fn run() {
+pub fn run(enroll_link: Option<String>) {
     tauri::Builder::default()
-        .setup(|tauri_app| {
+        .setup(move |tauri_app| {
             let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
                 Some(d) => std::path::PathBuf::from(d),
                 None => tauri_app.path().app_data_dir()?,
@@ -202,7 +202,9 @@ pub fn run() {
                 };
             });
             let rt = tauri::async_runtime::handle().inner().clone();
-            let app = App::start(AppOptions::new(data_dir, events), rt)
+            let mut opts = AppOptions::new(data_dir, events);
+            opts.enroll_link = enroll_link.clone();
+            let app = App::start(opts, rt)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
             tauri_app.manage(app);
             Ok(())

@@ -10,5 +10,7 @@ fn main() {
         println!("voxseal-desktop {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    voxseal_desktop::run();
+    // Opened from a voxseal://enroll link (the desktop entry passes it as an argument).
+    let link = std::env::args().skip(1).find(|a| a.starts_with("voxseal://"));
+    voxseal_desktop::run(link);
 }

@@ -66,6 +66,9 @@ pub struct AppOptions {
     pub events: Sink<AppEvent>,
     /// Seconds between upload attempts while offline (first retry; doubles up to 5 minutes).
     pub retry_secs: u64,
+    /// A `voxseal://enroll?...` link the app was opened with (shown on the enroll screen for
+    /// the contractor to confirm; never enrolled automatically).
+    pub enroll_link: Option<String>,
 }
 
 impl AppOptions {
@@ -76,6 +79,7 @@ impl AppOptions {
             source_override: std::env::var("VOXSEAL_SOURCE").ok(),
             events,
             retry_secs: 30,
+            enroll_link: None,
         }
     }
 }
@@ -121,6 +125,7 @@ struct Inner {
     upload_lock: tokio::sync::Mutex<()>,
     lost_takes: Mutex<usize>,
     retry_secs: u64,
+    enroll_link: Option<String>,
 }
 
 /// The app. Cheap to clone; all methods are safe to call from several threads.
@@ -197,6 +202,9 @@ impl App {
             upload_lock: tokio::sync::Mutex::new(()),
             lost_takes: Mutex::new(report.swept_spool.len()),
             retry_secs: opts.retry_secs.max(1),
+            enroll_link: opts
+                .enroll_link
+                .filter(|l| l.starts_with("voxseal://enroll?") && l.len() <= 2048),
         });
         let app = App { inner };
         app.load_token();
@@ -317,6 +325,7 @@ impl App {
                 .as_ref()
                 .map(|r| r.view.clone()),
             demo_code,
+            enroll_link: if enrolled { None } else { self.inner.enroll_link.clone() },
         })
     }
 
@@ -335,10 +344,20 @@ impl App {
         let fallback =
             local_url.or_else(|| config.storage.as_ref().and_then(|s| s.broker_url.clone()));
         let (url, code) = parse_enroll_input(input, fallback.as_deref())?;
-        if !self.is_local() && !url.starts_with("https://") {
-            return Err(invalid(
-                "the broker in this link does not use https://; ask your project lead for a new link",
-            ));
+        if !self.is_local() {
+            if !url.starts_with("https://") {
+                return Err(invalid(
+                    "the broker in this link does not use https://; ask your project lead for a new link",
+                ));
+            }
+            // Only the broker named in the signed project config is trusted with a code.
+            if let Some(want) = config.storage.as_ref().and_then(|s| s.broker_url.as_deref())
+                && want.trim_end_matches('/') != url.trim_end_matches('/')
+            {
+                return Err(invalid(
+                    "this link is for a different broker than your project's; ask your project lead for a new link",
+                ));
+            }
         }
         let (contractor, token) = self.inner.rt.block_on(BrokerSource::enroll(&url, &code))?;
         let store = TokenStore::new(self.inner.ws.root());

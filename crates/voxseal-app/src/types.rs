@@ -76,6 +76,8 @@ pub struct AppState {
     pub review: Option<TakeReview>,
     /// Local mode: a code for the demo contractor.
     pub demo_code: Option<String>,
+    /// The `voxseal://enroll` link the app was opened with, to confirm on the enroll screen.
+    pub enroll_link: Option<String>,
 }
 
 /// A recorded take, for review.
