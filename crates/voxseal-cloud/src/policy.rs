@@ -112,9 +112,11 @@ pub fn validate(bucket: &str, kms_key_arn: &str, region: &str) -> Result<(), Pol
 /// Builds the compact JSON session policy for `input.contractor` (see the module docs).
 pub fn session_policy(input: &PolicyInput<'_>) -> Result<String, PolicyError> {
     validate(input.bucket, input.kms_key_arn, input.region)?;
+    // S3 ARNs live in the key's partition (aws, aws-us-gov, aws-cn).
+    let partition = input.kms_key_arn.split(':').nth(1).unwrap_or("aws");
     let objects: Vec<String> = contractor_prefixes(input.contractor)
         .iter()
-        .map(|p| format!("arn:aws:s3:::{}/{p}*", input.bucket))
+        .map(|p| format!("arn:{partition}:s3:::{}/{p}*", input.bucket))
         .collect();
     let policy = json!({
         "Version": "2012-10-17",
@@ -129,6 +131,17 @@ pub fn session_policy(input: &PolicyInput<'_>) -> Result<String, PolicyError> {
                         "s3:x-amz-server-side-encryption": "aws:kms",
                         "s3:x-amz-server-side-encryption-aws-kms-key-id": input.kms_key_arn,
                     }
+                },
+            },
+            {
+                // `aws:kms` without a key id would make S3 use the AWS-managed aws/s3 key.
+                "Sid": "NoDefaultKmsKey",
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": format!("arn:{partition}:s3:::{}/*", input.bucket),
+                "Condition": {
+                    "StringEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"},
                 },
             },
             {
@@ -186,6 +199,9 @@ mod tests {
             r#""arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"}},"Effect":"Allow","#,
             r#""Resource":["arn:aws:s3:::voxseal-prod/raw/alice-01/*","arn:aws:s3:::voxseal-prod/features/alice-01/*","#,
             r#""arn:aws:s3:::voxseal-prod/manifests/alice-01/*"],"Sid":"WriteOwnPrefixesWithProjectKey"},"#,
+            r#"{"Action":"s3:PutObject","Condition":{"Null":{"s3:x-amz-server-side-encryption-aws-kms-key-id":"true"},"#,
+            r#""StringEquals":{"s3:x-amz-server-side-encryption":"aws:kms"}},"Effect":"Deny","#,
+            r#""Resource":"arn:aws:s3:::voxseal-prod/*","Sid":"NoDefaultKmsKey"},"#,
             r#"{"Action":["kms:GenerateDataKey","kms:Decrypt"],"#,
             r#""Condition":{"StringEquals":{"kms:ViaService":"s3.eu-west-1.amazonaws.com"}},"#,
             r#""Effect":"Allow","Resource":"arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab","#,
@@ -214,13 +230,14 @@ mod tests {
                 .unwrap_or_else(|| vec![s["Resource"].clone()])
             {
                 let r = r.as_str().unwrap();
+                let allow = s["Effect"] == "Allow";
                 assert!(
                     !r.contains('?')
-                        && !r.ends_with(":::voxseal-prod/*")
+                        && !(allow && r.ends_with(":::voxseal-prod/*"))
                         && !r.ends_with(":::voxseal-prod"),
                     "{r}"
                 );
-                if r.starts_with("arn:aws:s3") {
+                if r.starts_with("arn:aws:s3") && s["Effect"] == "Allow" {
                     assert!(r.contains("/bob-7/"), "{r}");
                 }
             }
@@ -238,6 +255,8 @@ mod tests {
             );
         }
         assert_eq!(actions.len(), 5);
+        let deny = &p["Statement"][1];
+        assert_eq!(deny["Effect"], "Deny", "aws:kms without a key id is denied");
     }
 
     #[test]
@@ -257,6 +276,7 @@ mod tests {
         })
         .unwrap();
         assert!(text.len() <= MAX_POLICY_LEN, "{} characters", text.len());
+        assert!(text.contains("arn:aws-us-gov:s3:::"), "S3 ARNs follow the key's partition");
         println!(
             "longest session policy: {} of {MAX_POLICY_LEN} characters",
             text.len()
