@@ -29,7 +29,13 @@ done
 
 BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl)
 TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
-          python3-venv python3-pip)
+          python3-venv python3-pip
+          # the desktop app (Tauri 2: WebKitGTK) and its WebDriver end-to-end test under Xvfb
+          libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev librsvg2-bin
+          libssl-dev xvfb xauth webkit2gtk-driver imagemagick)
+# tauri-driver (WebDriver proxy for Tauri apps): 2.x, never the 3.0 alphas.
+TAURI_DRIVER="$HOME/.cargo/bin/tauri-driver"
+TAURI_DRIVER_VERSION='^2'
 
 VENV="$VOXSEAL_ROOT/.venv"
 REQS="$VOXSEAL_ROOT/scripts/requirements-test.txt"
@@ -57,6 +63,18 @@ fi
 say "rust: $(cargo --version 2>/dev/null || echo 'cargo present (version unknown)')"
 
 [[ $with_test -eq 1 ]] || { say "done (base)"; exit 0; }
+
+# --- tauri-driver for the desktop end-to-end test ----------------------------
+if [[ -x $TAURI_DRIVER ]]; then
+    say "tauri-driver: $TAURI_DRIVER present"
+else
+    if [[ $VOXSEAL_OFFLINE == 1 ]]; then die "tauri-driver: missing and --offline was given"; fi
+    say "tauri-driver: cargo install tauri-driver@$TAURI_DRIVER_VERSION into $HOME/.cargo (~80 s)"
+    # Without CARGO_TARGET_DIR cargo builds in a temporary directory it removes afterwards,
+    # keeping the tool's artifacts out of the workspace's build cache.
+    env -u CARGO_TARGET_DIR cargo install tauri-driver --locked --quiet \
+        --version "$TAURI_DRIVER_VERSION" --root "$HOME/.cargo"
+fi
 
 # --- Python venv for tests --------------------------------------------------
 [[ -f $REQS ]] || die "missing $REQS"

@@ -21,7 +21,15 @@ eval "$(scripts/pulse.sh)"
 
 export VOXSEAL_REQUIRE_TOOLS=1   # age, the Python venv: missing means failure, not skip
 export VOXSEAL_REQUIRE_PULSE=1   # the PulseAudio capture tests must run
+export VOXSEAL_REQUIRE_E2E=1     # the desktop app's WebDriver test (tests/e2e) must run
 export RUST_BACKTRACE=1
+
+# The desktop app's end-to-end test drives the built binary, with the built UI inside it.
+say "ui: npm ci && npm run build"
+npm --prefix ui ci --no-audit --no-fund
+npm --prefix ui run build
+say "cargo build -p voxseal-desktop"
+cargo build -p voxseal-desktop
 
 say "cargo test --workspace"
 cargo test --workspace "${extra[@]}"

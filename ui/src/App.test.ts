@@ -48,6 +48,22 @@ describe('enrollment screen', () => {
     await waitFor(() => expect(byId('enroll-error').dataset.kind).toBe('offline'));
   });
 
+  it('offers the local demo code and enrolls with it', async () => {
+    const { user, mem } = start();
+    const code = await findId('demo-code');
+    expect(code.textContent).toBe('DEMO-7K3Q-X9PB');
+    await user.click(byId('use-demo-code'));
+    expect(await findId('consent-text')).toBeTruthy();
+    expect(mem.calls).toContain('enroll');
+    expect(screen.queryByTestId('demo-code')).toBeNull();
+  });
+
+  it('shows no demo code outside local mode', async () => {
+    start({ demoCode: null });
+    await findId('enroll-code');
+    expect(screen.queryByTestId('demo-code')).toBeNull();
+  });
+
   it('does not treat typing in the code field as shortcuts', async () => {
     const { user, mem } = start();
     const input = await findId('enroll-code');
@@ -143,6 +159,8 @@ describe('the whole flow by clicks and keys', () => {
     expect((await findId('raw-count')).dataset.count).toBe('4');
     expect(byId('queue-item-s-p001-v1').dataset.status).toBe('sealed');
     expect(byId('queue-item-s-p001-v2').dataset.status).toBe('sealed');
+    expect(byId('queue-superseded-s-p001-v1')).toBeTruthy();
+    expect(screen.queryByTestId('queue-superseded-s-p001-v2')).toBeNull();
     await user.click(byId('upload-now'));
     await waitFor(() => expect(byId('raw-count').dataset.count).toBe('0'));
     for (const id of ['s-p001-v1', 's-p002-v1', 's-p003-v1', 's-p001-v2']) {

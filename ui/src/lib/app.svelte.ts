@@ -56,6 +56,7 @@ export class AppController {
     try {
       this.unsubscribers.push(await this.backend.onQueueChanged((q) => this.queue.apply(q)));
       this.unsubscribers.push(await this.backend.onDeviceLost((p) => void this.onDeviceLost(p.message)));
+      this.unsubscribers.push(await this.backend.onStateChanged((s) => void this.onStateChanged(s)));
     } catch (e) {
       this.fail(e);
     }
@@ -63,8 +64,11 @@ export class AppController {
       const s = await this.backend.appState();
       this.setState(s);
       this.lostTakes = s.lost_takes;
-      this.firstRun = !s.enrolled || !s.consent_given;
-      await this.show(this.home());
+      this.firstRun = !s.enrolled || !s.consent_given || !s.mic_checked;
+      this.session.restore(s.review);
+      const home = this.home();
+      // Enrolled and consented but the microphone was never checked: the mic check first.
+      await this.show(home === 'session' && !s.mic_checked ? 'mic' : home);
       if (this.enrolledAndConsented) void this.queue.refresh();
     } catch (e) {
       this.fail(e);
@@ -76,6 +80,7 @@ export class AppController {
     for (const u of this.unsubscribers) u();
     this.unsubscribers = [];
     this.session.dispose();
+    this.queue.dispose();
   }
 
   /** Applies a fresh AppState (theme and language follow it). */
@@ -184,7 +189,7 @@ export class AppController {
     const err = normalizeError(e);
     this.error = err;
     this.announce(t(`error.${err.kind}`));
-    if (err.kind === 'not_enrolled' || err.kind === 'revoked') void this.reload();
+    if (err.kind === 'not_enrolled' || err.kind === 'revoked' || err.kind === 'no_consent') void this.reload();
     return err;
   }
 
@@ -195,6 +200,16 @@ export class AppController {
       if (home !== 'session') await this.show(home);
     } catch {
       /* the banner already shows the first error */
+    }
+  }
+
+  /** The backend changed the state by itself (e.g. it noticed a revocation). */
+  private async onStateChanged(s: AppState): Promise<void> {
+    this.setState(s);
+    const home = this.home();
+    if (home !== 'session' && this.screen !== home) {
+      this.session.reset();
+      await this.show(home);
     }
   }
 

@@ -97,16 +97,22 @@ describe('tauriBackend', () => {
     mockIPC(() => null, { shouldMockEvents: true });
     const queues: unknown[] = [];
     const lost: unknown[] = [];
+    const states: unknown[] = [];
     const un1 = await tauriBackend.onQueueChanged((q) => queues.push(q));
     const un2 = await tauriBackend.onDeviceLost((p) => lost.push(p));
+    const un3 = await tauriBackend.onStateChanged((s) => states.push(s));
     const q = { items: [], online: false, uploading: false, raw_on_machine: 0, last_wipe_at: null };
+    const s = { mode: 'local', enrolled: false, demo_code: null };
     await emit('queue-changed', q);
     await emit('device-lost', { message: 'gone' });
-    await vi.waitFor(() => expect(lost).toHaveLength(1));
+    await emit('state-changed', s);
+    await vi.waitFor(() => expect(states).toHaveLength(1));
     expect(queues).toEqual([q]);
     expect(lost).toEqual([{ message: 'gone' }]);
+    expect(states).toEqual([s]);
     un1();
     un2();
+    un3();
   });
 
   it('detects the Tauri web view', () => {
@@ -118,7 +124,7 @@ describe('tauriBackend', () => {
     const mem = new MemoryBackend();
     const methods = Object.keys(tauriBackend).sort() as (keyof Backend)[];
     for (const m of methods) expect(typeof mem[m], m).toBe('function');
-    expect(methods).toHaveLength(COMMANDS.length + 2); // + the two event subscriptions
+    expect(methods).toHaveLength(COMMANDS.length + 3); // + the three event subscriptions
     mem.dispose();
   });
 });

@@ -2,7 +2,7 @@
 // which memoryBackend.ts also implements (Vitest, `npm run dev` in a plain browser).
 //
 // One method per command of docs/app-ipc.md (snake_case on the Rust side, camelCase arguments
-// here), plus subscriptions to the two broadcast events. Every rejection is normalized to
+// here), plus subscriptions to the three broadcast events. Every rejection is normalized to
 // AppError {kind, message}.
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
@@ -40,11 +40,11 @@ export interface Backend {
   stopMeter(): Promise<void>;
   /** `check_noise`: records 3 s, nothing stored */
   checkNoise(): Promise<NoiseCheck>;
-  /** `start_take`: returns the take id; levels over a Channel */
+  /** `start_take`: returns the take id; levels over a Channel; `busy` while recording or with a take under review, `no_consent` before consent */
   startTake(promptId: string, onLevel: (level: Level) => void): Promise<string>;
   /** `stop_take`: keeps recording 500 ms after the call */
   stopTake(): Promise<TakeReview>;
-  /** `play_take` */
+  /** `play_take`: resolves when playback ends or is stopped */
   playTake(): Promise<void>;
   /** `stop_playback` */
   stopPlayback(): Promise<void>;
@@ -52,9 +52,9 @@ export interface Backend {
   acceptTake(acceptFailed: boolean): Promise<AppState>;
   /** `discard_take` */
   discardTake(): Promise<AppState>;
-  /** `skip_prompt`: a reason marks the prompt as flagged */
+  /** `skip_prompt`: a reason marks the prompt as flagged; `busy` with a take under review */
   skipPrompt(promptId: string, flagReason: string | null): Promise<AppState>;
-  /** `go_to_prompt` */
+  /** `go_to_prompt`: `busy` with a take under review */
   goToPrompt(index: number): Promise<AppState>;
   /** `queue` */
   queue(): Promise<QueueState>;
@@ -70,6 +70,8 @@ export interface Backend {
   onQueueChanged(handler: (queue: QueueState) => void): Promise<Unsubscribe>;
   /** event `device-lost` */
   onDeviceLost(handler: (payload: DeviceLost) => void): Promise<Unsubscribe>;
+  /** event `state-changed` (e.g. after a revocation is noticed) */
+  onStateChanged(handler: (state: AppState) => void): Promise<Unsubscribe>;
 }
 
 /** The commands of the contract, as the shell registers them (build.rs). */
@@ -99,7 +101,11 @@ export const COMMANDS = [
 export type Command = (typeof COMMANDS)[number];
 
 /** The broadcast events of the contract. */
-export const EVENTS = { queueChanged: 'queue-changed', deviceLost: 'device-lost' } as const;
+export const EVENTS = {
+  queueChanged: 'queue-changed',
+  deviceLost: 'device-lost',
+  stateChanged: 'state-changed',
+} as const;
 
 async function call<T>(cmd: Command, args?: InvokeArgs): Promise<T> {
   try {
@@ -147,6 +153,7 @@ export const tauriBackend: Backend = {
   savePreferences: (theme, language) => call('save_preferences', { theme, language }),
   onQueueChanged: (handler) => subscribe(EVENTS.queueChanged, handler),
   onDeviceLost: (handler) => subscribe(EVENTS.deviceLost, handler),
+  onStateChanged: (handler) => subscribe(EVENTS.stateChanged, handler),
 };
 
 /** True inside the Tauri web view (the shell injects __TAURI_INTERNALS__). */

@@ -1,5 +1,6 @@
 // A complete in-memory Backend: fake prompts, simulated levels on timers, fake waveforms and
-// quality reports (including failing ones), a queue that uploads step by step and can go offline.
+// quality reports (including failing ones), a queue that uploads by itself after every accepted
+// take (step by step, retrying with backoff while offline), and a local-mode demo code.
 // Used by Vitest and by `npm run dev` in a plain browser. It behaves like the contract says the
 // shell does; where the contract is silent, the choice is commented.
 import type { Backend } from './backend';
@@ -25,6 +26,8 @@ import type {
 export interface MemoryOptions {
   enrolled?: boolean;
   consentGiven?: boolean;
+  /** a mic check was done earlier (default: same as consentGiven, i.e. a returning user) */
+  micChecked?: boolean;
   prompts?: Prompt[];
   /** reported once by the first app_state */
   lostTakes?: number;
@@ -47,9 +50,17 @@ export interface MemoryOptions {
   online?: boolean;
   /** the next N item uploads fail (checksum mismatch) */
   failUploads?: number;
+  /** upload by itself after every accepted take, as the shell does (default true) */
+  autoUpload?: boolean;
+  /** first retry while offline (default 30000 ms; doubles up to 5 minutes) */
+  retryMs?: number;
+  /** local mode's demo enrollment code, shown until enrolled (default a valid code; null: none) */
+  demoCode?: string | null;
   /** delay before every answer (default 0) */
   latencyMs?: number;
 }
+
+export const DEMO_CODE = 'DEMO-7K3Q-X9PB';
 
 export const DEMO_PROMPTS: Prompt[] = [
   { id: 'p001', text: 'The quick brown fox jumps over the lazy dog.', note: null },
@@ -108,8 +119,9 @@ function rng(seed: number): () => number {
 const clone = <T>(v: T): T => structuredClone(v);
 
 export class MemoryBackend implements Backend {
-  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts'>> & {
+  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode'>> & {
     takeDurationS: number | undefined;
+    demoCode: string | null;
   };
   /** Every command invoked, snake_case, in order (for tests). */
   readonly calls: string[] = [];
@@ -120,6 +132,7 @@ export class MemoryBackend implements Backend {
   private enrolled: boolean;
   private contractor: string | null = null;
   private consent: boolean;
+  private micChecked: boolean;
   private device: string | null = null;
   private devices: DeviceInfo[] = clone(DEMO_DEVICES);
   private prompts: Prompt[];
@@ -137,6 +150,8 @@ export class MemoryBackend implements Backend {
   private review: TakeReview | null = null;
   private takesPerPrompt = new Map<string, number>();
   private playTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Resolves the running play_take. */
+  private playDone: (() => void) | null = null;
   private takeSeq = 0;
 
   private items: QueueItem[] = [];
@@ -144,12 +159,19 @@ export class MemoryBackend implements Backend {
   private network: boolean;
   private uploading = false;
   private failUploads: number;
+  /** The running upload (background or upload_now). */
+  private currentUpload: Promise<void> | null = null;
+  /** Another accepted take arrived while an upload ran: upload again afterwards. */
+  private uploadAgain = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private retryWait: number;
   private lastWipeAt: string | null = null;
   private audit: ActivityEntry[] = [];
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   private queueListeners = new Set<(q: QueueState) => void>();
   private deviceListeners = new Set<(p: DeviceLost) => void>();
+  private stateListeners = new Set<(s: AppState) => void>();
 
   constructor(options: MemoryOptions = {}) {
     this.opts = {
@@ -167,10 +189,16 @@ export class MemoryBackend implements Backend {
       online: options.online ?? true,
       failUploads: options.failUploads ?? 0,
       latencyMs: options.latencyMs ?? 0,
+      micChecked: options.micChecked ?? options.consentGiven ?? false,
+      autoUpload: options.autoUpload ?? true,
+      retryMs: options.retryMs ?? 30_000,
+      demoCode: options.demoCode === undefined ? DEMO_CODE : options.demoCode,
     };
     this.enrolled = this.opts.enrolled;
     if (this.enrolled) this.contractor = 'demo-contractor';
     this.consent = this.opts.consentGiven;
+    this.micChecked = this.opts.micChecked;
+    this.retryWait = this.opts.retryMs;
     this.prompts = clone(options.prompts ?? DEMO_PROMPTS);
     this.progress = this.prompts.map((p) => ({
       prompt_id: p.id,
@@ -213,6 +241,15 @@ export class MemoryBackend implements Backend {
     for (const l of this.deviceListeners) l({ message });
   }
 
+  /** Simulates the broker revoking this contractor: the state-changed event tells the UI. */
+  revoke(): void {
+    this.enrolled = false;
+    this.contractor = null;
+    this.log('enrollment.revoked', 'The project lead revoked this enrollment');
+    const s = this.state();
+    for (const l of this.stateListeners) l(clone(s));
+  }
+
   /** Simulates plugging a microphone (back) in. */
   plug(device: DeviceInfo): void {
     if (!this.devices.some((d) => d.name === device.name)) this.devices.push(clone(device));
@@ -223,11 +260,14 @@ export class MemoryBackend implements Backend {
     this.clearMeter();
     if (this.recording) clearInterval(this.recording.timer);
     this.recording = null;
-    if (this.playTimer) clearTimeout(this.playTimer);
+    this.endPlayback();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queueListeners.clear();
     this.deviceListeners.clear();
+    this.stateListeners.clear();
   }
 
   // ---------------------------------------------------------------- the contract
@@ -260,12 +300,16 @@ export class MemoryBackend implements Backend {
     const upper = token.toUpperCase();
     if (upper.includes('OFFLINE')) throw appError('offline', 'Could not reach the enrollment service.');
     if (upper.includes('REVOKED')) throw appError('revoked', 'This enrollment code has been revoked.');
+    if (upper.includes('PASSPHRASE')) {
+      throw appError('needs_passphrase', 'This computer has no keychain: the token file needs a passphrase.');
+    }
     if (!/^[A-Z0-9]{4}(-[A-Z0-9]{4}){1,7}$/.test(upper)) {
       throw appError('bad_code', 'This code was not recognised: check it and try again.');
     }
     this.enrolled = true;
     this.contractor = 'demo-contractor';
     this.log('enrolled', `Enrolled as ${this.contractor} in Demo Voice Project`);
+    this.kickUpload();
     return this.state();
   }
 
@@ -317,27 +361,29 @@ export class MemoryBackend implements Backend {
     await this.sleep(this.opts.noiseCheckMs);
     this.requireDevice(); // unplugged during the check
     const v = this.opts.noiseVerdict;
+    this.micChecked = true;
+    this.log('mic.checked', `Microphone check: ${v}`);
     const floor = v === 'too_noisy' ? -38 : v === 'too_quiet' ? -78 : -62;
-    const peak = v === 'too_quiet' ? -52 : v === 'too_noisy' ? -20 : -41;
-    const message =
-      v === 'good'
-        ? `background at ${floor} dBFS: good`
-        : v === 'too_noisy'
-          ? `the room is noisy (${floor} dBFS background): find a quieter place`
-          : `the input is very quiet (peak ${peak} dBFS): move closer or raise the input gain`;
+    const peak = v === 'too_quiet' ? -52 : v === 'too_noisy' ? -20 : v === 'too_loud' ? 0 : -41;
+    const messages: Record<NoiseVerdict, string> = {
+      good: `background at ${floor} dBFS: good`,
+      too_noisy: `the room is noisy (${floor} dBFS background): find a quieter place`,
+      too_quiet: `the input is very quiet (peak ${peak} dBFS): move closer or raise the input gain`,
+      too_loud: 'too loud: the signal clips; move back a little or lower the input gain',
+    };
+    const message = messages[v];
     return { noise_floor_dbfs: floor, peak_dbfs: peak, verdict: v, message };
   }
 
   async startTake(promptId: string, onLevel: (level: Level) => void): Promise<string> {
     await this.enter('start_take');
     this.requireEnrolled();
-    if (!this.consent) throw appError('invalid_input', 'Consent has not been given.');
+    if (!this.consent) throw appError('no_consent', 'Read and accept the consent first.');
     if (!this.prompts.some((p) => p.id === promptId)) throw appError('invalid_input', `Unknown prompt ${promptId}.`);
     if (this.recording) throw appError('busy', 'A take is already being recorded.');
+    this.requireNoReview();
     this.requireDevice();
     this.clearMeter();
-    // Contract is silent on a pending review: a new take replaces it (the UI discards first).
-    if (this.review || this.ended) this.discardReview();
     const takeId = `t-${++this.takeSeq}`;
     const startedAt = Date.now();
     const rec: Recording = {
@@ -378,16 +424,17 @@ export class MemoryBackend implements Backend {
   async playTake(): Promise<void> {
     await this.enter('play_take');
     if (!this.review) throw appError('no_take', 'There is no take to play.');
-    if (this.playTimer) clearTimeout(this.playTimer);
-    // Resolves at once; playback "ends" after the take's duration (see the report: the contract
-    // has no end-of-playback signal).
-    this.playTimer = setTimeout(() => (this.playTimer = null), this.review.duration_s * 1000);
+    this.endPlayback();
+    // Resolves when playback ends (after the take's duration) or is stopped.
+    return new Promise<void>((resolve) => {
+      this.playDone = resolve;
+      this.playTimer = setTimeout(() => this.endPlayback(), this.review!.duration_s * 1000);
+    });
   }
 
   async stopPlayback(): Promise<void> {
     await this.enter('stop_playback');
-    if (this.playTimer) clearTimeout(this.playTimer);
-    this.playTimer = null;
+    this.endPlayback();
   }
 
   async acceptTake(acceptFailed: boolean): Promise<AppState> {
@@ -426,16 +473,16 @@ export class MemoryBackend implements Backend {
       sealed_at: new Date().toISOString(),
     });
     this.review = null;
-    if (this.playTimer) clearTimeout(this.playTimer);
-    this.playTimer = null;
+    this.endPlayback();
     this.log(
       'take.accepted',
       `Accepted take ${review.take_id} for ${review.prompt_id}` + (acceptFailed && review.quality.overall === 'fail' ? ' despite failed checks' : ''),
     );
     this.log('sample.sealed', `Sealed ${sampleId}` + (supersedes ? ` (supersedes ${supersedes})` : ''));
     this.wiped(`Spool of take ${review.take_id} wiped`);
-    if (idx === this.current) this.advance();
+    this.advance(idx);
     this.emitQueue();
+    this.kickUpload();
     return this.state();
   }
 
@@ -452,11 +499,11 @@ export class MemoryBackend implements Backend {
     await this.enter('skip_prompt');
     this.requireEnrolled();
     if (this.recording) throw appError('busy', 'Stop the recording first.');
+    this.requireNoReview();
     const idx = this.prompts.findIndex((p) => p.id === promptId);
     if (idx < 0) throw appError('invalid_input', `Unknown prompt ${promptId}.`);
     const reason = flagReason?.trim() ? flagReason.trim() : null;
     const prog = this.progress[idx]!;
-    if (this.review?.prompt_id === promptId) this.discardReview();
     // An accepted prompt keeps its sample; skipping only moves on.
     if (prog.status !== 'accepted') prog.status = reason ? 'flagged' : 'skipped';
     if (reason) {
@@ -465,7 +512,7 @@ export class MemoryBackend implements Backend {
     } else {
       this.log('prompt.skipped', `Skipped ${promptId}`);
     }
-    if (idx === this.current) this.advance();
+    this.advance(idx);
     return this.state();
   }
 
@@ -475,6 +522,7 @@ export class MemoryBackend implements Backend {
       throw appError('invalid_input', `No prompt number ${index + 1}.`);
     }
     if (this.recording) throw appError('busy', 'Stop the recording first.');
+    this.requireNoReview();
     this.current = index;
     return this.state();
   }
@@ -487,8 +535,9 @@ export class MemoryBackend implements Backend {
   async uploadNow(onProgress: (progress: UploadProgress) => void): Promise<QueueState> {
     await this.enter('upload_now');
     this.requireEnrolled();
-    if (this.uploading) return this.queueState();
-    await this.runUpload(onProgress);
+    // Like the shell: one upload at a time; this one runs after the one in progress.
+    while (this.currentUpload) await this.currentUpload;
+    await this.upload(onProgress);
     return this.queueState();
   }
 
@@ -502,14 +551,8 @@ export class MemoryBackend implements Backend {
       item.bytes_done = 0;
       this.log('upload.retry', `Retry ${sampleId}`);
     }
-    // Contract is silent: the shell's worker would pick it up; we start an upload in the background.
-    if (!this.uploading) {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        void this.runUpload(() => {});
-      }, 0);
-      this.timers.add(t);
-    }
+    // The contract says "starts an upload": it runs in the background; events bring the result.
+    this.kickUpload(true);
     const q = this.queueState();
     this.emitQueue();
     return q;
@@ -541,6 +584,11 @@ export class MemoryBackend implements Backend {
   async onDeviceLost(handler: (payload: DeviceLost) => void): Promise<Unsubscribe> {
     this.deviceListeners.add(handler);
     return () => this.deviceListeners.delete(handler);
+  }
+
+  async onStateChanged(handler: (state: AppState) => void): Promise<Unsubscribe> {
+    this.stateListeners.add(handler);
+    return () => this.stateListeners.delete(handler);
   }
 
   // ---------------------------------------------------------------- internals
@@ -576,6 +624,9 @@ export class MemoryBackend implements Backend {
       lost_takes: this.lostTakes,
       theme: this.theme,
       language: this.language,
+      mic_checked: this.micChecked,
+      review: this.review,
+      demo_code: this.enrolled ? null : this.opts.demoCode,
     });
   }
 
@@ -610,6 +661,10 @@ export class MemoryBackend implements Backend {
     if (!this.enrolled) throw appError('not_enrolled', 'This computer is not enrolled yet.');
   }
 
+  private requireNoReview(): void {
+    if (this.review || this.ended) throw appError('busy', 'Accept, re-record or discard the take under review first.');
+  }
+
   private activeDeviceName(): string | null {
     if (this.device !== null) return this.devices.some((d) => d.name === this.device) ? this.device : null;
     return this.devices.find((d) => d.is_default)?.name ?? null;
@@ -629,17 +684,24 @@ export class MemoryBackend implements Backend {
     this.meterTimer = null;
   }
 
-  private advance(): void {
-    // Contract is silent on where current_prompt goes: the next prompt, staying on the last.
-    this.current = Math.min(this.current + 1, this.prompts.length - 1);
+  /** After accept / skip of prompt `idx`: the next prompt, staying on the last. */
+  private advance(idx: number): void {
+    this.current = Math.min(idx + 1, this.prompts.length - 1);
+  }
+
+  private endPlayback(): void {
+    if (this.playTimer) clearTimeout(this.playTimer);
+    this.playTimer = null;
+    const done = this.playDone;
+    this.playDone = null;
+    done?.();
   }
 
   private discardReview(): void {
     const r = this.review ?? this.ended;
     this.review = null;
     this.ended = null;
-    if (this.playTimer) clearTimeout(this.playTimer);
-    this.playTimer = null;
+    this.endPlayback();
     if (!r) return;
     this.log('take.discarded', `Discarded take ${r.take_id} of ${r.prompt_id}`);
     this.lastWipeAt = new Date().toISOString();
@@ -677,13 +739,66 @@ export class MemoryBackend implements Backend {
     };
   }
 
+  /**
+   * Starts a background upload: after an accepted take or an enrollment (when `autoUpload`), and
+   * always for retry_item (`always`).
+   */
+  private kickUpload(always = false): void {
+    if ((!this.opts.autoUpload && !always) || !this.enrolled) return;
+    if (this.currentUpload) {
+      this.uploadAgain = true;
+      return;
+    }
+    if (!this.items.some((i) => i.status === 'sealed' || i.status === 'failed')) return;
+    void this.upload(() => {});
+  }
+
+  /** One upload run, then the follow-ups: again if more was accepted, a retry if offline. */
+  private async upload(onProgress: (p: UploadProgress) => void): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const run = this.runUpload(onProgress);
+    this.currentUpload = run;
+    try {
+      await run;
+    } finally {
+      this.currentUpload = null;
+    }
+    if (!this.online) {
+      // offline: retry by itself, backing off up to 5 minutes
+      if (this.opts.autoUpload) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.kickUpload();
+        }, this.retryWait);
+        this.retryWait = Math.min(this.retryWait * 2, 300_000);
+      }
+      return;
+    }
+    this.retryWait = this.opts.retryMs;
+    if (this.uploadAgain) {
+      this.uploadAgain = false;
+      this.kickUpload(true);
+    }
+  }
+
   private async runUpload(onProgress: (p: UploadProgress) => void): Promise<void> {
     const batch = this.items.filter((i) => i.status === 'sealed' || i.status === 'failed');
     this.uploading = true;
     const total = batch.reduce((s, i) => s + i.bytes_total, 0);
     let done = 0;
     let itemsDone = 0;
-    const report = () => onProgress({ bytes_done: done, bytes_total: total, items_done: itemsDone, items_total: batch.length });
+    let current: QueueItem | null = null;
+    const report = () =>
+      onProgress({
+        bytes_done: done,
+        bytes_total: total,
+        items_done: itemsDone,
+        items_total: batch.length,
+        sample_id: current?.sample_id ?? null,
+        item_bytes_done: current?.bytes_done ?? 0,
+        item_bytes_total: current?.bytes_total ?? 0,
+      });
     report();
     this.emitQueue();
     try {
@@ -703,6 +818,8 @@ export class MemoryBackend implements Backend {
         item.status = 'uploading';
         item.last_error = null;
         item.bytes_done = 0;
+        current = item;
+        report();
         this.emitQueue();
         const failThis = this.failUploads > 0;
         const step = Math.ceil(item.bytes_total / this.opts.uploadSteps);

@@ -12,6 +12,8 @@ export class MicController {
   devices = $state<DeviceInfo[]>([]);
   level = $state<Level | null>(null);
   metering = $state(false);
+  /** The meter is being started (the screen opening): "the meter is off" would only flash. */
+  starting = $state(false);
   clipLit = $state(false);
   noise = $state<NoiseCheck | null>(null);
   checking = $state(false);
@@ -39,8 +41,13 @@ export class MicController {
   async open(): Promise<void> {
     this.opened = true;
     this.noise = null;
-    await this.refreshDevices();
-    await this.startMeter();
+    this.starting = true;
+    try {
+      await this.refreshDevices();
+      await this.startMeter();
+    } finally {
+      this.starting = false;
+    }
   }
 
   async close(): Promise<void> {
@@ -59,12 +66,15 @@ export class MicController {
   async startMeter(): Promise<void> {
     if (this.metering) return;
     this.error = null;
+    this.starting = true;
     try {
       await this.app.backend.startMeter((l) => this.onLevel(l));
       this.metering = true;
     } catch (e) {
       this.error = normalizeError(e);
       this.level = null;
+    } finally {
+      this.starting = false;
     }
   }
 

@@ -5,7 +5,10 @@ import { normalizeError } from './errors';
 import { t } from './i18n';
 import type { AppError, QueueItem, QueueState, UploadProgress } from './types';
 
-/** While upload_now runs, the queue is re-read at most this often for per-item bars. */
+/**
+ * While an upload runs, the queue is re-read at most this often (item statuses; the per-item
+ * bytes of the item being sent come with upload_now's progress).
+ */
 export const QUEUE_POLL_MS = 400;
 
 export class QueueController {
@@ -15,6 +18,8 @@ export class QueueController {
   error = $state<AppError | null>(null);
   private lastPoll = 0;
   private polling = false;
+  /** A re-read scheduled while the backend uploads by itself (no progress channel then). */
+  private pollTimer: ReturnType<typeof setTimeout> | null = null;
   /** Bumped by every applied state, so a slower, older read never overwrites a newer one. */
   private seq = 0;
 
@@ -53,10 +58,32 @@ export class QueueController {
     return this.items.filter((i) => i.status === status).length;
   }
 
+  /** Bytes sent of one item: upload_now's progress for the item being sent, else the queue's. */
+  itemBytes(item: QueueItem): { done: number; total: number } {
+    if (item.status === 'uploaded') return { done: item.bytes_total, total: item.bytes_total };
+    const p = this.progress;
+    if (p && p.sample_id === item.sample_id && p.item_bytes_total > 0) {
+      return { done: p.item_bytes_done, total: p.item_bytes_total };
+    }
+    return { done: item.bytes_done, total: item.bytes_total };
+  }
+
   /** From the queue-changed event, or any command's result. */
   apply(q: QueueState): void {
     this.seq++;
     this.state = q;
+    // The backend uploads by itself after every accepted take: follow it while the queue shows.
+    if (q.uploading && !this.progress && !this.pollTimer && this.app.screen === 'queue') {
+      this.pollTimer = setTimeout(() => {
+        this.pollTimer = null;
+        void this.refresh();
+      }, QUEUE_POLL_MS);
+    }
+  }
+
+  dispose(): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
   }
 
   async refresh(): Promise<void> {
@@ -72,7 +99,15 @@ export class QueueController {
   async uploadNow(): Promise<void> {
     if (this.progress) return;
     this.error = null;
-    this.progress = { bytes_done: 0, bytes_total: 0, items_done: 0, items_total: this.pending };
+    this.progress = {
+      bytes_done: 0,
+      bytes_total: 0,
+      items_done: 0,
+      items_total: this.pending,
+      sample_id: null,
+      item_bytes_done: 0,
+      item_bytes_total: 0,
+    };
     this.app.announce(t('queue.uploadStarted'));
     try {
       const q = await this.app.backend.uploadNow((p) => this.onProgress(p));
@@ -87,10 +122,12 @@ export class QueueController {
   }
 
   private onProgress(p: UploadProgress): void {
+    const moved = p.sample_id !== this.progress?.sample_id || p.items_done !== this.progress?.items_done;
     this.progress = p;
-    // The channel carries totals only; re-read the queue now and then for the per-item bars.
+    // The channel carries the current item's bytes; item statuses come from the queue, re-read
+    // when the upload moves to another item and now and then.
     const now = Date.now();
-    if (!this.polling && now - this.lastPoll >= QUEUE_POLL_MS) {
+    if (!this.polling && (moved || now - this.lastPoll >= QUEUE_POLL_MS)) {
       this.lastPoll = now;
       this.polling = true;
       void this.refresh().finally(() => (this.polling = false));

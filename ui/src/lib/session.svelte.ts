@@ -21,7 +21,8 @@ export class SessionController {
   pendingNav = $state<number | null>(null);
   /** The skip / flag dialog. */
   flagOpen = $state(false);
-  private playTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Bumped by every play and stop, so a finished play_take only clears its own playback. */
+  private playSeq = 0;
 
   constructor(private readonly app: AppController) {}
 
@@ -110,28 +111,30 @@ export class SessionController {
     if (this.phase === 'review') this.app.announce(t('session.hint.review'));
   }
 
+  /**
+   * P / Play: starts playing the take under review (or stops it). Returns once playback has
+   * started; play_take resolves when playback ends or is stopped, which clears `playing`.
+   */
   async togglePlay(): Promise<void> {
     if (this.playing) return this.stopPlayback();
-    const review = this.review;
-    if (this.phase !== 'review' || !review) return;
-    try {
-      await this.app.backend.playTake();
-      this.playing = true;
-      this.clearPlayTimer();
-      // The contract has no end-of-playback signal: assume it ends after the take's duration.
-      this.playTimer = setTimeout(() => {
-        this.playing = false;
-        this.playTimer = null;
-      }, review.duration_s * 1000);
-    } catch (e) {
-      this.handle(e);
-    }
+    if (this.phase !== 'review' || !this.review) return;
+    const mine = ++this.playSeq;
+    this.playing = true;
+    void this.app.backend.playTake().then(
+      () => {
+        if (mine === this.playSeq) this.playing = false;
+      },
+      (e: unknown) => {
+        if (mine === this.playSeq) this.playing = false;
+        this.handle(e);
+      },
+    );
   }
 
   async stopPlayback(): Promise<void> {
     if (!this.playing) return;
     this.playing = false;
-    this.clearPlayTimer();
+    this.playSeq++;
     try {
       await this.app.backend.stopPlayback();
     } catch {
@@ -280,20 +283,35 @@ export class SessionController {
     else if (this.phase === 'starting') this.phase = 'idle';
   }
 
-  dispose(): void {
-    this.clearPlayTimer();
+  /** After a reload: the take the backend still holds under review comes back. */
+  restore(review: TakeReview | null): void {
+    if (!review || this.phase !== 'idle') return;
+    this.review = review;
+    this.phase = 'review';
   }
 
-  private clearPlayTimer(): void {
-    if (this.playTimer) clearTimeout(this.playTimer);
-    this.playTimer = null;
+  /** Forgets the session's local state (the enrollment or consent went away). */
+  reset(): void {
+    this.playSeq++;
+    this.playing = false;
+    this.review = null;
+    this.level = null;
+    this.phase = 'idle';
+    this.confirmFailed = false;
+    this.pendingNav = null;
+    this.flagOpen = false;
+  }
+
+  dispose(): void {
+    this.playSeq++;
+    this.playing = false;
   }
 
   private handle(e: unknown): AppError {
     const err = normalizeError(e);
     this.error = err;
     this.app.announce(t(`error.${err.kind}`));
-    if (err.kind === 'not_enrolled' || err.kind === 'revoked') this.app.fail(err);
+    if (err.kind === 'not_enrolled' || err.kind === 'revoked' || err.kind === 'no_consent') this.app.fail(err);
     return err;
   }
 }

@@ -10,6 +10,8 @@ export type ErrorKind =
   | 'device_lost'
   | 'busy' // e.g. start_take while a take is recording
   | 'no_take' // review/accept without a take
+  | 'no_consent' // recording before the consent was given
+  | 'needs_passphrase' // no OS keychain: the token file needs a passphrase (project mode)
   | 'quality_failed' // accept without accept_failed on a failing take
   | 'invalid_input' // a bad argument from the UI
   | 'storage' // disk full, permissions
@@ -24,6 +26,8 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   'device_lost',
   'busy',
   'no_take',
+  'no_consent',
+  'needs_passphrase',
   'quality_failed',
   'invalid_input',
   'storage',
@@ -82,6 +86,12 @@ export interface AppState {
   theme: Theme;
   /** "en" */
   language: string;
+  /** a mic check was done on this machine (remembered) */
+  mic_checked: boolean;
+  /** the take under review, so a reloaded view gets it back */
+  review: TakeReview | null;
+  /** local mode only: an enrollment code for the demo contractor */
+  demo_code: string | null;
 }
 
 export interface DeviceInfo {
@@ -100,7 +110,9 @@ export interface Level {
   elapsed_s: number;
 }
 
-export type NoiseVerdict = 'good' | 'too_noisy' | 'too_quiet';
+// 'too_loud': voxseal-core's mic_check() returns it for a clipping input, although
+// docs/app-ipc.md lists only the other three.
+export type NoiseVerdict = 'good' | 'too_noisy' | 'too_quiet' | 'too_loud';
 
 export interface NoiseCheck {
   noise_floor_dbfs: number;
@@ -173,6 +185,10 @@ export interface UploadProgress {
   bytes_total: number;
   items_done: number;
   items_total: number;
+  /** the item being uploaded */
+  sample_id: string | null;
+  item_bytes_done: number;
+  item_bytes_total: number;
 }
 
 export interface ActivityEntry {

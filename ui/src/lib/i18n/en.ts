@@ -40,6 +40,8 @@ export const en = {
   'error.device_lost': 'The microphone was disconnected.',
   'error.busy': 'Voxseal is busy with another recording. Stop it first.',
   'error.no_take': 'There is no recording to work with. Record a take first.',
+  'error.no_consent': 'Voxseal needs your consent before it records. Read the consent text and agree to it first.',
+  'error.needs_passphrase': 'This computer has no keychain to keep your enrollment safe. Ask your project lead how to enroll with a passphrase.',
   'error.quality_failed': 'This take failed the quality checks. Record it again, or choose "Accept anyway".',
   'error.invalid_input': 'That request was not valid.',
   'error.storage': 'Voxseal could not save to this computer’s disk (it may be full). Free some space and try again.',
@@ -55,6 +57,10 @@ export const en = {
   'enroll.submitting': 'Enrolling…',
   'enroll.empty': 'Enter the code or link from your invitation.',
   'enroll.done': 'Enrolled.',
+  'enroll.demoTitle': 'Local demo.',
+  'enroll.demoIntro': 'No project is set up on this computer, so Voxseal runs a demo store here. Try it with the demo code.',
+  'enroll.demoCodeLabel': 'Demo code:',
+  'enroll.useDemoCode': 'Use the demo code',
 
   // consent
   'consent.title': 'Your consent',
@@ -67,7 +73,7 @@ export const en = {
 
   // mic check
   'mic.title': 'Check your microphone',
-  'mic.intro': 'Choose the microphone you will use, speak normally and watch the meter. Then measure how quiet the room is.',
+  'mic.intro': 'Choose the microphone you will use, speak normally and watch the meter. Then check your voice against the room.',
   'mic.device': 'Microphone',
   'mic.systemDefault': 'System default',
   'mic.systemDefaultNamed': 'System default ({name})',
@@ -87,13 +93,14 @@ export const en = {
   'meter.clipLit': 'Clipping! Move back or lower the input gain.',
   'meter.clipOff': 'No clipping',
   'meter.valueText': '{value}',
-  'noise.title': 'Room noise',
-  'noise.intro': 'Stay quiet for 3 seconds while Voxseal listens to the room.',
-  'noise.start': 'Measure room noise',
-  'noise.running': 'Measuring… please stay quiet for 3 seconds.',
-  'noise.verdict.good': 'Good: the room is quiet enough.',
+  'noise.title': 'Voice and room check',
+  'noise.intro': 'Press the button and read any sentence aloud at your normal volume for about 3 seconds. Voxseal compares your voice with the background noise between your words; nothing is kept.',
+  'noise.start': 'Check voice and room',
+  'noise.running': 'Listening… keep reading aloud for 3 seconds.',
+  'noise.verdict.good': 'Good: your voice is clear over the background.',
   'noise.verdict.too_noisy': 'Too noisy: find a quieter place or close windows and doors.',
   'noise.verdict.too_quiet': 'Too quiet: move closer or raise input gain.',
+  'noise.verdict.too_loud': 'Too loud: the signal clips. Move back a little or lower the input gain.',
   'noise.details': 'Background {floor}, loudest {peak}.',
 
   // session
@@ -202,7 +209,8 @@ export const en = {
   'queue.lastWipe': 'Last wipe: {time}',
   'queue.empty': 'Nothing to upload yet. Accepted takes appear here, sealed and ready to upload.',
   'queue.itemProgress': 'Upload progress of {name}',
-  'queue.item': 'Sample {id}',
+  'queue.itemId': 'Sample id: {id}',
+  'queue.superseded': 'Replaced by a newer take of this prompt (both are kept).',
   'queue.itemPrompt': '“{text}”',
   'queue.sealedAt': 'Sealed {time}',
   'queue.retry': 'Retry',
