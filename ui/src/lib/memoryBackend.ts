@@ -627,6 +627,7 @@ export class MemoryBackend implements Backend {
       mic_checked: this.micChecked,
       review: this.review,
       demo_code: this.enrolled ? null : this.opts.demoCode,
+      enroll_link: null,
     });
   }
 

@@ -92,6 +92,7 @@ export interface AppState {
   review: TakeReview | null;
   /** local mode only: an enrollment code for the demo contractor */
   demo_code: string | null;
+  enroll_link: string | null;
 }
 
 export interface DeviceInfo {
