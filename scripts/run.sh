@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Installs what Voxseal needs and runs it. Until the desktop app lands this is the narrated demo:
-# record 5 s (microphone, or a synthetic voice when there is none), seal, open, wipe.
+# Installs what Voxseal needs, builds it and opens the desktop app in local mode: an embedded S3
+# endpoint and credential broker on 127.0.0.1 (no AWS account), a demo project and a demo
+# enrollment code shown on the first screen.
 #
-#   scripts/run.sh               the demo
-#   scripts/run.sh <args>        any voxseal command, e.g. scripts/run.sh devices
+#   scripts/run.sh               the desktop app (the CLI demo when there is no display)
+#   scripts/run.sh demo          the narrated CLI demo: record 5 s, seal, open, wipe
+#   scripts/run.sh <command>     any voxseal CLI command, e.g. scripts/run.sh devices
+#
+# Env: VOXSEAL_DATA_DIR (the app's data directory; default: the platform's app data directory),
+#      VOXSEAL_SOURCE=synthetic:speech to use a synthetic voice instead of the microphone.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VOXSEAL_LOG_TAG=run
 cd "$VOXSEAL_ROOT"
 scripts/setup.sh
 . scripts/env.sh
-say "building voxseal (release; the first build takes a few minutes)"
-cargo build --release --quiet -p voxseal-cli
-bin="$CARGO_TARGET_DIR/release/voxseal"
-if [[ $# -eq 0 ]]; then
-    exec "$bin" demo
+
+if [[ $# -gt 0 || ( -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ) ]]; then
+    [[ $# -eq 0 ]] && say "no display: running the CLI demo instead of the desktop app"
+    say "building voxseal (the first build takes a few minutes)"
+    cargo build --quiet -p voxseal-cli
+    bin="$CARGO_TARGET_DIR/debug/voxseal"
+    [[ $# -eq 0 ]] && exec "$bin" demo
+    exec "$bin" "$@"
 fi
-exec "$bin" "$@"
+
+say "front end: npm ci && npm run build"
+npm --prefix ui ci --silent --no-audit --no-fund
+npm --prefix ui run build --silent
+say "building the desktop app (the first build takes 10-15 minutes on 2 cores)"
+cargo build --quiet -p voxseal-desktop
+say "opening Voxseal in local mode; the enroll screen offers a demo code"
+exec "$CARGO_TARGET_DIR/debug/voxseal-desktop"

@@ -27,12 +27,13 @@ for arg in "$@"; do
     esac
 done
 
-BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl)
+# Building and running: the CLI (ALSA, D-Bus for the keychain) and the desktop app (Tauri 2 on
+# WebKitGTK); node and npm build the front end.
+BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl
+          libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev)
+# Tests: reference tools, headless audio, and the app's WebDriver end-to-end test under Xvfb.
 TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
-          python3-venv python3-pip
-          # the desktop app (Tauri 2: WebKitGTK) and its WebDriver end-to-end test under Xvfb
-          libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev librsvg2-bin
-          libssl-dev xvfb xauth webkit2gtk-driver imagemagick)
+          python3-venv python3-pip librsvg2-bin xvfb xauth webkit2gtk-driver imagemagick)
 # tauri-driver (WebDriver proxy for Tauri apps): 2.x, never the 3.0 alphas.
 TAURI_DRIVER="$HOME/.cargo/bin/tauri-driver"
 TAURI_DRIVER_VERSION='^2'
@@ -48,6 +49,15 @@ if [[ $with_test -eq 1 ]]; then
 else
     apt_ensure "${BASE_APT[@]}"
 fi
+
+# --- Node.js for the front end (never installed here: distributions ship versions too old) ---
+node_ok() { have node && have npm && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)'; }
+if ! node_ok; then
+    say "error: Node.js 20.19 or newer with npm is needed to build the app's front end (found: $(node --version 2>/dev/null || echo none))."
+    say "  e.g. https://github.com/nodesource/distributions, or: curl -fsSL https://deb.nodesource.com/setup_20.x | sudo -E bash - && sudo apt-get install -y nodejs"
+    exit 1
+fi
+say "node: $(node --version), npm $(npm --version)"
 
 # --- Rust toolchain (never installed here) ----------------------------------
 if ! have cargo; then
