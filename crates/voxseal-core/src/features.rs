@@ -1080,6 +1080,18 @@ pub fn write_safetensors_with_progress(
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let n = resample::output_len(src.len(), src.sample_rate(), params.sample_rate);
+    // Takes of up to 10 minutes (38 MB at 16 kHz) are resampled once into a zeroized buffer
+    // instead of once per pass (the resampler is most of a pass); longer ones stream, so memory
+    // stays flat however long the take is.
+    if src.sample_rate() != params.sample_rate && n <= 600 * params.sample_rate as u64 {
+        let mut samples = Vec::with_capacity(n as usize); // exact: never reallocates plaintext
+        resample::resample_stream(src, params.sample_rate, &mut |b| {
+            samples.extend_from_slice(b);
+            Ok(())
+        })?;
+        let pcm = crate::pcm::MemoryPcm::new(samples, params.sample_rate);
+        return write_safetensors_with_progress(&pcm, params, metadata, out, progress);
+    }
     let frames = params.frames_for(n);
     let (n_mels, n_mfcc) = (params.n_mels, params.n_mfcc);
     // Progress every 256 frames.
