@@ -129,4 +129,22 @@ PY
     printf '%s\n' "$want" > "$STAMP"
     say "pip: done, stamp written"
 fi
+# --- checkov (deploy/aws/validate.sh): its pins conflict with the test venv's AWS SDK, so it
+# gets its own venv inside .venv, installed only when deploy/aws/requirements-checkov.txt changes.
+CK_VENV="$VENV/checkov"
+CK_REQS="$VOXSEAL_ROOT/deploy/aws/requirements-checkov.txt"
+CK_STAMP="$CK_VENV/.requirements.sha256"
+ck_want="$(sha256sum "$CK_REQS" | cut -d' ' -f1)"
+if [[ $ck_want == "$(cat "$CK_STAMP" 2>/dev/null || true)" ]]; then
+    say "checkov: requirements-checkov.txt unchanged (sha256 ${ck_want:0:12}), nothing to install"
+else
+    ck_args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$CK_REQS")
+    if [[ $VOXSEAL_OFFLINE == 1 ]]; then ck_args+=(--no-index); fi
+    say "checkov: installing into $CK_VENV (~25 s)"
+    rm -f "$CK_STAMP"
+    [[ -x $CK_VENV/bin/python ]] || "$VENV/bin/python" -m venv "$CK_VENV"
+    "$CK_VENV/bin/python" -m pip "${ck_args[@]}"
+    "$CK_VENV/bin/checkov" --version >/dev/null
+    printf '%s\n' "$ck_want" > "$CK_STAMP"
+fi
 say "done (base + test)"

@@ -29,7 +29,25 @@ async fn blocking<T: Send + 'static>(
 
 #[tauri::command]
 async fn app_state(app: State<'_, App>) -> Res<AppState> {
-    blocking(&app, |a| a.state()).await
+    let state = blocking(&app, |a| a.state()).await;
+    trace_first_state();
+    state
+}
+
+/// When the process started (for `VOXSEAL_STARTUP_TRACE`).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// With `VOXSEAL_STARTUP_TRACE=1`, prints how long after start the web view first asked for the
+/// app state: the UI is loaded and interactive at that point (bench/app.sh measures cold start).
+fn trace_first_state() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("VOXSEAL_STARTUP_TRACE").is_some() {
+        ONCE.call_once(|| {
+            if let Some(t) = STARTED.get() {
+                eprintln!("voxseal: interactive after {} ms", t.elapsed().as_millis());
+            }
+        });
+    }
 }
 
 #[tauri::command]
@@ -185,6 +203,7 @@ pub const COMMANDS: &[&str] = &[
 /// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
 /// app data directory.
 pub fn run(enroll_link: Option<String>) {
+    STARTED.get_or_init(std::time::Instant::now);
     tauri::Builder::default()
         .setup(move |tauri_app| {
             let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
@@ -204,8 +223,8 @@ pub fn run(enroll_link: Option<String>) {
             let rt = tauri::async_runtime::handle().inner().clone();
             let mut opts = AppOptions::new(data_dir, events);
             opts.enroll_link = enroll_link.clone();
-            let app = App::start(opts, rt)
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+            let app =
+                App::start(opts, rt).map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
             tauri_app.manage(app);
             Ok(())
         })

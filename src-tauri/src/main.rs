@@ -11,6 +11,8 @@ fn main() {
         return;
     }
     // Opened from a voxseal://enroll link (the desktop entry passes it as an argument).
-    let link = std::env::args().skip(1).find(|a| a.starts_with("voxseal://"));
+    let link = std::env::args()
+        .skip(1)
+        .find(|a| a.starts_with("voxseal://"));
     voxseal_desktop::run(link);
 }
