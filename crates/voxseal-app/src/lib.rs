@@ -325,7 +325,11 @@ impl App {
                 .as_ref()
                 .map(|r| r.view.clone()),
             demo_code,
-            enroll_link: if enrolled { None } else { self.inner.enroll_link.clone() },
+            enroll_link: if enrolled {
+                None
+            } else {
+                self.inner.enroll_link.clone()
+            },
         })
     }
 
@@ -351,7 +355,10 @@ impl App {
                 ));
             }
             // Only the broker named in the signed project config is trusted with a code.
-            if let Some(want) = config.storage.as_ref().and_then(|s| s.broker_url.as_deref())
+            if let Some(want) = config
+                .storage
+                .as_ref()
+                .and_then(|s| s.broker_url.as_deref())
                 && want.trim_end_matches('/') != url.trim_end_matches('/')
             {
                 return Err(invalid(

@@ -231,12 +231,11 @@ mod tests {
             {
                 let r = r.as_str().unwrap();
                 let allow = s["Effect"] == "Allow";
-                assert!(
-                    !r.contains('?')
-                        && !(allow && r.ends_with(":::voxseal-prod/*"))
-                        && !r.ends_with(":::voxseal-prod"),
-                    "{r}"
-                );
+                assert!(!r.contains('?'), "{r}");
+                assert!(!r.ends_with(":::voxseal-prod"), "{r}");
+                if allow {
+                    assert!(!r.ends_with(":::voxseal-prod/*"), "{r}");
+                }
                 if r.starts_with("arn:aws:s3") && s["Effect"] == "Allow" {
                     assert!(r.contains("/bob-7/"), "{r}");
                 }
@@ -276,7 +275,10 @@ mod tests {
         })
         .unwrap();
         assert!(text.len() <= MAX_POLICY_LEN, "{} characters", text.len());
-        assert!(text.contains("arn:aws-us-gov:s3:::"), "S3 ARNs follow the key's partition");
+        assert!(
+            text.contains("arn:aws-us-gov:s3:::"),
+            "S3 ARNs follow the key's partition"
+        );
         println!(
             "longest session policy: {} of {MAX_POLICY_LEN} characters",
             text.len()

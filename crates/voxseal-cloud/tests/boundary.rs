@@ -303,7 +303,10 @@ fn uncovered(boundary: &Value, session: &Value) -> Vec<String> {
     let mut gaps = Vec::new();
     // A Deny in the session policy only narrows what it allows; the boundary check is about
     // what the Allows can reach.
-    for s in statements(session).into_iter().filter(|s| s.effect == "Allow") {
+    for s in statements(session)
+        .into_iter()
+        .filter(|s| s.effect == "Allow")
+    {
         for a in &s.actions {
             for r in &s.resources {
                 let mut why = Vec::new();
