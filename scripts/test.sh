@@ -33,4 +33,6 @@ cargo build -p voxseal-desktop
 
 say "cargo test --workspace"
 cargo test --workspace "${extra[@]}"
+# The 5-minute real-time recording soak (#[ignore]d in plain cargo test; docs/reliability.md).
+if [[ ${#extra[@]} -eq 0 ]]; then scripts/soak.sh 5; fi
 say "all tests passed"

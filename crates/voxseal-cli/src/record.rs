@@ -94,6 +94,12 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
         .transpose()?;
     let factory = ui::source_factory(&format!("file:{}", args.wav.display()), true, 48_000)?;
     let take = capture(factory, &ws, &config, None)?;
+    if let Some(why) = take.interrupted.clone() {
+        // A file that cannot be read to its end is damaged: sealing what was read would pass a
+        // fragment off as the whole recording.
+        ws.discard_take(take, "the WAV file could not be read to its end")?;
+        bail!("{why}; nothing was sealed");
+    }
     let review = Review {
         prompt_id: prompt.map(|p| p.id),
         supersedes,
@@ -138,12 +144,13 @@ pub fn capture(
     config: &ProjectConfig,
     seconds: Option<f64>,
 ) -> Result<RecordedTake> {
+    // Checked before `min`, which would turn a NaN into the longest take allowed.
+    if seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
+        bail!("--seconds must be positive");
+    }
     let limit = seconds
         .unwrap_or(config.capture.max_take_s)
         .min(config.capture.max_take_s);
-    if limit.is_nan() || limit <= 0.0 {
-        bail!("--seconds must be positive");
-    }
     let mut opts = RecorderOptions::new(ws.spool_dir());
     opts.max_duration = Some(Duration::from_secs_f64(limit));
     let hint = if seconds.is_some() {

@@ -103,6 +103,21 @@ pub enum UploadError {
         /// Theirs.
         got: String,
     },
+    /// S3 says the object exists (`412`) but an earlier attempt to store it was not confirmed, so
+    /// it may hold other bytes.
+    #[error(
+        "S3 already holds {key}, but never confirmed it as ours (it answered checksum {got}); the local copy is kept: ask the project lead to check that object"
+    )]
+    Unconfirmable {
+        /// The object key.
+        key: String,
+        /// What the server answered when it stored it.
+        got: String,
+    },
+    /// The server said the credentials expired before the client expected (a clock that runs
+    /// behind, a grant cut short); fresh ones are fetched and the upload resumes.
+    #[error("credentials expired mid-upload ({0}); refreshing")]
+    CredentialsExpired(String),
     /// This computer's clock is too far off.
     #[error(
         "S3 refused the request because this computer's clock is off by more than 15 minutes: set the clock and retry"
@@ -118,7 +133,7 @@ impl UploadError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Credentials(e) => e.is_transient(),
-            Self::Offline(_) => true,
+            Self::Offline(_) | Self::CredentialsExpired(_) => true,
             _ => false,
         }
     }
@@ -294,15 +309,42 @@ impl Uploader {
             p.item_bytes_total = size(&item);
             p.item_bytes_done = 0;
             let current = p.clone();
-            let result = self
-                .upload_item(&mut item, &|done| {
-                    progress(UploadProgress {
-                        bytes_done: base + done,
-                        item_bytes_done: done,
-                        ..current.clone()
+            // Credentials the server expired early are refreshed and the item resumed at once, as
+            // long as each try gets further (two tries in a row without progress: a server that
+            // expires every grant at once is not helped by more).
+            let confirmed = |item: &OutboxItem| -> usize {
+                item.state
+                    .objects
+                    .values()
+                    .map(|o| {
+                        usize::from(o.done) + o.multipart.as_ref().map_or(0, |m| m.parts.len())
                     })
-                })
-                .await;
+                    .sum()
+            };
+            let mut stalled = 0;
+            let result = loop {
+                let before = confirmed(&item);
+                let result = self
+                    .upload_item(&mut item, &|done| {
+                        progress(UploadProgress {
+                            bytes_done: base + done,
+                            item_bytes_done: done,
+                            ..current.clone()
+                        })
+                    })
+                    .await;
+                if !matches!(result, Err(UploadError::CredentialsExpired(_))) {
+                    break result;
+                }
+                stalled = if confirmed(&item) > before {
+                    0
+                } else {
+                    stalled + 1
+                };
+                if stalled >= 2 {
+                    break result;
+                }
+            };
             match result {
                 Ok(()) => {
                     report.uploaded.push(item.manifest.sample_id.to_string());
@@ -339,6 +381,19 @@ impl Uploader {
         item: &mut OutboxItem,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), UploadError> {
+        if item.state.status == ItemStatus::Uploading {
+            // An earlier attempt never finished: the network went away, or the process ended
+            // (a crash or a kill leaves no other trace in the log). Say what is being resumed.
+            let _ = self.audit.append(
+                "upload.resumed",
+                serde_json::json!({
+                    "sample": item.manifest.sample_id,
+                    "attempt": item.state.attempts + 1,
+                    "objects_done": item.state.objects.iter().filter(|(_, o)| o.done).map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+                    "parts_done": item.state.objects.values().filter_map(|o| o.multipart.as_ref()).map(|m| m.parts.len()).sum::<usize>(),
+                }),
+            );
+        }
         item.state.status = ItemStatus::Uploading;
         item.state.attempts += 1;
         item.state.last_error = None;
@@ -348,6 +403,7 @@ impl Uploader {
             Ok(()) => {
                 item.state.status = ItemStatus::Uploaded;
                 self.save(item)?;
+                voxseal_core::fault::point("upload.done");
                 let _ = self.audit.append(
                     "item.uploaded",
                     serde_json::json!({
@@ -428,6 +484,15 @@ impl Uploader {
                 }
             };
             if obj.done {
+                // A process that ended between saving "done" and wiping the local copy left the
+                // ciphertext behind; it is confirmed, so it goes now.
+                if matches!(kind, ObjectKind::Payload(_))
+                    && (obj.confirmed_checksum.is_some() || obj.already_existed)
+                    && path.exists()
+                {
+                    voxseal_core::wipe::wipe_file(&path)
+                        .map_err(|e| UploadError::Local(e.to_string()))?;
+                }
                 done_bytes += if matches!(kind, ObjectKind::Manifest) {
                     0
                 } else {
@@ -457,17 +522,28 @@ impl Uploader {
             match outcome {
                 Outcome::Stored {
                     checksum: Some(got),
-                } if got != expected => {
+                } if got == expected => {
+                    obj.done = true;
+                    obj.confirmed_checksum = Some(got);
+                    obj.multipart = None;
+                }
+                Outcome::Stored { checksum } => {
+                    // Stored, says the server, but not provably our bytes: keep the local copy,
+                    // and remember it, so a later 412 on this key is not taken as confirmation.
+                    let got = checksum.unwrap_or_else(|| "none".to_owned());
+                    obj.unconfirmed = Some(got.clone());
+                    obj.multipart = None;
                     return Err(UploadError::ChecksumMismatch {
                         key,
                         want: expected,
                         got,
                     });
                 }
-                Outcome::Stored { checksum } => {
-                    obj.done = true;
-                    obj.confirmed_checksum = checksum;
-                    obj.multipart = None;
+                Outcome::AlreadyThere if obj.unconfirmed.is_some() => {
+                    return Err(UploadError::Unconfirmable {
+                        key,
+                        got: obj.unconfirmed.clone().unwrap_or_default(),
+                    });
                 }
                 Outcome::AlreadyThere => {
                     obj.done = true;
@@ -483,12 +559,15 @@ impl Uploader {
                 }
             }
             let confirmed = obj.confirmed_checksum.is_some() || obj.already_existed;
+            voxseal_core::fault::point("upload.stored");
             self.save(item)?;
+            voxseal_core::fault::point("upload.saved");
             // Ciphertext goes only once the server has confirmed it; the manifest stays as the record.
             if let ObjectKind::Payload(_) = kind {
                 if confirmed {
                     voxseal_core::wipe::wipe_file(&path)
                         .map_err(|e| UploadError::Local(e.to_string()))?;
+                    voxseal_core::fault::point("upload.wiped");
                 }
                 done_bytes += size;
                 progress(done_bytes);
@@ -535,9 +614,7 @@ impl Uploader {
             Some((code, _)) if code == "ExpiredToken" || code == "InvalidToken" => {
                 // Fresh credentials next time; the attempt is retried by the caller's next drain.
                 self.provider.invalidate().await;
-                Err(UploadError::Offline(format!(
-                    "{op}: credentials expired mid-upload ({code}); refreshing"
-                )))
+                Err(UploadError::CredentialsExpired(format!("{op}: {code}")))
             }
             _ => Err(self.s3_error(op, key, e)),
         }
@@ -762,7 +839,9 @@ impl Uploader {
         *done_bytes += len;
         progress(*done_bytes);
         item.state.objects.get_mut(name).expect("present").multipart = Some(mp.clone());
-        self.save(item)
+        self.save(item)?;
+        voxseal_core::fault::point("upload.part");
+        Ok(())
     }
 
     async fn list_parts(
@@ -827,9 +906,7 @@ impl PartError {
             Self::Sdk(None, detail) => UploadError::Offline(detail),
             Self::Sdk(Some((code, _)), _) if code == "ExpiredToken" || code == "InvalidToken" => {
                 provider.invalidate().await;
-                UploadError::Offline(format!(
-                    "part {n}: credentials expired mid-upload ({code}); refreshing"
-                ))
+                UploadError::CredentialsExpired(format!("part {n}: {code}"))
             }
             Self::Sdk(Some((code, _)), _) if code == "RequestTimeTooSkewed" => {
                 UploadError::ClockSkew

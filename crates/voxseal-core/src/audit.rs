@@ -99,8 +99,17 @@ impl AuditLog {
         let (mut seq, mut prev) = match &tail.last_line {
             None => (0, GENESIS.to_owned()),
             Some(line) => {
-                match parse_line(line) {
-                    Ok((entry, hash)) => (entry.seq, hash),
+                // The hash is unkeyed, so a self-consistent last line can claim any `seq`; a
+                // real chain never gets near u64::MAX, so leave room for two more entries
+                // (`audit.recovered` and this one) or refuse it as damage (found by fuzzing).
+                let last = parse_line(line).and_then(|(entry, hash)| match entry.seq {
+                    s if s >= u64::MAX - 1 => Err(format!(
+                        "its sequence number {s} leaves no room for another entry"
+                    )),
+                    s => Ok((s, hash)),
+                });
+                match last {
+                    Ok(x) => x,
                     Err(reason) => {
                         // Rare: find the line number for the message.
                         let report = verify(&self.path).map_err(io)?;
@@ -153,6 +162,11 @@ fn write_line(f: &mut File, line: &str) -> io::Result<()> {
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line.as_bytes());
     buf.push(b'\n');
+    if crate::fault::hit("audit.torn") {
+        f.write_all(&buf[..buf.len() / 2])?;
+        f.sync_data()?;
+        crate::fault::abort("audit.torn");
+    }
     f.write_all(&buf)?;
     f.sync_data()
 }
@@ -498,5 +512,30 @@ mod tests {
         log.append("after", json!({})).unwrap();
         assert_eq!(log.append("again", json!({})).unwrap(), 4);
         assert!(verify(log.path()).unwrap().is_intact());
+    }
+
+    /// Found by the `audit_line` fuzz target: a last line with a valid hash and `seq` near
+    /// u64::MAX made `append` overflow (a panic in debug builds, a wrapped seq 0 in release).
+    #[test]
+    fn a_last_line_claiming_the_largest_seq_is_refused_not_overflowed() {
+        let (_d, log) = log_with(0);
+        for (seq, torn) in [(u64::MAX, ""), (u64::MAX - 1, "{\"seq\"")] {
+            let line = format_line(seq, "forged", &json!({}), GENESIS);
+            let bytes = format!("{line}\n{torn}");
+            fs::write(log.path(), &bytes).unwrap();
+            let err = log.append("x", json!({})).unwrap_err();
+            assert!(matches!(err, AuditError::Damaged { line: 1, .. }), "{err}");
+            assert_eq!(
+                fs::read_to_string(log.path()).unwrap(),
+                bytes,
+                "file unchanged"
+            );
+        }
+        // With room for both entries, the append goes ahead (the chain was already broken at
+        // line 1, and verify still says so).
+        let line = format_line(u64::MAX - 2, "forged", &json!({}), GENESIS);
+        fs::write(log.path(), format!("{line}\n{{\"seq\"")).unwrap();
+        assert_eq!(log.append("x", json!({})).unwrap(), u64::MAX);
+        assert_eq!(first_bad(&log).line, 1);
     }
 }

@@ -18,6 +18,7 @@
 pub mod audio;
 pub mod audit;
 pub mod config;
+pub mod fault;
 pub mod features;
 pub mod fsutil;
 pub mod ids;

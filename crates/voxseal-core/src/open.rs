@@ -329,9 +329,12 @@ fn describe(
             if head.len() < 8 {
                 return Err(("safetensors", "too short".into()));
             }
-            let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
-            let json = head
-                .get(8..8 + n)
+            // The length and the offsets are untrusted: checked arithmetic (fuzzing found
+            // `8 + n` and `8 + n + end` overflowing on a crafted file).
+            let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            let json = usize::try_from(n)
+                .ok()
+                .and_then(|n| head.get(8..8usize.checked_add(n)?))
                 .ok_or(("safetensors", "header larger than 64 KiB".to_owned()))?;
             let v: serde_json::Value =
                 serde_json::from_slice(json).map_err(|e| ("safetensors", e.to_string()))?;
@@ -352,13 +355,14 @@ fn describe(
                 })
                 .max()
                 .unwrap_or(0);
-            if 8 + n as u64 + end != size {
+            let described = (8 + n).checked_add(end);
+            if described != Some(size) {
                 return Err((
                     "safetensors",
                     format!(
                         "{} bytes, but its header describes {}",
                         size,
-                        8 + n as u64 + end
+                        described.map_or_else(|| "more than 2^64".to_owned(), |d| d.to_string())
                     ),
                 ));
             }
@@ -402,4 +406,58 @@ pub fn open_item(
         ));
     }
     Ok((manifest, results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors head: 8-byte length, then `json`.
+    fn head(n: u64, json: &str) -> Vec<u8> {
+        let mut h = n.to_le_bytes().to_vec();
+        h.extend_from_slice(json.as_bytes());
+        h
+    }
+
+    /// Found by the `age_open` fuzz target: a decrypted "features" payload whose safetensors
+    /// length or data offsets are near u64::MAX overflowed `8 + n` / `8 + n + end` (a panic in
+    /// debug builds, a wrapped size in release). Both are now refused as bad content.
+    #[test]
+    fn huge_safetensors_lengths_are_bad_content_not_overflow() {
+        let stats = ContentStats::default();
+        for n in [u64::MAX, u64::MAX - 7, u64::MAX / 2, 1 << 40] {
+            let h = head(n, "{}");
+            let err = describe(PayloadKind::Features, &h, h.len() as u64, &stats).unwrap_err();
+            assert_eq!(err.0, "safetensors");
+            assert!(err.1.contains("larger than 64 KiB"), "{}", err.1);
+        }
+        let json = format!(r#"{{"mfcc":{{"data_offsets":[0,{}]}}}}"#, u64::MAX - 4);
+        let h = head(json.len() as u64, &json);
+        let err = describe(PayloadKind::Features, &h, h.len() as u64, &stats).unwrap_err();
+        assert!(err.1.contains("more than 2^64"), "{}", err.1);
+        // A consistent head still describes.
+        let json = r#"{"mfcc":{"shape":[1,1],"data_offsets":[0,4]}}"#;
+        let h = head(json.len() as u64, json);
+        let ok = describe(PayloadKind::Features, &h, h.len() as u64 + 4, &stats).unwrap();
+        assert!(ok.contains("mfcc [1,1]"), "{ok}");
+    }
+
+    /// The same through `open_file`: an age file whose plaintext is such a head.
+    #[test]
+    fn open_file_refuses_an_overflowing_safetensors_head() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let enc = age::Encryptor::with_recipients(std::iter::once(
+            &id.to_public() as &dyn age::Recipient
+        ))
+        .unwrap();
+        let path = dir.path().join("features.safetensors.age");
+        let mut w = enc.wrap_output(File::create(&path).unwrap()).unwrap();
+        w.write_all(&head(u64::MAX - 7, "{}")).unwrap();
+        w.finish().unwrap();
+        let ids: Vec<Box<dyn age::Identity>> = vec![Box::new(id)];
+        let err = open_file(&path, &ids, None, None).unwrap_err();
+        assert!(matches!(err, OpenError::BadContent { .. }), "{err}");
+    }
 }

@@ -9,6 +9,10 @@
 //! Items are built in `outbox/.staging-<sample-id>/` and renamed into place only when every file
 //! is complete and fsynced, so an item is either whole or absent; a crash leaves at most a
 //! staging directory (ciphertext only), which [`Outbox::sweep_staging`] removes.
+//!
+//! Sealing holds a shared lock on `outbox/.sealing.lock` while its staging directory exists, and
+//! the sweep takes it exclusively, so a second process opening the data directory (the CLI next
+//! to the app, two windows) never removes a staging directory that is still being written.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,6 +26,8 @@ use crate::ids::SampleId;
 use crate::manifest::{Manifest, PayloadKind};
 
 const STAGING_PREFIX: &str = ".staging-";
+/// Held shared by every seal in progress, exclusively by the staging sweep.
+const SEAL_LOCK: &str = ".sealing.lock";
 /// The manifest's file name in an item.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The state's file name in an item.
@@ -64,6 +70,11 @@ pub struct ObjectState {
     pub already_existed: bool,
     /// The checksum the server returned, base64 SHA-256.
     pub confirmed_checksum: Option<String>,
+    /// What the server answered instead of our checksum (another checksum, or `none`) when it
+    /// said it stored the object. The key may then hold other bytes, so a later `412` on it does
+    /// not count as confirmation either: the local copy is kept until someone checks the bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconfirmed: Option<String>,
     /// An unfinished multipart upload, if any.
     pub multipart: Option<MultipartState>,
 }
@@ -194,7 +205,16 @@ impl Outbox {
         &self.dir
     }
 
-    /// Starts building a new item.
+    fn seal_lock(&self) -> io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(SEAL_LOCK))
+    }
+
+    /// Starts building a new item (holding the seal lock shared until it is committed or dropped).
     pub fn staging(&self, id: &SampleId) -> Result<Staging, OutboxError> {
         let dir = self.dir.join(format!("{STAGING_PREFIX}{id}"));
         let io = |source| OutboxError::Io {
@@ -202,17 +222,39 @@ impl Outbox {
             source,
         };
         fsutil::create_private_dir(&self.dir).map_err(io)?;
+        let lock = self.seal_lock().map_err(io)?;
+        lock.lock_shared().map_err(io)?;
         fs::create_dir(&dir).map_err(io)?;
         Ok(Staging {
             dir,
             final_dir: self.dir.join(id.as_str()),
             committed: false,
+            _lock: lock,
         })
     }
 
     /// Removes staging directories left by a crash (they hold ciphertext only); returns their names.
+    /// While another process (or thread) is sealing, nothing is removed: leftovers wait for the
+    /// next sweep.
     pub fn sweep_staging(&self) -> Result<Vec<String>, OutboxError> {
         let mut removed = Vec::new();
+        if !self.dir.is_dir() {
+            return Ok(removed);
+        }
+        let lock = self.seal_lock().map_err(|source| OutboxError::Io {
+            path: self.dir.join(SEAL_LOCK).display().to_string(),
+            source,
+        })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(removed),
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(OutboxError::Io {
+                    path: self.dir.join(SEAL_LOCK).display().to_string(),
+                    source,
+                });
+            }
+        }
         for entry in read_dir_if_exists(&self.dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(STAGING_PREFIX) {
@@ -306,6 +348,8 @@ pub struct Staging {
     dir: PathBuf,
     final_dir: PathBuf,
     committed: bool,
+    /// The seal lock, held shared so no sweep removes this directory while it is written.
+    _lock: fs::File,
 }
 
 impl Staging {

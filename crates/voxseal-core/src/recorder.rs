@@ -9,7 +9,9 @@
 //! last one is not cut either. [`Recording`] is the one-take convenience used by the CLI.
 //!
 //! Failures keep their meaning: a device that disappears ends the take as *interrupted* (the
-//! audio so far is kept for review) and is reported as a [`RecorderEvent::SourceFailed`]; a spool
+//! audio so far is kept for review) and is reported as a [`RecorderEvent::SourceFailed`], whether
+//! the backend says so or the device just stops delivering (no audio for [`STALL_LIMIT`], or
+//! none at all within [`START_LIMIT`] of opening it: nothing waits forever); a spool
 //! write error (disk full) ends the take within one chunk (at most 0.4 s of audio at 44.1 kHz)
 //! with an error and wipes the partial file.
 
@@ -27,6 +29,13 @@ use crate::audio::{
 use crate::ids::TakeId;
 use crate::quality::QualityAnalyzer;
 use crate::spool::{SpoolError, SpoolTake, SpoolWriter};
+
+/// A source that delivered audio and then nothing for this long is taken as gone: some backends
+/// report a vanished device as silence rather than as an error.
+pub const STALL_LIMIT: Duration = Duration::from_secs(3);
+/// How long a newly opened source may take to deliver its first audio (PulseAudio took up to
+/// 2 s on the CI machines) before it is taken as gone.
+pub const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// How a recorder runs.
 #[derive(Debug, Clone)]
@@ -325,6 +334,9 @@ struct Worker {
     state: State,
     source_done: bool,
     failure: Option<String>,
+    /// When the source last delivered audio (or was opened), and whether it ever did.
+    last_audio: Instant,
+    heard: bool,
 }
 
 impl Worker {
@@ -346,6 +358,8 @@ impl Worker {
             state: State::Monitoring,
             source_done: false,
             failure: None,
+            last_audio: Instant::now(),
+            heard: false,
         }
     }
 
@@ -452,6 +466,8 @@ impl Worker {
         }
         match self.source.read(&mut self.buf[..want]) {
             Ok(Chunk::Samples(n)) => {
+                self.last_audio = Instant::now();
+                self.heard = true;
                 let s = &self.buf[..n];
                 self.meter.push(s, &mut *self.on_level);
                 match &mut self.state {
@@ -462,24 +478,36 @@ impl Worker {
                     _ => self.pre_roll.push(s),
                 }
             }
-            Ok(Chunk::Pending) => std::thread::sleep(POLL_INTERVAL),
+            Ok(Chunk::Pending) => {
+                let limit = if self.heard { STALL_LIMIT } else { START_LIMIT };
+                if self.last_audio.elapsed() >= limit {
+                    let e = SourceError::DeviceLost {
+                        detail: format!("no audio from the device for {} s", limit.as_secs()),
+                    };
+                    self.source_failed(e.to_string());
+                } else {
+                    std::thread::sleep(POLL_INTERVAL);
+                }
+            }
             Ok(Chunk::End) => {
                 self.source_done = true;
                 if matches!(self.state, State::Recording(_)) {
                     self.finish(None);
                 }
             }
-            Err(e) => {
-                let why = e.to_string();
-                self.source_done = true;
-                self.failure = Some(why.clone());
-                (self.on_event)(RecorderEvent::SourceFailed(why.clone()));
-                if matches!(self.state, State::Recording(_)) {
-                    self.finish(Some(why));
-                }
-            }
+            Err(e) => self.source_failed(e.to_string()),
         }
         Ok(())
+    }
+
+    /// The source is gone: no more audio, the owner is told, a take in progress is interrupted.
+    fn source_failed(&mut self, why: String) {
+        self.source_done = true;
+        self.failure = Some(why.clone());
+        (self.on_event)(RecorderEvent::SourceFailed(why.clone()));
+        if matches!(self.state, State::Recording(_)) {
+            self.finish(Some(why));
+        }
     }
 
     /// Finishes the current take; hands it to a waiting `end_take`, or keeps it until one comes.

@@ -293,6 +293,7 @@ pub fn seal_take(
             sha256: sealed.sha256,
             recipients: cfg.recipients.archive.clone(),
         });
+        crate::fault::point("seal.raw");
     }
 
     let recipients = cfg.training_recipients();
@@ -331,6 +332,7 @@ pub fn seal_take(
         sha256: sealed.sha256,
         recipients: cfg.recipients.training.clone(),
     });
+    crate::fault::point("seal.features");
 
     let manifest = Manifest {
         schema: SCHEMA.into(),
@@ -369,8 +371,9 @@ pub fn seal_take(
     let state = ItemState::sealed();
     let spath = staging.path(crate::outbox::STATE_FILE);
     crate::fsutil::write_json_atomic(&spath, &state).map_err(io("the item state"))?;
+    crate::fault::point("seal.commit");
     let dir = staging.commit()?;
-    ctx.audit.append(
+    let logged = ctx.audit.append(
         "take.sealed",
         serde_json::json!({
             "sample": sample_id,
@@ -382,7 +385,14 @@ pub fn seal_take(
                 "kind": p.kind, "size": p.size, "sha256": p.sha256,
             })).collect::<Vec<_>>(),
         }),
-    )?;
+    );
+    if let Err(e) = logged {
+        // An item the audit log does not know about must not stay (a full disk fails the append
+        // after the commit): undo the commit, so the error is the whole truth and the caller
+        // keeps the take to accept again. Only ciphertext is removed.
+        let _ = crate::wipe::wipe_tree(&dir);
+        return Err(e.into());
+    }
     Ok(OutboxItem {
         dir,
         manifest,

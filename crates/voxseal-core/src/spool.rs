@@ -246,6 +246,7 @@ impl SpoolWriter {
         self.file.write_all(&ct_len.to_le_bytes()).map_err(io)?;
         self.file.write_all(&self.buf).map_err(io)?;
         self.buf.clear();
+        crate::fault::point("spool.chunk");
         Ok(())
     }
 

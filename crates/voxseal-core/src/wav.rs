@@ -77,10 +77,22 @@ impl WavInput {
             source,
         })?;
         let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
-            // The file opened, so a read error here means the header is cut short.
-            hound::Error::IoError(_) => WavError::Malformed {
+            // A short read (hound reports it as UnexpectedEof or, from its own helper, as Other)
+            // means the header is cut short; any other error is the file's (a directory, say).
+            hound::Error::IoError(ref io)
+                if matches!(
+                    io.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::Other
+                ) =>
+            {
+                WavError::Malformed {
+                    path: shown.clone(),
+                    detail: "the file ends inside its header".into(),
+                }
+            }
+            hound::Error::IoError(source) => WavError::Io {
                 path: shown.clone(),
-                detail: "the file ends inside its header".into(),
+                source,
             },
             hound::Error::Unsupported => WavError::Unsupported {
                 path: shown.clone(),
@@ -188,10 +200,12 @@ impl WavInput {
                 for s in self.reader.samples::<f32>().take(want) {
                     let v = s.map_err(|e| on_err(e, count))?;
                     count += 1;
-                    pending += if v.is_finite() { v } else { 0.0 };
+                    // Scale before summing: the sum of large finite samples can overflow to
+                    // infinity (found by fuzzing); each share is at most f32::MAX / ch.
+                    pending += if v.is_finite() { v / ch as f32 } else { 0.0 };
                     in_frame += 1;
                     if in_frame == ch {
-                        buf[got] = pending / ch as f32;
+                        buf[got] = pending;
                         got += 1;
                         pending = 0.0;
                         in_frame = 0;
@@ -430,6 +444,34 @@ mod tests {
             WavInput::open(&dir.path().join("nope.wav")),
             Err(WavError::Io { .. })
         ));
+    }
+
+    /// Found by the `wav_reader` fuzz target: downmixing float channels near f32::MAX summed to
+    /// infinity; the reader promises finite samples (non-finite ones already read as 0).
+    #[test]
+    fn huge_float_samples_downmix_to_finite_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hot.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for pair in [
+            [f32::MAX, f32::MAX],
+            [f32::MAX, -f32::MAX],
+            [f32::INFINITY, 0.5],
+            [0.25, 0.75],
+        ] {
+            w.write_sample(pair[0]).unwrap();
+            w.write_sample(pair[1]).unwrap();
+        }
+        w.finalize().unwrap();
+        let got = read_all(&p).unwrap();
+        assert!(got.iter().all(|s| s.is_finite()), "{got:?}");
+        assert_eq!(got, [f32::MAX, 0.0, 0.25, 0.5]);
     }
 
     #[test]

@@ -316,6 +316,7 @@ impl Workspace {
         };
         match crate::seal::seal_take(&ctx, &take, quality, review, progress) {
             Ok(item) => {
+                crate::fault::point("seal.committed");
                 let take_id = take.take_id.clone();
                 let wiped = take.spool.wipe();
                 let _ = self.audit.append(

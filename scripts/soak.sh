@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The recording soak: one take of a synthetic voice recorded in real time for N minutes through
+# the microphone's path (callback ring, recorder thread, meter, quality analyzer, encrypted spool),
+# with resident memory sampled every 5 s. Fails on any dropped sample, on a spool that differs
+# from what was produced, or on memory that grows after the warm-up (first fifth of the run).
+#
+#   scripts/soak.sh          5 minutes (what CI runs, from scripts/test.sh)
+#   scripts/soak.sh 60       the one-hour soak (about 700 MB of spool in a temp directory)
+#
+# The RSS curve is printed as "SOAK t=..." lines and a "SOAK result:" summary; see
+# docs/reliability.md for the last measured figures.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+VOXSEAL_LOG_TAG=soak
+cd "$VOXSEAL_ROOT"
+. scripts/env.sh
+
+minutes="${1:-5}"
+[[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] || die "usage: scripts/soak.sh [minutes]"
+say "recording ${minutes} min of synthetic speech in real time"
+VOXSEAL_SOAK_MINUTES="$minutes" cargo test -p voxseal-reliability --test soak -- \
+    --ignored --nocapture --test-threads 1
+say "soak passed"
