@@ -18,6 +18,14 @@ cd "$VOXSEAL_ROOT"
 minutes="${1:-5}"
 [[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] || die "usage: scripts/soak.sh [minutes]"
 say "recording ${minutes} min of synthetic speech in real time"
-VOXSEAL_SOAK_MINUTES="$minutes" cargo test -p voxseal-reliability --test soak -- \
-    --ignored --nocapture --test-threads 1
+# Build first, then run the test binary itself: cargo is not left holding the build directory's
+# lock for minutes, so scripts/test.sh can build other things while the soak records.
+bin="$(cargo test -p voxseal-reliability --test soak --no-run --message-format=json-render-diagnostics |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "soak":
+        print(m["executable"])')"
+[[ -x $bin ]] || die "could not build the soak test"
+VOXSEAL_SOAK_MINUTES="$minutes" "$bin" --ignored --nocapture --test-threads 1
 say "soak passed"
