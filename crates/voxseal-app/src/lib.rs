@@ -980,7 +980,8 @@ impl App {
                     Err(_) => wait = Duration::from_secs(300),
                 }
             }
-            let _ = tokio::time::timeout(wait, self.inner.upload_now.notified()).await;
+            let pause = jittered(wait);
+            let _ = tokio::time::timeout(pause, self.inner.upload_now.notified()).await;
         }
     }
 
@@ -1099,4 +1100,32 @@ fn percent_decode(s: &str) -> AppResult<String> {
         }
     }
     String::from_utf8(out).map_err(|_| invalid("bad link"))
+}
+
+/// The upload worker's pause before its next try: between half and all of `wait`, at random, so
+/// that laptops that went offline together (a broker outage) do not all retry in the same second.
+fn jittered(wait: Duration) -> Duration {
+    let mut r = [0u8; 4];
+    if getrandom::getrandom(&mut r).is_err() {
+        return wait;
+    }
+    let f = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+    wait.mul_f64(0.5 + 0.5 * f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_retries_wait_between_half_and_all_of_the_backoff_at_random() {
+        let wait = Duration::from_secs(60);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let d = jittered(wait);
+            assert!(d >= wait / 2 && d <= wait, "{d:?}");
+            seen.insert(d.as_millis());
+        }
+        assert!(seen.len() > 10, "not spread: {seen:?}");
+    }
 }
