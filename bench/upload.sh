@@ -16,7 +16,7 @@ VOXSEAL_LOG_TAG=bench-upload
 cd "$VOXSEAL_ROOT"
 rounds="${1:-3}"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "usage: bench/upload.sh [rounds]"
-scripts/setup.sh --test >/dev/null
+scripts/setup.sh --test >/dev/null 2>&1 || scripts/setup.sh --test
 . scripts/env.sh
 for tool in sox python3; do have "$tool" || die "$tool not found (scripts/setup.sh --test)"; done
 aws="$VOXSEAL_ROOT/.venv/bin/aws"
@@ -72,9 +72,10 @@ timed() {
 }
 
 results="$work/results.jsonl"
-say "fixed costs: voxseal upload with an empty outbox, aws s3 ls of an empty prefix"
+say "fixed costs: voxseal upload with an empty outbox, aws s3api list-objects-v2 of an empty prefix"
 ours_fixed="$(timed "$work/fixed-ours.log" "$voxseal" upload)"
-aws_fixed="$(timed "$work/fixed-aws.log" "$aws" --endpoint-url "$endpoint" s3 ls "s3://$bucket/none/")"
+aws_fixed="$(timed "$work/fixed-aws.log" "$aws" --endpoint-url "$endpoint" s3api list-objects-v2 \
+    --bucket "$bucket" --prefix none/)"
 
 for round in $(seq 1 "$rounds"); do
     "$voxseal" seal "$work/take.wav" --accept-failed >"$work/seal.log" 2>&1 ||
