@@ -61,9 +61,7 @@ fi
 [[ -n ${VOXSEAL_LEAD_KEY:-} ]] || die "set VOXSEAL_LEAD_KEY to the lead secret key that signs SHA256SUMS"
 [[ -n ${TAURI_SIGNING_PRIVATE_KEY:-} && -n ${VOXSEAL_UPDATER_PUBKEY:-} ]] || die "set TAURI_SIGNING_PRIVATE_KEY and VOXSEAL_UPDATER_PUBKEY (tauri signer generate)"
 
-say "front end: npm ci && npm run build"
-npm --prefix ui ci --silent
-npm --prefix ui run build --silent
+build_ui --silent
 
 update_url="${VOXSEAL_UPDATE_URL:-https://updates.invalid/voxseal/{{target}}/{{current_version}}}"
 config=$(printf '{"bundle":{"active":true,"createUpdaterArtifacts":true},"plugins":{"updater":{"pubkey":"%s","endpoints":["%s"]}}}' \

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for Voxseal's scripts. Source it, do not run it:
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# Defines: VOXSEAL_ROOT, say, die, have, need_root_or_sudo, as_root,
+# Defines: VOXSEAL_ROOT, say, die, have, need_root_or_sudo, as_root, build_ui,
 #          apt_missing, apt_ensure.
 
 # Repository root: the parent of the directory holding this file (works in a
@@ -64,4 +64,13 @@ apt_ensure() {
     say "apt: installing ${missing[*]}"
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Builds the front end into ui/dist (npm ci from the committed lock file, then vite). The desktop
+# crate embeds ui/dist at compile time, so this must run before anything compiles src-tauri,
+# including `cargo clippy --workspace`. Extra arguments go to both npm calls (e.g. --silent).
+build_ui() {
+    say "front end: npm ci && npm run build"
+    npm --prefix "$VOXSEAL_ROOT/ui" ci --no-audit --no-fund "$@"
+    npm --prefix "$VOXSEAL_ROOT/ui" run build "$@"
 }

@@ -25,9 +25,7 @@ if [[ $# -gt 0 || ( -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ) ]]; then
     exec "$bin" "$@"
 fi
 
-say "front end: npm ci && npm run build"
-npm --prefix ui ci --silent --no-audit --no-fund
-npm --prefix ui run build --silent
+build_ui --silent
 say "building the desktop app (the first build takes 10-15 minutes on 2 cores)"
 cargo build --quiet -p voxseal-desktop
 say "opening Voxseal in local mode; the enroll screen offers a demo code"

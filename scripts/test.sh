@@ -25,9 +25,7 @@ export VOXSEAL_REQUIRE_E2E=1     # the desktop app's WebDriver test (tests/e2e) 
 export RUST_BACKTRACE=1
 
 # The desktop app's end-to-end test drives the built binary, with the built UI inside it.
-say "ui: npm ci && npm run build"
-npm --prefix ui ci --no-audit --no-fund
-npm --prefix ui run build
+build_ui
 say "cargo build -p voxseal-desktop"
 cargo build -p voxseal-desktop
 

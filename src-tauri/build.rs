@@ -51,8 +51,22 @@ fn check_pinned_lead_key() {
     }
 }
 
+/// The app embeds the built front end (`frontendDist` = ../ui/dist). Without it Tauri's macro
+/// fails with a bare path error; say how to build it instead.
+fn check_front_end_built() {
+    println!("cargo:rerun-if-changed=../ui/dist/index.html");
+    let index = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/index.html");
+    if !index.is_file() {
+        panic!(
+            "the front end is not built (no ui/dist/index.html): run `npm --prefix ui ci && npm --prefix ui run build` \
+             (scripts/run.sh, scripts/test.sh and .ci/run do this for you)"
+        );
+    }
+}
+
 fn main() {
     check_pinned_lead_key();
+    check_front_end_built();
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
