@@ -19,8 +19,9 @@
 //! | `audit.torn` | halfway through writing an audit line |
 //! | `upload.part` | after a multipart part is acknowledged and recorded |
 //! | `upload.stored` | after S3 confirmed an object, before the state is saved |
-//! | `upload.saved` | after the state says so, before the local ciphertext is wiped |
-//! | `upload.wiped` | after a payload's local ciphertext is wiped |
+//! | `upload.completed` | after S3 completed a multipart upload, before its checksum is checked |
+//! | `upload.saved` | after the state says so, before the local ciphertext is deleted |
+//! | `upload.deleted` | after a payload's local ciphertext is deleted |
 //! | `upload.done` | after the item is saved as uploaded, before its audit event |
 
 /// The environment variable naming the point to abort at.

@@ -51,6 +51,24 @@ const BLOCK: usize = 1 << 20;
 /// Overwrites `path` with zeros, truncates, renames to a random name, unlinks, and fsyncs the
 /// directory. See the module docs for what this can and cannot guarantee.
 pub fn wipe_file(path: &Path) -> Result<WipeReport, WipeError> {
+    let io = regular_file(path)?;
+    let bytes_overwritten = overwrite(path).map_err(&io)?;
+    unlink_durably(path).map_err(io)?;
+    Ok(WipeReport { bytes_overwritten })
+}
+
+/// Deletes `path` without overwriting it: renames it to a random name, unlinks it and fsyncs the
+/// directory, so the deletion survives a power cut and the directory no longer names it. For
+/// ciphertext the laptop cannot decrypt (an uploaded payload), where an overwrite protects
+/// nothing and costs a full write of the file.
+pub fn delete_file(path: &Path) -> Result<(), WipeError> {
+    let io = regular_file(path)?;
+    unlink_durably(path).map_err(io)
+}
+
+/// Checks that `path` is a regular file (not a link or a directory); returns the mapping of I/O
+/// errors on it.
+fn regular_file(path: &Path) -> Result<impl Fn(io::Error) -> WipeError + '_, WipeError> {
     let shown = || path.display().to_string();
     let meta = fs::symlink_metadata(path).map_err(|source| WipeError::Io {
         path: shown(),
@@ -59,16 +77,17 @@ pub fn wipe_file(path: &Path) -> Result<WipeReport, WipeError> {
     if !meta.file_type().is_file() {
         return Err(WipeError::NotARegularFile { path: shown() });
     }
-    let io = |source| WipeError::Io {
+    Ok(move |source| WipeError::Io {
         path: shown(),
         source,
-    };
-    let bytes_overwritten = overwrite(path).map_err(io)?;
+    })
+}
+
+fn unlink_durably(path: &Path) -> io::Result<()> {
     let renamed = fsutil::temp_sibling(path);
-    fs::rename(path, &renamed).map_err(io)?;
-    fs::remove_file(&renamed).map_err(io)?;
-    fsutil::fsync_dir(fsutil::parent_dir(path)).map_err(io)?;
-    Ok(WipeReport { bytes_overwritten })
+    fs::rename(path, &renamed)?;
+    fs::remove_file(&renamed)?;
+    fsutil::fsync_dir(fsutil::parent_dir(path))
 }
 
 /// Overwrites a file's current contents with zeros, fsyncs, truncates it to zero and fsyncs
@@ -197,7 +216,31 @@ mod tests {
             wipe_file(dir.path()),
             Err(WipeError::NotARegularFile { .. })
         ));
+        assert!(matches!(
+            delete_file(&link),
+            Err(WipeError::NotARegularFile { .. })
+        ));
         assert_eq!(fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn delete_removes_the_name_and_leaves_the_bytes_to_an_open_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("item.age");
+        fs::write(&p, b"age ciphertext").unwrap();
+        let mut held = fs::File::open(&p).unwrap();
+        delete_file(&p).unwrap();
+        assert!(!p.exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no renamed leftover"
+        );
+        // Not overwritten: that is the difference from wipe_file.
+        let mut seen = Vec::new();
+        held.read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, b"age ciphertext");
+        assert!(matches!(delete_file(&p), Err(WipeError::Io { .. })));
     }
 
     #[test]

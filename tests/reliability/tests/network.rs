@@ -69,7 +69,9 @@ async fn a_server_restart_mid_multipart_resumes_to_exactly_one_object() {
     );
     let report = up
         .drain(&|p| {
-            if p.item_bytes_done > 0
+            // A raw part (5 MiB) is done; the tiny features payload, uploaded alongside, is not
+            // enough.
+            if p.item_bytes_done >= 5 * MIB
                 && let Some(tx) = stop_tx.lock().unwrap().take()
             {
                 let _ = tx.send(());
@@ -308,11 +310,12 @@ async fn clock_skew_at_s3_stops_the_drain_with_a_clear_message() {
     let err = up.drain(&|_| {}).await.unwrap_err();
     assert!(matches!(err, UploadError::ClockSkew), "{err}");
     assert!(err.to_string().contains("clock"), "{err}");
-    // The SDK retries a skew error once more with its clock corrected by the server's Date (on
-    // real S3 that retry succeeds); after that the drain stops: the two other takes are not tried.
+    // The SDK retries a skew error with its clock corrected by the server's Date (on real S3
+    // that retry succeeds), at most 3 attempts for each of the first take's two payloads, which
+    // upload at once; after that the drain stops: the two other takes are not tried.
     let hits = s3.hits();
     eprintln!("S3 requests for a skewed clock: {hits}");
-    assert!((1..=3).contains(&hits), "{hits} requests");
+    assert!((1..=6).contains(&hits), "{hits} requests");
     let (items, _) = s.ws.outbox.list().unwrap();
     assert_eq!(
         items
