@@ -16,7 +16,7 @@ say "app logic: memory, CPU while recording, stop to sealed (release)"
 cargo run --quiet --release -p voxseal-app --example app_metrics
 
 say "desktop app: cold start to interactive (release, local mode, fresh data directory, 3 runs)"
-npm --prefix ui ci --silent --no-audit --no-fund && npm --prefix ui run build --silent
+build_ui --silent
 VOXSEAL_LOCAL_ONLY=1 cargo build --quiet --release -p voxseal-desktop --features custom-protocol
 display=":$((90 + RANDOM % 9))"
 Xvfb "$display" -screen 0 1280x900x24 >/dev/null 2>&1 &

@@ -1475,6 +1475,50 @@ mod tests {
     }
 
     #[test]
+    fn blocks_under_the_floor_and_above_it_match_the_streaming_path() {
+        // Digital silence (floored to max - top_db) between loud speech: some blocks are
+        // clamped in the second pass, some are not, and one straddles the boundary.
+        let p = FeatureParams::default();
+        let mut x = speech(16_000, 1.0);
+        x.extend(std::iter::repeat_n(0.0, 5_000));
+        x.extend(speech(16_000, 0.7).iter().map(|s| s * 0.001));
+        x.extend(std::iter::repeat_n(0.0, 7_777));
+        x.extend(speech(16_000, 0.5));
+        let want = extract(&x, &p);
+        let floor = want.log_mel.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+        let max = want
+            .log_mel
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        assert!((max - floor - 80.0).abs() < 1e-3, "the floor is in use");
+        let floored_rows = want
+            .log_mel
+            .chunks_exact(p.n_mels)
+            .filter(|r| r.contains(&floor))
+            .count();
+        assert!(floored_rows > BLOCK && floored_rows < want.frames - BLOCK);
+        let pcm = MemoryPcm::new(x.clone(), 16_000);
+        let mut bytes = Vec::new();
+        write_safetensors(&pcm, &p, &BTreeMap::new(), &mut bytes).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let floats = |name: &str| -> Vec<f32> {
+            st.tensor(name)
+                .unwrap()
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        assert_eq!(floats("log_mel"), want.log_mel);
+        assert_eq!(floats("mfcc"), want.mfcc);
+        assert_eq!(extract_with(&x, &p, pulp::Arch::Scalar), want);
+        // Without the floor nothing is clamped.
+        let p = FeatureParams { top_db: None, ..p };
+        let raw = extract(&x, &p);
+        assert!(raw.log_mel.iter().any(|&v| v < floor));
+    }
+
+    #[test]
     fn every_instruction_set_gives_the_same_bits() {
         // The dispatched loops (AVX2 where the CPU has it) and the baseline ones must agree
         // exactly: no fused multiply-adds, no reordered sums.
