@@ -2,9 +2,10 @@
 //! (`voxseal dev-stack`: embedded S3 endpoint + broker with the local issuer), cross-checked with
 //! the AWS CLI (as an admin) and the Go `age` CLI.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 struct DevStack {
@@ -66,8 +67,8 @@ fn start_stack(
     broker_port: u16,
     grant_secs: u32,
 ) -> DevStack {
-    let mut child = voxseal(dir.path())
-        .args(["dev-stack", "--dir"])
+    let mut cmd = voxseal(dir.path());
+    cmd.args(["dev-stack", "--dir"])
         .arg(dir.path().join("stack"))
         .args([
             "--s3-port",
@@ -76,44 +77,14 @@ fn start_stack(
             &broker_port.to_string(),
             "--join",
         ])
-        .args(["--grant-secs", &grant_secs.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut endpoint, mut broker, mut admin) = (None, None, None);
-    let t0 = Instant::now();
-    for line in &mut lines {
-        let line = line.unwrap();
-        let word = |after: &str| {
-            line.split_once(after)
-                .map(|(_, r)| r.split_whitespace().next().unwrap().to_owned())
-        };
-        if line.contains("S3 endpoint") {
-            endpoint = word("S3 endpoint");
-        } else if line.contains("   broker ") {
-            broker = word("broker");
-        } else if line.contains("AWS_ACCESS_KEY_ID=") {
-            let id = word("AWS_ACCESS_KEY_ID=").unwrap();
-            let secret = word("AWS_SECRET_ACCESS_KEY=").unwrap();
-            admin = Some((id, secret));
-        } else if line.contains("running; press Ctrl-C") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "dev stack did not start"
-        );
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+        .args(["--grant-secs", &grant_secs.to_string()]);
+    let (child, banner) = support::spawn_dev_stack(cmd);
     DevStack {
         child,
         dir,
-        endpoint: endpoint.unwrap(),
-        broker: broker.unwrap(),
-        admin: admin.unwrap(),
+        endpoint: banner.endpoint,
+        broker: banner.broker,
+        admin: banner.admin,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Shared by the reliability tests of the `voxseal` binary (`crash.rs`, `bad_input.rs`): the
+//! Shared by the tests of the `voxseal` binary (`crash.rs`, `bad_input.rs`, `cloud.rs`): the
 //! dev stack as a child process, the binary with a hermetic environment, the bucket as the
 //! admin sees it, and a scanner for plaintext audio or features left on disk.
 #![allow(dead_code)]
@@ -51,51 +51,78 @@ pub struct DevStack {
     pub admin: (String, String),
 }
 
+/// What `voxseal dev-stack` prints on stderr once it is ready.
+pub struct StackBanner {
+    /// The S3 endpoint URL.
+    pub endpoint: String,
+    /// The broker URL.
+    pub broker: String,
+    /// Admin access key and secret of the local endpoint.
+    pub admin: (String, String),
+}
+
+/// Spawns `cmd` (a `voxseal dev-stack ...` command) with stderr piped, reads its banner until it
+/// says it is running (at most 60 s), and keeps draining stderr so the child never blocks.
+pub fn spawn_dev_stack(mut cmd: Command) -> (Child, StackBanner) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut endpoint, mut broker, mut admin) = (None, None, None);
+    let t0 = Instant::now();
+    for line in &mut lines {
+        let line = line.unwrap();
+        let word = |after: &str| {
+            line.split_once(after)
+                .map(|(_, r)| r.split_whitespace().next().unwrap().to_owned())
+        };
+        if line.contains("S3 endpoint") {
+            endpoint = word("S3 endpoint");
+        } else if line.contains("   broker ") {
+            broker = word("broker");
+        } else if line.contains("AWS_ACCESS_KEY_ID=") {
+            admin = Some((
+                word("AWS_ACCESS_KEY_ID=").unwrap(),
+                word("AWS_SECRET_ACCESS_KEY=").unwrap(),
+            ));
+        } else if line.contains("running; press Ctrl-C") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "dev stack did not start"
+        );
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let banner = StackBanner {
+        endpoint: endpoint.expect("endpoint line"),
+        broker: broker.expect("broker line"),
+        admin: admin.expect("admin line"),
+    };
+    (child, banner)
+}
+
 impl DevStack {
     /// Starts a stack in `<root>/stack` and sets up `data` for its demo contractor.
     pub fn start(root: &Path, data: &Path) -> Self {
         let dir = root.join("stack");
-        let mut child = voxseal(data)
-            .args(["dev-stack", "--dir"])
-            .arg(&dir)
-            .args(["--s3-port", "0", "--broker-port", "0", "--join"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut endpoint, mut broker, mut admin) = (None, None, None);
-        let t0 = Instant::now();
-        for line in &mut lines {
-            let line = line.unwrap();
-            let word = |after: &str| {
-                line.split_once(after)
-                    .map(|(_, r)| r.split_whitespace().next().unwrap().to_owned())
-            };
-            if line.contains("S3 endpoint") {
-                endpoint = word("S3 endpoint");
-            } else if line.contains("   broker ") {
-                broker = word("broker");
-            } else if line.contains("AWS_ACCESS_KEY_ID=") {
-                admin = Some((
-                    word("AWS_ACCESS_KEY_ID=").unwrap(),
-                    word("AWS_SECRET_ACCESS_KEY=").unwrap(),
-                ));
-            } else if line.contains("running; press Ctrl-C") {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "dev stack did not start"
-            );
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let mut cmd = voxseal(data);
+        cmd.args(["dev-stack", "--dir"]).arg(&dir).args([
+            "--s3-port",
+            "0",
+            "--broker-port",
+            "0",
+            "--join",
+        ]);
+        let (child, banner) = spawn_dev_stack(cmd);
         Self {
             child,
             dir,
-            endpoint: endpoint.expect("endpoint line"),
-            broker: broker.expect("broker line"),
-            admin: admin.expect("admin line"),
+            endpoint: banner.endpoint,
+            broker: banner.broker,
+            admin: banner.admin,
         }
     }
 
