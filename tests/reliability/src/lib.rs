@@ -329,10 +329,10 @@ impl Stack {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
-    /// Every object in the bucket with the SHA-256 (hex) of its content, as the admin reads it.
-    pub async fn objects(&self) -> BTreeMap<String, String> {
+    /// Every key in the bucket, sorted, as the admin lists it (all pages).
+    pub async fn keys(&self) -> Vec<String> {
         let admin = self.admin();
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         let mut token = None;
         loop {
             let page = admin
@@ -342,27 +342,36 @@ impl Stack {
                 .send()
                 .await
                 .unwrap();
-            for o in page.contents() {
-                let key = o.key().unwrap().to_owned();
-                let body = admin
-                    .get_object()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .body
-                    .collect()
-                    .await
-                    .unwrap()
-                    .into_bytes();
-                out.insert(key, sha256_hex(&body));
-            }
+            out.extend(page.contents().iter().map(|o| o.key().unwrap().to_owned()));
             match page.next_continuation_token() {
                 Some(t) => token = Some(t.to_owned()),
-                None => return out,
+                None => break,
             }
         }
+        out.sort();
+        out
+    }
+
+    /// Every object in the bucket with the SHA-256 (hex) of its content, as the admin reads it.
+    pub async fn objects(&self) -> BTreeMap<String, String> {
+        let admin = self.admin();
+        let mut out = BTreeMap::new();
+        for key in self.keys().await {
+            let body = admin
+                .get_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            out.insert(key, sha256_hex(&body));
+        }
+        out
     }
 
     /// The keys an item's objects must have, with the SHA-256 of what was sealed.

@@ -242,24 +242,7 @@ async fn the_uploader_drains_a_thousand_takes_and_large_ones_exactly_once() {
             expected.insert(k, ());
         }
     }
-    let admin = s.admin();
-    let mut stored = Vec::new();
-    let mut token = None;
-    loop {
-        let page = admin
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .unwrap();
-        stored.extend(page.contents().iter().map(|o| o.key().unwrap().to_owned()));
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
-    stored.sort();
+    let stored = s.keys().await;
     assert_eq!(stored.len(), 3 * (SMALL_ITEMS + LARGE_ITEMS));
     assert_eq!(stored, expected.into_keys().collect::<Vec<_>>());
     assert_eq!(s.ws.raw_on_machine().unwrap().total(), 0);
