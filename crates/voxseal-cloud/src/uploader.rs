@@ -537,8 +537,10 @@ impl Uploader {
                     obj.key
                 )));
             }
-            let done = obj.done && (obj.confirmed_checksum.is_some() || obj.already_existed);
-            let done = obj.done.then_some(done);
+            // Done, and whether that was confirmed (so the local copy may go).
+            let done = obj
+                .done
+                .then(|| obj.confirmed_checksum.is_some() || obj.already_existed);
             Ok(match kind {
                 ObjectKind::Payload(k) => {
                     let p = item.manifest.payload(k).expect("checked by the caller");
