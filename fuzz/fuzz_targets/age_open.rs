@@ -3,8 +3,10 @@
 //!
 //! Raw mode: the input is the file (seeds are real sealed payloads encrypted to the fixed
 //! identity, so mutations reach the decryptor). Structured mode: the harness encrypts the
-//! fuzzer's plaintext to the fixed recipient and optionally flips, cuts or extends the
-//! ciphertext, which reaches the plaintext parsers (age's header MAC would stop a raw fuzzer).
+//! fuzzer's plaintext to the fixed recipient with Voxseal's own encryptor (`age_writer`, the one
+//! sealing uses, so its output meets the age crate's decryptor at every length) and optionally
+//! flips, cuts or extends the ciphertext, which reaches the plaintext parsers (age's header MAC
+//! would stop a raw fuzzer).
 //!
 //! Checked: no panic; an unaltered file with the right hash opens or is refused only for its
 //! content (`BadContent`) and reports the plaintext's exact size; an altered file never opens.
@@ -15,6 +17,7 @@ use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
+use voxseal_core::age_writer::AgeWriter;
 use voxseal_core::manifest::PayloadKind;
 use voxseal_core::open::{OpenError, open_file};
 use voxseal_fuzz::encode::{AGE_IDENTITY, AgeInput, Input};
@@ -61,11 +64,9 @@ fn run(f: &Fixture, data: &[u8]) {
         (inp.rest().to_vec(), None, None)
     } else {
         let a = AgeInput::decode(flags, &mut inp);
-        let enc =
-            age::Encryptor::with_recipients(std::iter::once(&f.recipient as &dyn age::Recipient))
-                .expect("one recipient");
         let mut ct = Vec::new();
-        let mut w = enc.wrap_output(&mut ct).expect("encrypt to memory");
+        let mut w =
+            AgeWriter::new(&mut ct, std::slice::from_ref(&f.recipient)).expect("one recipient");
         w.write_all(&a.plaintext).expect("encrypt to memory");
         w.finish().expect("encrypt to memory");
         let original = ct.clone();

@@ -701,3 +701,50 @@ fn unsigned_tampered_or_foreign_configs_are_refused() {
         lead.to_str().unwrap(),
     ]);
 }
+
+/// The payload encryptor is Voxseal's own (`voxseal_core::age_writer`, for speed), so the Go
+/// `age` CLI, an independent reader of the format, must decrypt it at every chunk boundary:
+/// empty, one byte, around one and two 64 KiB chunks, and to two recipients.
+#[test]
+fn the_age_cli_decrypts_our_encryptor_at_every_chunk_boundary() {
+    let Some(age) = tool("age") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ids = [
+        age::x25519::Identity::generate(),
+        age::x25519::Identity::generate(),
+    ];
+    let recipients: Vec<_> = ids.iter().map(|i| i.to_public()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        use age::secrecy::ExposeSecret as _;
+        std::fs::write(
+            dir.path().join(format!("key{n}")),
+            format!("{}\n", id.to_string().expose_secret()),
+        )
+        .unwrap();
+    }
+    const CHUNK: usize = voxseal_core::age_writer::CHUNK;
+    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 7] {
+        let plain: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let path = dir.path().join(format!("{len}.age"));
+        let ((), sealed) = voxseal_core::seal::seal_to_file(&path, &recipients, |w| {
+            // In odd-sized writes, as the WAV and safetensors encoders make them.
+            plain.chunks(10_007).try_for_each(|p| w.write_all(p))
+        })
+        .unwrap();
+        assert_eq!(sealed.size, std::fs::metadata(&path).unwrap().len());
+        for key in ["key0", "key1"] {
+            let o = Command::new(&age)
+                .args(["-d", "-i"])
+                .arg(dir.path().join(key))
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "age -d of {len} bytes with {key}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(o.stdout == plain, "{len} bytes decrypt to the same bytes");
+        }
+    }
+}

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod age_writer;
 pub mod audio;
 pub mod audit;
 pub mod config;

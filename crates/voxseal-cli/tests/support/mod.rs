@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -212,11 +212,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// SHA-256 of `bytes`, hex (through the seal's own hashing writer).
+/// SHA-256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let mut w = voxseal_core::seal::HashingWriter::new(std::io::sink());
-    w.write_all(bytes).unwrap();
-    w.finish().1.sha256
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Recognizes plaintext the app must never leave on disk: a WAV header, a safetensors header,
