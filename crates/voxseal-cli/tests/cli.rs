@@ -98,40 +98,6 @@ impl Env {
     }
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("VOXSEAL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{name} is required: run scripts/setup.sh --test"
-        );
-        eprintln!("skipped: {name} not installed (run scripts/setup.sh --test)");
-    }
-    found
-}
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("VOXSEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("VOXSEAL_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "the test venv is required: run scripts/setup.sh --test"
-    );
-    eprintln!(
-        "skipped: no Python venv at {} (run scripts/setup.sh --test)",
-        p.display()
-    );
-    None
-}
-
 fn speech_wav(path: &Path, rate: u32, seconds: f32) {
     let spec = hound::WavSpec {
         channels: 2,
@@ -200,45 +166,25 @@ fn record_seal_then_age_and_python_read_it() {
     let ours_wav = std::fs::read(out.join("raw.wav")).unwrap();
 
     // The Go age CLI decrypts both payloads to the same bytes.
-    if let Some(age) = tool("age") {
+    if let Some(age) = voxseal_testkit::require_tool("age") {
         for (file, key, want) in [
             ("features.safetensors.age", "training.key", &ours_features),
             ("raw.wav.age", "archive.key", &ours_wav),
         ] {
-            let o = Command::new(&age)
-                .args([
-                    "-d",
-                    "-i",
-                    env.path(key).to_str().unwrap(),
-                    item.join(file).to_str().unwrap(),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "age -d {file}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            assert_eq!(&o.stdout, want, "{file}");
+            let plain = voxseal_testkit::age_decrypt(&age, &env.path(key), &item.join(file))
+                .unwrap_or_else(|e| panic!("age -d {file}: {e}"));
+            assert_eq!(&plain, want, "{file}");
         }
         // And refuses the wrong key.
-        let o = Command::new(&age)
-            .args([
-                "-d",
-                "-i",
-                env.path("training.key").to_str().unwrap(),
-                item.join("raw.wav.age").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(!o.status.success());
+        let wrong = env.path("training.key");
+        assert!(voxseal_testkit::age_decrypt(&age, &wrong, &item.join("raw.wav.age")).is_err());
     }
 
     // Python: pyrage decrypts, safetensors.numpy loads, librosa agrees with our features
     // computed from the decrypted WAV (resampled by us to 16 kHz inside the pipeline, so compare
     // shapes and the manifest's parameters, plus the values via check_features_python.py on a
     // 16 kHz import below).
-    if let Some(py) = python() {
+    if let Some(py) = voxseal_testkit::venv_python() {
         let script = r#"
 import sys, json, pyrage, numpy as np
 from safetensors.numpy import load
@@ -275,7 +221,9 @@ print(json.dumps({"log_mel": list(t["log_mel"].shape), "mfcc": list(t["mfcc"].sh
 
 #[test]
 fn a_16khz_import_matches_librosa_within_tolerance() {
-    let Some(py) = python() else { return };
+    let Some(py) = voxseal_testkit::venv_python() else {
+        return;
+    };
     let env = Env::new();
     env.setup(false);
     // A 16 kHz WAV needs no resampling, so librosa on the decrypted WAV must agree with the
@@ -707,7 +655,9 @@ fn unsigned_tampered_or_foreign_configs_are_refused() {
 /// empty, one byte, around one and two 64 KiB chunks, and to two recipients.
 #[test]
 fn the_age_cli_decrypts_our_encryptor_at_every_chunk_boundary() {
-    let Some(age) = tool("age") else { return };
+    let Some(age) = voxseal_testkit::require_tool("age") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let ids = [
         age::x25519::Identity::generate(),
@@ -733,18 +683,9 @@ fn the_age_cli_decrypts_our_encryptor_at_every_chunk_boundary() {
         .unwrap();
         assert_eq!(sealed.size, std::fs::metadata(&path).unwrap().len());
         for key in ["key0", "key1"] {
-            let o = Command::new(&age)
-                .args(["-d", "-i"])
-                .arg(dir.path().join(key))
-                .arg(&path)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "age -d of {len} bytes with {key}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            assert!(o.stdout == plain, "{len} bytes decrypt to the same bytes");
+            let got = voxseal_testkit::age_decrypt(&age, &dir.path().join(key), &path)
+                .unwrap_or_else(|e| panic!("age -d of {len} bytes with {key}: {e}"));
+            assert!(got == plain, "{len} bytes decrypt to the same bytes");
         }
     }
 }

@@ -238,18 +238,8 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         return;
     };
     let key = d.join("stack/keys/training.key");
-    let plain = Command::new(age)
-        .args(["-d", "-i"])
-        .arg(&key)
-        .arg(&downloaded)
-        .output()
-        .unwrap();
-    assert!(
-        plain.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
-    let st = safetensors::SafeTensors::deserialize(&plain.stdout).unwrap();
+    let plain = voxseal_testkit::age_decrypt(&age, &key, &downloaded).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&plain).unwrap();
     assert_eq!(
         st.tensor("log_mel").unwrap().shape(),
         &[
@@ -268,12 +258,7 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         .arg("--out")
         .arg(d.join("opened")));
     let opened = std::fs::read(d.join("opened/features.safetensors")).unwrap();
-    assert_eq!(
-        opened,
-        plain.stdout,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(opened, plain, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -79,6 +79,22 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     on_path
 }
 
+/// Decrypts `file` with the `age` CLI at `age` (`age -d -i identity file`): the plaintext, or
+/// what age printed when it refused.
+pub fn age_decrypt(age: &Path, identity: &Path, file: &Path) -> Result<Vec<u8>, String> {
+    let out = Command::new(age)
+        .args(["-d", "-i"])
+        .arg(identity)
+        .arg(file)
+        .output()
+        .expect("running age");
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
