@@ -4,115 +4,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-struct DevStack {
-    child: Child,
-    dir: std::sync::Arc<tempfile::TempDir>,
-    endpoint: String,
-    broker: String,
-    admin: (String, String),
+use support::{DevStack, run};
+
+/// `voxseal` with its data in `<root>/data` (the stack lives in `<root>/stack`).
+fn voxseal(root: &Path) -> Command {
+    support::voxseal(&root.join("data"))
 }
 
-impl Drop for DevStack {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-fn voxseal(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_voxseal"));
-    c.env("VOXSEAL_DATA_DIR", dir.join("data"))
-        .env("VOXSEAL_TOKEN_STORE", "file")
-        .env("VOXSEAL_TOKEN_PASSPHRASE", "test passphrase")
-        .env("NO_COLOR", "1");
-    c
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Starts `voxseal dev-stack --join` on free ports, with `grant_secs`-second credentials.
-fn dev_stack(grant_secs: u32) -> DevStack {
-    start_stack(
-        std::sync::Arc::new(tempfile::tempdir().unwrap()),
-        0,
-        0,
-        grant_secs,
-    )
-}
-
-fn start_stack(
-    dir: std::sync::Arc<tempfile::TempDir>,
-    s3_port: u16,
-    broker_port: u16,
-    grant_secs: u32,
-) -> DevStack {
-    let mut cmd = voxseal(dir.path());
-    cmd.args(["dev-stack", "--dir"])
-        .arg(dir.path().join("stack"))
-        .args([
-            "--s3-port",
-            &s3_port.to_string(),
-            "--broker-port",
-            &broker_port.to_string(),
-            "--join",
-        ])
-        .args(["--grant-secs", &grant_secs.to_string()]);
-    let (child, banner) = support::spawn_dev_stack(cmd);
-    DevStack {
-        child,
-        dir,
-        endpoint: banner.endpoint,
-        broker: banner.broker,
-        admin: banner.admin,
-    }
-}
-
-fn aws(stack: &DevStack, args: &[&str]) -> Option<Output> {
-    let exe = voxseal_testkit::repo_root().join(".venv/bin/aws");
-    if !exe.exists() {
-        assert!(
-            !voxseal_testkit::tools_required(),
-            "the AWS CLI is required: run scripts/setup.sh --test"
-        );
-        eprintln!("skipped: no AWS CLI in .venv");
-        return None;
-    }
-    let out = Command::new(exe)
-        .args(["--endpoint-url", &stack.endpoint])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", &stack.admin.0)
-        .env("AWS_SECRET_ACCESS_KEY", &stack.admin.1)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(out)
+/// A stack on free ports in a new temporary directory, with the data directory joined to it.
+fn dev_stack() -> (tempfile::TempDir, DevStack) {
+    let root = tempfile::tempdir().unwrap();
+    let stack = DevStack::start(root.path(), &root.path().join("data"));
+    (root, stack)
 }
 
 fn wav_file(path: &Path, seconds: f32) {
@@ -135,8 +41,8 @@ fn wav_file(path: &Path, seconds: f32) {
 
 #[test]
 fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
-    let stack = dev_stack(900);
-    let d = stack.dir.path();
+    let (root, stack) = dev_stack();
+    let d = root.path();
     let wav = d.join("take.wav");
     wav_file(&wav, 4.0);
     let sample = String::from_utf8(
@@ -166,20 +72,17 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         .iter()
         .find(|p| p["kind"] == "features")
         .unwrap();
-    let Some(list) = aws(
-        &stack,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            "voxseal-dev",
-            "--query",
-            "Contents[].Key",
-        ],
-    ) else {
+    let Some(list) = stack.aws(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "voxseal-dev",
+        "--query",
+        "Contents[].Key",
+    ]) else {
         return;
     };
-    let keys: Vec<String> = serde_json::from_slice(&list.stdout).unwrap();
+    let keys: Vec<String> = serde_json::from_value(list).unwrap();
     assert_eq!(keys.len(), 3, "{keys:?}");
     let fkey = keys
         .iter()
@@ -189,24 +92,18 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         fkey.contains(&sample) && fkey.contains(&features["sha256"].as_str().unwrap()[..16]),
         "{fkey}"
     );
-    let head: serde_json::Value = serde_json::from_slice(
-        &aws(
-            &stack,
-            &[
-                "s3api",
-                "head-object",
-                "--bucket",
-                "voxseal-dev",
-                "--key",
-                fkey,
-                "--checksum-mode",
-                "ENABLED",
-            ],
-        )
-        .unwrap()
-        .stdout,
-    )
-    .unwrap();
+    let head = stack
+        .aws(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "voxseal-dev",
+            "--key",
+            fkey,
+            "--checksum-mode",
+            "ENABLED",
+        ])
+        .unwrap();
     assert_eq!(head["ContentLength"], features["size"]);
     assert_eq!(head["ServerSideEncryption"], "aws:kms");
     assert_eq!(
@@ -223,17 +120,15 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
     // Download as admin and decrypt with the Go age CLI; compare with what our own open gives
     // for the same object (the local copy was deleted after upload).
     let downloaded = d.join("features.safetensors.age");
-    aws(
-        &stack,
-        &[
+    stack
+        .aws(&[
             "s3",
             "cp",
             &format!("s3://voxseal-dev/{fkey}"),
             downloaded.to_str().unwrap(),
             "--quiet",
-        ],
-    )
-    .unwrap();
+        ])
+        .unwrap();
     let Some(age) = voxseal_testkit::require_tool("age") else {
         return;
     };
@@ -263,8 +158,8 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
 
 #[test]
 fn revoked_contractor_gets_a_clear_error_and_keeps_the_queue() {
-    let stack = dev_stack(900);
-    let d = stack.dir.path();
+    let (root, _stack) = dev_stack();
+    let d = root.path();
     run(voxseal(d).args([
         "record",
         "--source",
@@ -300,10 +195,10 @@ fn revoked_contractor_gets_a_clear_error_and_keeps_the_queue() {
 #[test]
 fn broker_down_means_queued_then_drained_later() {
     let (s3_port, broker_port) = (voxseal_testkit::free_port(), voxseal_testkit::free_port());
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let stack = start_stack(dir.clone(), s3_port, broker_port, 900);
-    let d: PathBuf = dir.path().to_owned();
-    run(voxseal(&d).args([
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    let stack = DevStack::start_on(d, &d.join("data"), s3_port, broker_port);
+    run(voxseal(d).args([
         "record",
         "--source",
         "synthetic:speech",
@@ -314,7 +209,7 @@ fn broker_down_means_queued_then_drained_later() {
     ]));
     let broker = stack.broker.clone();
     drop(stack); // stops both servers; the data directory stays
-    let out = voxseal(&d).arg("upload").output().unwrap();
+    let out = voxseal(d).arg("upload").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -325,12 +220,12 @@ fn broker_down_means_queued_then_drained_later() {
         "{err}"
     );
     let outbox: serde_json::Value =
-        serde_json::from_slice(&run(voxseal(&d).args(["outbox", "--json"])).stdout).unwrap();
+        serde_json::from_slice(&run(voxseal(d).args(["outbox", "--json"])).stdout).unwrap();
     assert_eq!(outbox["items"][0]["status"], "uploading");
     assert_eq!(outbox["raw_on_machine"]["sealed_raw"], 1);
     // The stack comes back (same ports, same registry): the queue drains with the stored token.
-    let _stack = start_stack(dir.clone(), s3_port, broker_port, 900);
-    let out = run(voxseal(&d).arg("upload"));
+    let _stack = DevStack::start_on(d, &d.join("data"), s3_port, broker_port);
+    let out = run(voxseal(d).arg("upload"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("1 uploaded, 0 failed, 0 queued; 0 raw recording(s)"),
@@ -340,8 +235,8 @@ fn broker_down_means_queued_then_drained_later() {
 
 #[test]
 fn enrollment_codes_work_once_and_unknown_tokens_are_refused() {
-    let stack = dev_stack(900);
-    let d = stack.dir.path();
+    let (root, stack) = dev_stack();
+    let d = root.path();
     let reg = d.join("stack/registry.toml");
     let code = String::from_utf8(
         run(voxseal(d)

@@ -105,15 +105,22 @@ pub fn spawn_dev_stack(mut cmd: Command) -> (Child, StackBanner) {
 }
 
 impl DevStack {
-    /// Starts a stack in `<root>/stack` and sets up `data` for its demo contractor.
+    /// Starts a stack in `<root>/stack` on free ports and sets up `data` for its demo
+    /// contractor.
     pub fn start(root: &Path, data: &Path) -> Self {
+        Self::start_on(root, data, 0, 0)
+    }
+
+    /// [`DevStack::start`] on the given ports (0: a free one): a stack started again on the
+    /// ports of a stopped one is where its clients expect it.
+    pub fn start_on(root: &Path, data: &Path, s3_port: u16, broker_port: u16) -> Self {
         let dir = root.join("stack");
         let mut cmd = voxseal(data);
         cmd.args(["dev-stack", "--dir"]).arg(&dir).args([
             "--s3-port",
-            "0",
+            &s3_port.to_string(),
             "--broker-port",
-            "0",
+            &broker_port.to_string(),
             "--join",
         ]);
         let (child, banner) = spawn_dev_stack(cmd);
