@@ -4,7 +4,7 @@
 # Starts `voxseal dev-stack` (the embedded S3 endpoint and the broker on 127.0.0.1, as in the
 # README's local mode), seals a ~256 MiB item (a 2,015 s take at 48 kHz: raw audio and features,
 # each age-encrypted), then per round uploads one such item with `voxseal upload` (broker
-# credentials, multipart, SSE-KMS, SHA-256 checksums, If-None-Match) and a copy of the same three
+# credentials, multipart, SSE-KMS, CRC32C part checksums, If-None-Match) and a copy of the same three
 # files with `aws s3 cp --recursive` (admin keys, its default 8 MiB parts and 10 threads).
 # Release build; wall clock of each command as a user runs it, start-up included; each tool's
 # fixed cost (a run with nothing to upload / an empty listing) is reported beside it.

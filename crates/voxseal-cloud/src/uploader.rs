@@ -2,18 +2,23 @@
 //!
 //! Per item: the payloads first (raw audio and features at the same time, sharing one budget of
 //! parts in flight), the manifest last, so a manifest in the bucket means its payloads are there.
-//! Each object is written with SSE-KMS under the project key, a SHA-256 checksum, and
-//! `If-None-Match: *` (never overwrite). Small objects use PutObject; larger ones a multipart
-//! upload with parts of at least 8 MiB, whose upload id and acknowledged parts are saved in the
-//! item's `state.json` after every part, so an interrupted upload resumes (ListParts) instead of
-//! starting over. The server's answer is the only confirmation a write-only contractor gets: the
-//! checksum S3 returns must equal ours (for a multipart object, the COMPOSITE checksum of the part
-//! checksums S3 acknowledged), and only then is the local ciphertext deleted. A 412 means an
-//! earlier attempt already stored this exact content (keys carry the content hash); it is
-//! recorded as done, with an audit event.
+//! Each object is written with SSE-KMS under the project key, a checksum, and `If-None-Match: *`
+//! (never overwrite). Small objects use PutObject with the whole ciphertext's SHA-256 from the
+//! manifest (nothing to compute); larger ones a multipart upload with parts of at least 8 MiB and
+//! CRC32C part checksums, whose upload id and acknowledged parts are saved in the item's
+//! `state.json` after every part, so an interrupted upload resumes (ListParts) instead of starting
+//! over (one saved by an earlier version with SHA-256 parts resumes with SHA-256). The server's
+//! answer is the only confirmation a write-only contractor gets: the checksum S3 returns must
+//! equal ours (for a multipart object, the COMPOSITE checksum of the part checksums S3
+//! acknowledged), and only then is the local ciphertext deleted. A 412 means an earlier attempt
+//! already stored this exact content (keys carry the content hash); it is recorded as done, with
+//! an audit event.
 //!
-//! The body is hashed once per request: the signed `x-amz-checksum-sha256` header binds it to the
-//! SigV4 signature, so the payload itself is sent as `UNSIGNED-PAYLOAD` rather than hashed again.
+//! The body is not hashed for SigV4: the signed checksum header stands for it and the payload is
+//! sent as `UNSIGNED-PAYLOAD`. Part checksums are CRC32C because they only guard the transfer:
+//! TLS guards it against tampering, the age ciphertext authenticates itself, and the manifest
+//! holds every payload's SHA-256 for whoever downloads it; a SHA-256 per part cost client and
+//! server a core-second per GiB.
 //!
 //! Offline is a state, not an error: a network failure leaves the item queued for the next run.
 
@@ -31,7 +36,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use voxseal_core::audit::AuditLog;
 use voxseal_core::manifest::PayloadKind;
-use voxseal_core::outbox::{DonePart, ItemStatus, MultipartState, ObjectState, Outbox, OutboxItem};
+use voxseal_core::outbox::{
+    DonePart, ItemStatus, MultipartState, ObjectState, Outbox, OutboxItem, PartChecksum,
+};
 
 use crate::object_key::{ObjectKind, object_key};
 use crate::provider::{CachingProvider, CredentialError};
@@ -197,7 +204,7 @@ fn build_client(cfg: &UploadConfig, provider: &CachingProvider) -> aws_sdk_s3::C
         .credentials_provider(provider.clone())
         // Our provider caches and refreshes; the SDK asks it before every request.
         .identity_cache(IdentityCache::no_cache())
-        // We send SHA-256 checksums ourselves, as headers.
+        // We send the checksums ourselves, as headers (SHA-256 or CRC32C).
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
@@ -714,17 +721,13 @@ impl Uploader {
             )
         });
         if let Some(mp) = &state {
-            match self.list_parts(key, &mp.upload_id).await {
+            match self.list_parts(key, &mp.upload_id, mp.algorithm).await {
                 Ok(server) => {
                     // Keep only parts the server has with the checksum we recorded.
                     let kept: Vec<DonePart> = mp
                         .parts
                         .iter()
-                        .filter(|p| {
-                            server
-                                .get(&p.number)
-                                .is_some_and(|c| c == &p.checksum_sha256)
-                        })
+                        .filter(|p| server.get(&p.number).is_some_and(|c| c == &p.checksum))
                         .cloned()
                         .collect();
                     let mut mp = mp.clone();
@@ -750,7 +753,7 @@ impl Uploader {
                     .create_multipart_upload()
                     .bucket(&self.cfg.bucket)
                     .key(key)
-                    .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                    .checksum_algorithm(PART_CHECKSUM.sdk())
                     .server_side_encryption(ServerSideEncryption::AwsKms)
                     .ssekms_key_id(&self.cfg.kms_key_arn)
                     .send()
@@ -765,6 +768,7 @@ impl Uploader {
                 MultipartState {
                     upload_id,
                     part_size: self.cfg.part_size,
+                    algorithm: PART_CHECKSUM,
                     parts: Vec::new(),
                 }
             }
@@ -799,23 +803,27 @@ impl Uploader {
                 mp.upload_id.clone(),
                 path.to_owned(),
             );
-            let part_size = mp.part_size;
+            let (part_size, algorithm) = (mp.part_size, mp.algorithm);
             tasks.spawn(async move {
                 let _permit = permit;
                 let bytes = read_part(&t_path, size, part_size, n).await?;
-                let checksum = b64(&Sha256::digest(&bytes));
+                let checksum = algorithm.of(&bytes);
                 provider
                     .current()
                     .await
                     .map_err(|e| (n, PartError::Credentials(e)))?;
                 let len = bytes.len() as u64;
-                let out = client
+                let req = client
                     .upload_part()
                     .bucket(&t_bucket)
                     .key(&t_key)
                     .upload_id(&t_upload_id)
-                    .part_number(n)
-                    .checksum_sha256(&checksum)
+                    .part_number(n);
+                let req = match algorithm {
+                    PartChecksum::Sha256 => req.checksum_sha256(&checksum),
+                    PartChecksum::Crc32c => req.checksum_crc32_c(&checksum),
+                };
+                let out = req
                     .body(ByteStream::from(bytes))
                     .customize()
                     // As in `put`: the signed checksum header covers the body.
@@ -823,7 +831,11 @@ impl Uploader {
                     .send()
                     .await
                     .map_err(|e| (n, PartError::from_sdk(e)))?;
-                if let Some(got) = &out.checksum_sha256
+                let answered = match algorithm {
+                    PartChecksum::Sha256 => &out.checksum_sha256,
+                    PartChecksum::Crc32c => &out.checksum_crc32_c,
+                };
+                if let Some(got) = answered
                     && got != &checksum
                 {
                     return Err((n, PartError::Mismatch(got.clone(), checksum)));
@@ -832,7 +844,7 @@ impl Uploader {
                     DonePart {
                         number: n,
                         etag: out.e_tag.unwrap_or_default(),
-                        checksum_sha256: checksum,
+                        checksum,
                     },
                     len,
                 ))
@@ -849,16 +861,19 @@ impl Uploader {
         }
 
         mp.parts.sort_by_key(|p| p.number);
-        let expected = composite_of_parts(&mp.parts)?;
+        let expected = composite_of_parts(mp.algorithm, &mp.parts)?;
         let parts: Vec<CompletedPart> = mp
             .parts
             .iter()
             .map(|p| {
-                CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(p.number)
-                    .e_tag(&p.etag)
-                    .checksum_sha256(&p.checksum_sha256)
-                    .build()
+                    .e_tag(&p.etag);
+                match mp.algorithm {
+                    PartChecksum::Sha256 => part.checksum_sha256(&p.checksum),
+                    PartChecksum::Crc32c => part.checksum_crc32_c(&p.checksum),
+                }
+                .build()
             })
             .collect();
         self.provider.current().await?;
@@ -880,7 +895,10 @@ impl Uploader {
             Ok(out) => {
                 voxseal_core::fault::point("upload.completed");
                 Outcome::Stored {
-                    checksum: out.checksum_sha256,
+                    checksum: match mp.algorithm {
+                        PartChecksum::Sha256 => out.checksum_sha256,
+                        PartChecksum::Crc32c => out.checksum_crc32_c,
+                    },
                 }
             }
             Err(e) => {
@@ -939,6 +957,7 @@ impl Uploader {
         &self,
         key: &str,
         upload_id: &str,
+        algorithm: PartChecksum,
     ) -> Result<BTreeMap<i32, String>, UploadError> {
         let mut out = BTreeMap::new();
         let mut marker: Option<String> = None;
@@ -958,7 +977,11 @@ impl Uploader {
                 .await
                 .map_err(|e| self.s3_error("ListParts", key, e))?;
             for p in page.parts() {
-                if let (Some(n), Some(c)) = (p.part_number, p.checksum_sha256.clone()) {
+                let c = match algorithm {
+                    PartChecksum::Sha256 => p.checksum_sha256.clone(),
+                    PartChecksum::Crc32c => p.checksum_crc32_c.clone(),
+                };
+                if let (Some(n), Some(c)) = (p.part_number, c) {
                     out.insert(n, c);
                 }
             }
@@ -1044,71 +1067,139 @@ async fn read_part(
     Ok(buf)
 }
 
-/// The COMPOSITE SHA-256 S3 answers for a multipart object made of `parts` (sorted by number),
-/// from the part checksums S3 acknowledged: no second pass over the file.
-fn composite_of_parts(parts: &[DonePart]) -> Result<String, UploadError> {
-    let mut outer = Sha256::new();
+/// The part checksum new multipart uploads use (see [`PartChecksum::Crc32c`]).
+const PART_CHECKSUM: PartChecksum = PartChecksum::Crc32c;
+
+/// [`PartChecksum`] as the uploader uses it.
+trait PartChecksumExt {
+    /// The SDK's name for it.
+    fn sdk(self) -> ChecksumAlgorithm;
+    /// The raw checksum of `bytes`.
+    fn raw(self, bytes: &[u8]) -> Vec<u8>;
+    /// Its length in bytes.
+    fn len(self) -> usize;
+    /// The base64 checksum of `bytes`, as S3 sends it.
+    fn of(self, bytes: &[u8]) -> String;
+}
+
+impl PartChecksumExt for PartChecksum {
+    fn sdk(self) -> ChecksumAlgorithm {
+        match self {
+            PartChecksum::Sha256 => ChecksumAlgorithm::Sha256,
+            PartChecksum::Crc32c => ChecksumAlgorithm::Crc32C,
+        }
+    }
+    fn raw(self, bytes: &[u8]) -> Vec<u8> {
+        match self {
+            PartChecksum::Sha256 => Sha256::digest(bytes).to_vec(),
+            PartChecksum::Crc32c => crc32c::crc32c(bytes).to_be_bytes().to_vec(),
+        }
+    }
+    fn len(self) -> usize {
+        match self {
+            PartChecksum::Sha256 => 32,
+            PartChecksum::Crc32c => 4,
+        }
+    }
+    fn of(self, bytes: &[u8]) -> String {
+        b64(&self.raw(bytes))
+    }
+}
+
+/// The COMPOSITE checksum S3 answers for a multipart object made of `parts` (sorted by number):
+/// the `algorithm` checksum of the concatenated raw part checksums S3 acknowledged, then `-N`.
+/// No second pass over the file.
+fn composite_of_parts(algorithm: PartChecksum, parts: &[DonePart]) -> Result<String, UploadError> {
+    let mut raw = Vec::with_capacity(parts.len() * algorithm.len());
     for p in parts {
         let digest = base64::engine::general_purpose::STANDARD
-            .decode(&p.checksum_sha256)
+            .decode(&p.checksum)
             .ok()
-            .filter(|d| d.len() == 32)
+            .filter(|d| d.len() == algorithm.len())
             .ok_or_else(|| {
                 UploadError::Local(format!(
-                    "part {}: saved checksum {:?} is not a base64 SHA-256",
-                    p.number, p.checksum_sha256
+                    "part {}: saved checksum {:?} is not a base64 {algorithm:?}",
+                    p.number, p.checksum
                 ))
             })?;
-        outer.update(digest);
+        raw.extend_from_slice(&digest);
     }
-    Ok(format!("{}-{}", b64(&outer.finalize()), parts.len()))
+    Ok(format!("{}-{}", algorithm.of(&raw), parts.len()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn part(number: i32, bytes: &[u8]) -> DonePart {
+    fn part(algorithm: PartChecksum, number: i32, bytes: &[u8]) -> DonePart {
         DonePart {
             number,
             etag: String::new(),
-            checksum_sha256: b64(&Sha256::digest(bytes)),
+            checksum: algorithm.of(bytes),
         }
     }
 
     #[test]
-    fn composite_of_parts_is_the_checksum_of_the_part_digests() {
-        // A 20 MiB + 3 byte object in 8 MiB parts, computed the long way: SHA-256 over the
-        // concatenated raw digests of the parts, then "-N".
+    fn composite_of_parts_is_the_checksum_of_the_part_checksums() {
+        // A 20 MiB + 3 byte object in 8 MiB parts, computed the long way: the checksum of the
+        // concatenated raw part checksums, then "-N".
         let data: Vec<u8> = (0..20 * MIB + 3).map(|i| (i * 7 % 251) as u8).collect();
         let chunks: Vec<&[u8]> = data.chunks(8 * MIB as usize).collect();
         let mut outer = Sha256::new();
+        let mut crcs = Vec::new();
         for c in &chunks {
             outer.update(Sha256::digest(c));
+            crcs.extend_from_slice(&crc32c::crc32c(c).to_be_bytes());
         }
-        let want = format!("{}-3", b64(&outer.finalize()));
-        let parts: Vec<DonePart> = chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| part(i as i32 + 1, c))
-            .collect();
-        assert_eq!(composite_of_parts(&parts).unwrap(), want);
-        // Order matters: S3 combines the parts by number.
-        let mut swapped = parts.clone();
-        swapped.swap(0, 1);
-        assert_ne!(composite_of_parts(&swapped).unwrap(), want);
+        for (algorithm, want) in [
+            (
+                PartChecksum::Sha256,
+                format!("{}-3", b64(&outer.finalize())),
+            ),
+            (
+                PartChecksum::Crc32c,
+                format!("{}-3", b64(&crc32c::crc32c(&crcs).to_be_bytes())),
+            ),
+        ] {
+            let parts: Vec<DonePart> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| part(algorithm, i as i32 + 1, c))
+                .collect();
+            assert_eq!(composite_of_parts(algorithm, &parts).unwrap(), want);
+            // Order matters: S3 combines the parts by number.
+            let mut swapped = parts.clone();
+            swapped.swap(0, 1);
+            assert_ne!(composite_of_parts(algorithm, &swapped).unwrap(), want);
+        }
     }
 
     #[test]
-    fn a_saved_part_checksum_that_is_not_a_sha256_is_an_error() {
-        for bad in ["", "not base64!", "AAAA"] {
+    fn crc32c_is_the_castagnoli_crc() {
+        // RFC 3720's check value for "123456789", as S3 sends it (big-endian, base64).
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(PartChecksum::Crc32c.of(b"123456789"), "4waSgw==");
+    }
+
+    #[test]
+    fn a_saved_part_checksum_of_the_wrong_kind_is_an_error() {
+        for (algorithm, bad) in [
+            (PartChecksum::Sha256, ""),
+            (PartChecksum::Sha256, "not base64!"),
+            (PartChecksum::Sha256, "4waSgw=="),
+            (PartChecksum::Crc32c, "AAAA"),
+            (PartChecksum::Crc32c, &b64(&[0u8; 32])),
+        ] {
             let p = DonePart {
                 number: 2,
                 etag: String::new(),
-                checksum_sha256: bad.to_owned(),
+                checksum: bad.to_owned(),
             };
-            let err = composite_of_parts(&[part(1, b"x"), p]).unwrap_err();
-            assert!(err.to_string().contains("part 2"), "{err}");
+            let err = composite_of_parts(algorithm, &[part(algorithm, 1, b"x"), p]).unwrap_err();
+            assert!(
+                err.to_string().contains("part 2"),
+                "{algorithm:?} {bad}: {err}"
+            );
         }
     }
 }

@@ -486,6 +486,18 @@ async fn a_connection_cut_mid_multipart_resumes_to_exactly_one_object() {
             .is_some_and(|c| c.ends_with("-2")),
         "composite checksum {raw:?}"
     );
+    // New uploads use CRC32C parts: the object's COMPOSITE CRC32C is what was confirmed.
+    let head = s
+        .admin()
+        .head_object()
+        .bucket(BUCKET)
+        .key(&raw.key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32_c(), raw.confirmed_checksum.as_deref());
+    assert_eq!(head.checksum_sha256(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,4 +546,90 @@ async fn an_unreachable_broker_means_queued_not_lost() {
     assert!(item.dir.join("raw.wav.age").exists());
     // Nothing about the error is a secret, and it names what to do.
     let _ = UploadError::Offline(why);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_left_with_sha256_parts_by_the_previous_version_resumes_with_sha256() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    use voxseal_cloud::object_key::{ObjectKind, object_key};
+    use voxseal_core::manifest::PayloadKind;
+
+    let s = stack().await;
+    let item = s.seal(70.0); // a ~6.7 MB raw payload: two 5 MiB parts
+    let key = object_key(&item.manifest, ObjectKind::Payload(PayloadKind::Raw));
+    let bytes = std::fs::read(item.payload_path(PayloadKind::Raw)).unwrap();
+    let part1 = &bytes[..5 * 1024 * 1024];
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+
+    // What the previous version left: a SHA-256 multipart upload with its first part done, and
+    // a state.json in its format (`checksum_sha256`, no `algorithm`).
+    let admin = s.admin();
+    let created = admin
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(KEY)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = created.upload_id().unwrap().to_owned();
+    let part = admin
+        .upload_part()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .part_number(1)
+        .checksum_sha256(b64(&Sha256::digest(part1)))
+        .body(part1.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let state_path = item.dir.join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["objects"]["raw"] = serde_json::json!({
+        "key": key,
+        "multipart": {
+            "upload_id": upload_id,
+            "part_size": 5 * 1024 * 1024,
+            "parts": [{
+                "number": 1,
+                "etag": part.e_tag().unwrap(),
+                "checksum_sha256": b64(&Sha256::digest(part1)),
+            }],
+        },
+    });
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let up = s.uploader(
+        s.s3.endpoint_url(),
+        s.minter(time::Duration::minutes(15)),
+        5,
+    );
+    let report = up.drain(&|_| {}).await.unwrap();
+    assert_eq!(report.uploaded.len(), 1, "{report:?}");
+    // Confirmed with the COMPOSITE SHA-256 of both parts: part 1 was kept, part 2 was SHA-256.
+    let mut outer = Sha256::new();
+    for p in bytes.chunks(5 * 1024 * 1024) {
+        outer.update(Sha256::digest(p));
+    }
+    let want = format!("{}-2", b64(&outer.finalize()));
+    let done = s.ws.outbox.get(&item.manifest.sample_id).unwrap();
+    assert_eq!(
+        done.state.objects["raw"].confirmed_checksum.as_deref(),
+        Some(want.as_str())
+    );
+    let head = admin
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(bytes.len() as i64));
+    assert_eq!(head.checksum_sha256(), Some(want.as_str()));
 }
