@@ -55,7 +55,10 @@ fn check_pinned_lead_key() {
 /// fails with a bare path error; say how to build it instead.
 fn check_front_end_built() {
     println!("cargo:rerun-if-changed=../ui/dist/index.html");
-    let index = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/index.html");
+    // The directory cargo runs this script for, read when it runs: a path compiled into the
+    // script (`env!`) goes stale when the same target directory builds another checkout.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let index = std::path::Path::new(&dir).join("../ui/dist/index.html");
     if !index.is_file() {
         panic!(
             "the front end is not built (no ui/dist/index.html): run `npm --prefix ui ci && npm --prefix ui run build` \
