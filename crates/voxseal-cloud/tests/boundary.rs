@@ -74,7 +74,7 @@ const FORBIDDEN_ACTIONS: [&str; 30] = [
 const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn deploy_aws() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/aws")
+    voxseal_testkit::repo_root().join("deploy/aws")
 }
 
 fn read(name: &str) -> String {

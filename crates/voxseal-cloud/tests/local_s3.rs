@@ -1189,9 +1189,7 @@ async fn a_wrong_checksum_trailer_is_bad_digest_and_keeps_the_earlier_object() {
 fn aws_cli() -> Option<std::path::PathBuf> {
     let python = std::env::var_os("VOXSEAL_PYTHON")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        });
+        .unwrap_or_else(|| voxseal_testkit::repo_root().join(".venv/bin/python"));
     let aws = python.with_file_name("aws");
     if aws.is_file() {
         return Some(aws);

@@ -68,7 +68,8 @@ pub struct ObjectState {
     pub done: bool,
     /// The object was already stored by an earlier attempt (a 412 on `If-None-Match: *`).
     pub already_existed: bool,
-    /// The checksum the server returned, base64 SHA-256.
+    /// The checksum the server returned, base64: the payload's SHA-256 for a single request, the
+    /// COMPOSITE of the part checksums (`...-N`) for a multipart upload.
     pub confirmed_checksum: Option<String>,
     /// What the server answered instead of our checksum (another checksum, or `none`) when it
     /// said it stored the object. The key may then hold other bytes, so a later `412` on it does

@@ -14,7 +14,7 @@ use voxseal_core::features::{FeatureParams, extract};
 use voxseal_core::wav::WavInput;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/features")
+    voxseal_testkit::repo_root().join("tests/fixtures/features")
 }
 
 fn read_wav(name: &str) -> Vec<f32> {

@@ -25,12 +25,21 @@ use std::time::{Duration, Instant};
 /// What a missing tool says.
 const HINT: &str = "run scripts/setup.sh --test";
 
-/// The repository's root directory (two levels above this crate).
+/// The repository's root directory: the nearest one holding `Cargo.lock` above the package
+/// whose test is running.
+///
+/// The package directory is read from `CARGO_MANIFEST_DIR` as cargo sets it when it runs the
+/// test, not compiled in with `env!`: the target directory is shared, and a test binary cargo
+/// built for another checkout of the same tree (which it may reuse as fresh) would carry that
+/// checkout's path. The compiled-in path is the fallback when the binary runs outside cargo.
 pub fn repo_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent()
-        .and_then(Path::parent)
-        .expect("the testkit lives in <repo>/crates/voxseal-testkit")
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", package.display()))
         .to_path_buf()
 }
 

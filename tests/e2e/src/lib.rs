@@ -48,14 +48,7 @@ pub fn required() -> bool {
     std::env::var("VOXSEAL_REQUIRE_E2E").as_deref() == Ok("1")
 }
 
-/// The repository's root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the crate lives in <repo>/tests/e2e")
-        .to_path_buf()
-}
+pub use voxseal_testkit::repo_root;
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR`, else the one this test binary was built in
 /// (`<target>/debug/deps/<test>`).

@@ -11,10 +11,10 @@
 //!   in the document.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    voxseal_testkit::repo_root()
 }
 
 /// The test files whose classes the document reports.
