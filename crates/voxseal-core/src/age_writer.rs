@@ -44,8 +44,8 @@ const BODY_LINE: usize = 48;
 /// Where an [`AgeWriter`] puts finished bytes: the header, then each sealed chunk.
 ///
 /// It takes the whole buffer so that a consumer on another thread (the sealing pipeline's
-/// hash-and-write thread) can keep it and hand back another one instead of copying 64 KiB per
-/// chunk. Any [`Write`] is one, by copying.
+/// hashing thread) can keep it and hand back another one instead of copying 64 KiB per chunk.
+/// Any [`Write`] is one, by copying.
 pub trait SealedOut {
     /// Consumes the bytes in `buf`. What `buf` holds afterwards is unspecified (possibly
     /// another buffer, possibly stale bytes): the writer overwrites it.
@@ -125,10 +125,7 @@ impl<O: SealedOut> AgeWriter<O> {
         let len = plaintext.len();
         // Reuse whatever the buffer holds (a recycled one holds old ciphertext): every byte up
         // to `len + TAG` is overwritten, so only growth is zero-filled.
-        if self.sealed.len() < len + TAG {
-            self.sealed.resize(len + TAG, 0);
-        }
-        self.sealed.truncate(len + TAG);
+        self.sealed.resize(len + TAG, 0);
         let out = &mut self.sealed[..];
         let c = &mut self.cipher;
         c.encrypt_init(None, None, Some(&nonce))
@@ -154,7 +151,6 @@ impl<O: SealedOut> AgeWriter<O> {
     /// Writes the last chunk and returns the inner writer.
     pub fn finish(mut self) -> io::Result<O> {
         self.seal(None, true)?;
-        self.pending.clear();
         Ok(self.inner)
     }
 }
