@@ -71,6 +71,10 @@ struct Install {
     seen_events: usize,
     /// Fates, for the summary.
     fates: BTreeMap<Fate, usize>,
+    /// Every multipart upload id a restart found saved in an item's state.
+    saved_upload_ids: BTreeSet<String>,
+    /// Runs ended by a kill.
+    kills: usize,
 }
 
 /// What one restart found.
@@ -94,6 +98,8 @@ impl Install {
             accepted: BTreeSet::new(),
             seen_events: 0,
             fates: BTreeMap::new(),
+            saved_upload_ids: BTreeSet::new(),
+            kills: 0,
         }
     }
 
@@ -102,7 +108,8 @@ impl Install {
     }
 
     /// Runs `args` with the process set to abort at `point`; demands that it did.
-    fn abort_at(&self, point: &str, args: &[&str]) -> Output {
+    fn abort_at(&mut self, point: &str, args: &[&str]) -> Output {
+        self.kills += 1;
         let out = self
             .voxseal()
             .env(KILL_AT, point)
@@ -183,6 +190,12 @@ impl Install {
                 }
             }
         }
+        self.saved_upload_ids.extend(items.iter().flat_map(|i| {
+            i.state
+                .objects
+                .values()
+                .filter_map(|o| o.multipart.as_ref().map(|m| m.upload_id.clone()))
+        }));
         let new: Vec<String> = now.difference(&self.accepted).cloned().collect();
         self.accepted = now;
 
@@ -308,16 +321,45 @@ impl Install {
                 expected.keys().map(String::as_str).collect::<Vec<_>>()
             );
         }
-        // No unfinished multipart upload. The local endpoint (s3s-fs) does not implement
-        // ListMultipartUploads; it keeps each open upload as `.upload-<id>.json` (and its parts as
-        // `.upload_id-<id>.part-<n>`) until it is completed or aborted.
-        let open: Vec<_> = std::fs::read_dir(self.stack.dir.join("s3"))
+        // No unfinished multipart upload the client knew of. The local endpoint (s3s-fs) does not
+        // implement ListMultipartUploads; it keeps each open upload as `.upload-<id>.json` (and its
+        // parts as `.upload_id-<id>.part-<n>`) until it is completed or aborted.
+        //
+        // One kind is unavoidable: a kill after CreateMultipartUpload answered and before the
+        // state naming its id was saved. The id was never written anywhere, and the write-only
+        // credentials cannot list uploads, so nothing on the laptop can find it; the bucket's
+        // lifecycle rule (AbortIncompleteMultipartUpload, deploy/aws) removes it. Kills at the
+        // named points land there when the item's other payload reaches the point first. Such an
+        // upload's id is in no saved state, and there is at most one per kill.
+        let open: Vec<String> = std::fs::read_dir(self.stack.dir.join("s3"))
             .unwrap()
             .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".upload"))
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let id = n.strip_prefix(".upload-")?.strip_suffix(".json")?;
+                Some(id.to_owned())
+            })
             .collect();
-        assert!(open.is_empty(), "unfinished multipart uploads: {open:?}");
+        let known: Vec<&String> = open
+            .iter()
+            .filter(|id| self.saved_upload_ids.contains(*id))
+            .collect();
+        assert!(
+            known.is_empty(),
+            "multipart uploads left open although their ids were saved: {known:?}"
+        );
+        assert!(
+            open.len() <= self.kills,
+            "{} unfinished multipart uploads after {} kills: {open:?}",
+            open.len(),
+            self.kills
+        );
+        if !open.is_empty() {
+            eprintln!(
+                "{} upload(s) created in the window before their id was saved: {open:?}",
+                open.len()
+            );
+        }
     }
 }
 
@@ -563,6 +605,7 @@ fn sigkill_at_random_moments() {
         std::thread::sleep(delay);
         child.kill().unwrap(); // SIGKILL (a no-op if it already finished)
         let status = child.wait().unwrap();
+        i.kills += usize::from(status.signal().is_some());
         let r = i.restart(&format!("SIGKILL {} after {delay:?}", args[0]));
         delays.push((
             args[0],

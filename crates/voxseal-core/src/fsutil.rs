@@ -90,6 +90,30 @@ pub fn create_new(path: &Path, private: bool) -> io::Result<File> {
     opts.open(path)
 }
 
+/// Whether `path` still names the file `file` was opened from: false when it was removed, or
+/// replaced by another file, since. A lock taken on `file` protects that file only, so whoever
+/// locks a file found by name checks this before acting on the name.
+pub fn still_names(path: &Path, file: &File) -> io::Result<bool> {
+    let now = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let locked = file.metadata()?;
+        Ok(now.dev() == locked.dev() && now.ino() == locked.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows does not let a file that is open be renamed or deleted, so the name still
+        // names it.
+        let _ = (now, file);
+        Ok(true)
+    }
+}
+
 /// Creates a directory (and its parents) readable only by the owner on Unix.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
@@ -116,6 +140,23 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn still_names_follows_the_file_not_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        fs::write(&p, b"one").unwrap();
+        let f = File::open(&p).unwrap();
+        assert!(still_names(&p, &f).unwrap());
+        // Replaced by another file under the same name.
+        let q = dir.path().join("b");
+        fs::write(&q, b"two").unwrap();
+        fs::rename(&q, &p).unwrap();
+        assert!(!still_names(&p, &f).unwrap());
+        // Gone.
+        fs::remove_file(&p).unwrap();
+        assert!(!still_names(&p, &f).unwrap());
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file_and_leaves_no_temp() {

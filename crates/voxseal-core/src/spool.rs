@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::audit::AuditLog;
 use crate::ids::TakeId;
 use crate::pcm::{PcmRead, PcmReplay};
-use crate::wipe;
+use crate::{fsutil, wipe};
 
 const MAGIC: &[u8; 8] = b"VXSPOOL\x01";
 const FORMAT_F32LE_MONO: u16 = 1;
@@ -186,11 +186,13 @@ impl SpoolWriter {
             path: path.display().to_string(),
             source,
         };
-        crate::fsutil::create_private_dir(dir).map_err(io)?;
-        let file = crate::fsutil::create_new(&path, true).map_err(io)?;
+        fsutil::create_private_dir(dir).map_err(io)?;
+        let gate = CreationGate::shared(dir).map_err(io)?;
+        let file = fsutil::create_new(&path, true).map_err(io)?;
         let lock = file.try_clone().map_err(io)?;
         lock.try_lock()
             .map_err(|e| io(io::Error::other(e.to_string())))?;
+        drop(gate);
         let header = Header::new(sample_rate, take_id);
         let key = SpoolKey::generate();
         let stream =
@@ -273,19 +275,21 @@ impl SpoolWriter {
 
     /// Abandons the take: the key is zeroized and the file wiped.
     pub fn abort(mut self) -> Result<wipe::WipeReport, wipe::WipeError> {
-        self.lock = None;
         let path = std::mem::take(&mut self.path);
-        wipe::wipe_file(&path)
+        // The lock goes after the name: a sweep never finds the file unlocked.
+        let wiped = wipe::wipe_file(&path);
+        self.lock = None;
+        wiped
     }
 }
 
 impl Drop for SpoolWriter {
     /// An unfinished writer (an error, a panic) wipes its file; its key dies with it.
     fn drop(&mut self) {
-        self.lock = None;
         if !self.path.as_os_str().is_empty() {
             let _ = wipe::wipe_file(&self.path);
         }
+        self.lock = None;
     }
 }
 
@@ -311,9 +315,11 @@ impl SpoolTake {
     /// Wipes the spool file and zeroizes the key.
     pub fn wipe(mut self) -> Result<wipe::WipeReport, wipe::WipeError> {
         self.key = None;
-        self.lock = None;
         let path = std::mem::take(&mut self.path);
-        wipe::wipe_file(&path)
+        // The lock goes after the name: a sweep never finds the file unlocked.
+        let wiped = wipe::wipe_file(&path);
+        self.lock = None;
+        wiped
     }
 
     fn reader(&self) -> Result<SpoolReader, SpoolError> {
@@ -325,10 +331,10 @@ impl SpoolTake {
 impl Drop for SpoolTake {
     fn drop(&mut self) {
         self.key = None;
-        self.lock = None;
         if !self.path.as_os_str().is_empty() {
             let _ = wipe::wipe_file(&self.path);
         }
+        self.lock = None;
     }
 }
 
@@ -500,6 +506,41 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Makes "create a take's file and lock it" one step as far as [`sweep`] can see: writers hold it
+/// shared while they do that, the sweep exclusively while it tries a file's lock. Without it a
+/// sweep could lock a file created a moment ago, not yet locked by its writer, and take it for a
+/// crash leftover. It is a lock on the spool directory itself, so no extra file sits in it.
+struct CreationGate {
+    #[cfg(unix)]
+    _dir: File,
+}
+
+impl CreationGate {
+    fn shared(dir: &Path) -> io::Result<Self> {
+        Self::take(dir, File::lock_shared)
+    }
+
+    fn exclusive(dir: &Path) -> io::Result<Self> {
+        Self::take(dir, File::lock)
+    }
+
+    /// Waits for the lock; held until dropped. Creation holds it for microseconds.
+    #[cfg(unix)]
+    fn take(dir: &Path, lock: fn(&File) -> Result<(), io::Error>) -> io::Result<Self> {
+        let d = File::open(dir)?;
+        lock(&d)?;
+        Ok(Self { _dir: d })
+    }
+
+    /// Windows cannot open a directory as a file; creation is not guarded there. (Voxseal is
+    /// not yet built or tested on Windows: docs/release.md.)
+    #[cfg(not(unix))]
+    fn take(dir: &Path, lock: fn(&File) -> Result<(), io::Error>) -> io::Result<Self> {
+        let _ = (dir, lock);
+        Ok(Self {})
+    }
+}
+
 /// One spool file removed by [`sweep`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Swept {
@@ -532,8 +573,17 @@ pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
             Ok(f) => f,
             Err(_) => continue,
         };
-        if file.try_lock().is_err() {
+        let locked = {
+            let _gate = CreationGate::exclusive(dir).map_err(io)?;
+            file.try_lock().is_ok()
+        };
+        if !locked {
             continue; // a live take of a running process
+        }
+        // Its owner may have finished between the listing and the lock (sealed the take, wiped
+        // the file and let go of the lock): then the name is gone and there is nothing to sweep.
+        if !fsutil::still_names(&path, &file).map_err(io)? {
+            continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         let report = wipe::wipe_file(&path).map_err(|e| io(io::Error::other(e.to_string())))?;
@@ -791,6 +841,38 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn sweeps_racing_writers_never_touch_a_live_take() {
+        // Takes are created, written, read back and wiped in a loop while another thread sweeps
+        // the same directory again and again (as the CLI's start-up does next to a recording
+        // app). A sweep may meet a take at any step: just created, being wiped, just unlinked.
+        // It must never fail, never take a live take for a leftover, and never break one.
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let audit = AuditLog::new(dir.path().join("audit.log"));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let sweeper = s.spawn(|| {
+                let mut sweeps = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let swept = sweep(&spool, &audit).unwrap();
+                    assert!(swept.is_empty(), "a live take swept: {swept:?}");
+                    sweeps += 1;
+                }
+                sweeps
+            });
+            for _ in 0..400 {
+                let take = write_take(&spool, 100);
+                assert_eq!(read_all(&mut *take.open().unwrap()).unwrap().len(), 100);
+                take.wipe().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let sweeps = sweeper.join().unwrap();
+            assert!(sweeps > 10, "the sweeps ran alongside: {sweeps}");
+        });
+        assert!(audit.entries().unwrap().is_empty());
     }
 
     #[test]
