@@ -31,6 +31,16 @@
 //!   `COMPOSITE` checksum (the checksum of the concatenated raw part checksums, then `-N`).
 //! - Multipart uploads belong to their (bucket, key), not to the access key that created them,
 //!   as on S3: a contractor whose credentials were refreshed mid-upload can finish it.
+//! - ETags as on S3 without the work s3s-fs does for them: parts of SSE-KMS uploads are written
+//!   here, with opaque ETags (S3's ETag of an SSE-KMS object is not an MD5 of its data), instead
+//!   of s3s-fs hashing every byte with MD5; other parts keep s3s-fs's MD5 ETag, recorded.
+//!   `CompleteMultipartUpload` is done here too: the parts are concatenated in the kernel
+//!   (`copy_file_range`) and the ETag comes from the recorded part ETags (MD5 of the part MD5s,
+//!   `-N`; opaque for SSE-KMS), where s3s-fs reads the whole object back to hash it again. A
+//!   listed part ETag must be the one the part was acknowledged with (`InvalidPart`). These
+//!   steps write s3s-fs's own files (part files, upload record, ETag and attribute sidecars)
+//!   under the names of the pinned s3s-fs 0.14.1; uploads with an `If-Match` condition or with
+//!   parts recorded before ETags were kept are completed by s3s-fs.
 //!
 //! Limits: no versioning, ACLs, tagging, `UploadPartCopy` or `ListMultipartUploads`; part
 //! numbers must be consecutive from 1 (an s3s-fs rule); keys with empty, `.` or `..` segments are
@@ -60,7 +70,7 @@ use s3s::dto::{
     ChecksumType, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput,
     CopyObjectOutput, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
     CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, GetBucketLocationInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, ETag, GetBucketLocationInput,
     GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
     HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
     ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
@@ -949,7 +959,45 @@ struct UploadMeta {
 struct PartMeta {
     size: u64,
     checksums: Checksums,
+    /// The ETag the part was acknowledged with (unquoted). Parts recorded before this field
+    /// existed have none; their upload is completed by s3s-fs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e_tag: Option<String>,
 }
+
+/// Whether objects written with this SSE algorithm get opaque ETags: on S3 the ETag of an SSE-KMS
+/// object is not the MD5 of its data, so the endpoint does not compute one.
+fn opaque_e_tags(sse: Option<&str>) -> bool {
+    matches!(
+        sse,
+        Some(ServerSideEncryption::AWS_KMS | ServerSideEncryption::AWS_KMS_DSSE)
+    )
+}
+
+/// An opaque ETag: 128 random bits in hex, the shape S3's own take.
+fn opaque_e_tag() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the OS random number generator failed");
+    hex::encode(bytes)
+}
+
+/// A multipart object's ETag: the MD5 of the concatenated binary part MD5s, then `-<parts>`, as
+/// S3 and s3s-fs compute it. None if a part's ETag is not an MD5.
+fn multipart_md5_e_tag(part_e_tags: &[&str]) -> Option<String> {
+    let mut outer = s3s::crypto::Md5::new();
+    for e_tag in part_e_tags {
+        let md5 = hex::decode(e_tag).ok().filter(|m| m.len() == 16)?;
+        outer.update(&md5);
+    }
+    Some(format!(
+        "{}-{}",
+        hex::encode(outer.finalize()),
+        part_e_tags.len()
+    ))
+}
+
+/// How much of a part the endpoint buffers before writing it out.
+const PART_WRITE_BUFFER: usize = 4 << 20;
 
 fn internal(err: impl std::fmt::Display) -> S3Error {
     tracing::warn!(%err, "local S3 endpoint: internal error");
@@ -1120,6 +1168,168 @@ impl Store {
                 .join(format!("part-{part_number}.json")),
         )
         .await
+    }
+
+    // s3s-fs's own files, for the multipart steps this endpoint does itself (module docs). The
+    // names are those of s3s-fs 0.14.1, pinned in Cargo.toml; the multipart tests read objects
+    // back through s3s-fs, so a change of layout fails them.
+
+    /// A temporary file in the store's root, named so that s3s-fs removes it at start-up if a
+    /// crash left it.
+    fn temp_path(&self) -> PathBuf {
+        self.root.join(format!(
+            ".tmp.voxseal-{}.internal.part",
+            self.tmp_counter.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    fn fs_part_path(&self, upload_id: &str, part_number: i32) -> PathBuf {
+        self.root
+            .join(format!(".upload_id-{upload_id}.part-{part_number}"))
+    }
+
+    fn fs_upload_info_path(&self, upload_id: &str) -> PathBuf {
+        self.root.join(format!(".upload-{upload_id}.json"))
+    }
+
+    /// s3s-fs's per-object files: `.bucket-<b>.object-<k><suffix>` with URL-safe base64 names.
+    fn fs_object_file(&self, bucket: &str, key: &str, suffix: &str) -> PathBuf {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        self.root.join(format!(
+            ".bucket-{}.object-{}{suffix}",
+            URL_SAFE_NO_PAD.encode(bucket),
+            URL_SAFE_NO_PAD.encode(key)
+        ))
+    }
+
+    /// Streams a verified part body to its s3s-fs part file (through a temporary file, so a
+    /// failed or refused body leaves the earlier part, if any, in place). Returns the checksums
+    /// computed and the length.
+    async fn write_part(
+        &self,
+        upload_id: &str,
+        part_number: i32,
+        mut body: StreamingBlob,
+        verdict: &VerdictSlot,
+    ) -> S3Result<(Checksums, u64)> {
+        use tokio::io::AsyncWriteExt as _;
+        let tmp = self.temp_path();
+        let written = async {
+            let file = tokio::fs::File::create(&tmp).await.map_err(internal)?;
+            let mut out = tokio::io::BufWriter::with_capacity(PART_WRITE_BUFFER, file);
+            while let Some(chunk) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await
+            {
+                match chunk {
+                    Ok(bytes) => out.write_all(&bytes).await.map_err(internal)?,
+                    Err(err) => {
+                        return Err(match take_verdict(verdict) {
+                            Some(Verdict::Mismatch(message)) => {
+                                S3Error::with_message(S3ErrorCode::BadDigest, message)
+                            }
+                            _ => s3_error!(IncompleteBody, "the part's body ended early: {err}"),
+                        });
+                    }
+                }
+            }
+            out.flush().await.map_err(internal)?;
+            match take_verdict(verdict) {
+                Some(Verdict::Verified(checksums, size)) => Ok((checksums, size)),
+                Some(Verdict::Mismatch(message)) => {
+                    Err(S3Error::with_message(S3ErrorCode::BadDigest, message))
+                }
+                None => Err(internal("a part's body ended without a verdict")),
+            }
+        }
+        .await;
+        match written {
+            Ok(done) => {
+                tokio::fs::rename(&tmp, self.fs_part_path(upload_id, part_number))
+                    .await
+                    .map_err(internal)?;
+                Ok(done)
+            }
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Completes a multipart upload whose parts all have recorded ETags: concatenates the part
+    /// files into the object in the kernel (`copy_file_range`, no pass through user space),
+    /// stores the ETag where s3s-fs serves it from, moves the upload's attributes (content type,
+    /// user metadata) to the object and removes the upload. s3s-fs's own completion reads every
+    /// byte back to compute MD5s it already computed once per part (or, for SSE-KMS, need not
+    /// compute at all): a serial pass over the whole object at the end of every upload.
+    async fn finish_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        e_tag: &str,
+        parts: usize,
+    ) -> S3Result<()> {
+        if !tokio::fs::metadata(self.root.join(bucket))
+            .await
+            .is_ok_and(|m| m.is_dir())
+        {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        let sources: Vec<PathBuf> = (1..=parts)
+            .map(|n| self.fs_part_path(upload_id, n as i32))
+            .collect();
+        let (dest, tmp) = (self.object_path(bucket, key), self.temp_path());
+        tokio::task::spawn_blocking(move || {
+            let joined = (|| -> std::io::Result<()> {
+                let mut out = std::fs::File::create(&tmp)?;
+                for part in &sources {
+                    // std uses copy_file_range for file-to-file copies on Linux.
+                    std::io::copy(&mut std::fs::File::open(part)?, &mut out)?;
+                }
+                drop(out);
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::rename(&tmp, &dest)
+            })();
+            if joined.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            joined
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+
+        let info_path = self.fs_object_file(bucket, key, ".internal.json");
+        let mut info: serde_json::Map<String, serde_json::Value> =
+            Self::read_json(&info_path).await?.unwrap_or_default();
+        info.insert("e_tag".into(), e_tag.into());
+        let tmp = self.temp_path();
+        tokio::fs::write(&tmp, serde_json::to_vec(&info).map_err(internal)?)
+            .await
+            .map_err(internal)?;
+        tokio::fs::rename(&tmp, &info_path)
+            .await
+            .map_err(internal)?;
+        let attributes =
+            self.fs_object_file(bucket, key, &format!(".upload-{upload_id}.metadata.json"));
+        match tokio::fs::rename(
+            &attributes,
+            self.fs_object_file(bucket, key, ".metadata.json"),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(err) if not_found(&err) => {}
+            Err(err) => return Err(internal(err)),
+        }
+        Self::remove_file(&self.fs_upload_info_path(upload_id)).await?;
+        for n in 1..=parts {
+            Self::remove_file(&self.fs_part_path(upload_id, n as i32)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -1425,27 +1635,45 @@ impl S3 for Store {
         }
         let body = input.body.take().ok_or_else(|| s3_error!(IncompleteBody))?;
         let (body, verdict) = VerifyingBody::wrap(body, expect, req.trailing_headers.clone());
-        input.body = Some(body);
-        req.credentials = None;
 
         let _guard = self
             .locks
             .lock(format!("p\0{upload_id}\0{part_number}"))
             .await;
-        let result = self.fs.upload_part(req).await;
-        let (mut resp, checksums, size) = match (result, take_verdict(&verdict)) {
-            (Ok(resp), Some(Verdict::Verified(checksums, size))) => (resp, checksums, size),
-            (Ok(_), _) => {
-                return Err(internal(
-                    "s3s-fs acknowledged a part without reading all of it",
-                ));
+        let (e_tag, checksums, size) = if opaque_e_tags(upload.sse.as_deref()) {
+            // No MD5 to compute: write the part here.
+            let (checksums, size) = self
+                .write_part(&upload_id, part_number, body, &verdict)
+                .await?;
+            (opaque_e_tag(), checksums, size)
+        } else {
+            input.body = Some(body);
+            req.credentials = None;
+            let result = self.fs.upload_part(req).await;
+            match (result, take_verdict(&verdict)) {
+                (Ok(resp), Some(Verdict::Verified(checksums, size))) => {
+                    let e_tag =
+                        resp.output.e_tag.map(ETag::into_value).ok_or_else(|| {
+                            internal("s3s-fs acknowledged a part without an ETag")
+                        })?;
+                    (e_tag, checksums, size)
+                }
+                (Ok(_), _) => {
+                    return Err(internal(
+                        "s3s-fs acknowledged a part without reading all of it",
+                    ));
+                }
+                (Err(_), Some(Verdict::Mismatch(message))) => {
+                    return Err(S3Error::with_message(S3ErrorCode::BadDigest, message));
+                }
+                (Err(err), _) => return Err(err),
             }
-            (Err(_), Some(Verdict::Mismatch(message))) => {
-                return Err(S3Error::with_message(S3ErrorCode::BadDigest, message));
-            }
-            (Err(err), _) => return Err(err),
         };
-        let part = PartMeta { size, checksums };
+        let part = PartMeta {
+            size,
+            checksums,
+            e_tag: Some(e_tag.clone()),
+        };
         self.write_json(
             &self
                 .upload_dir(&upload_id)
@@ -1453,6 +1681,10 @@ impl S3 for Store {
             &part,
         )
         .await?;
+        let mut resp = S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(e_tag)),
+            ..Default::default()
+        });
         let out = &mut resp.output;
         put_checksums!(out, part.checksums);
         out.server_side_encryption = upload.sse.map(ServerSideEncryption::from);
@@ -1479,6 +1711,7 @@ impl S3 for Store {
             };
             if let Some(meta) = self.part(&upload_id, number).await? {
                 put_checksums!(part, meta.checksums);
+                part.e_tag = meta.e_tag.map(ETag::Strong);
             }
         }
         out.parts = Some(parts);
@@ -1533,6 +1766,14 @@ impl S3 for Store {
                     "One or more of the specified parts could not be found: part {number}."
                 )
             })?;
+            if let (Some(sent), Some(ours)) = (part.e_tag.as_ref(), meta.e_tag.as_deref())
+                && sent.value() != ours
+            {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "The ETag of part {number} is not the one it was acknowledged with."
+                ));
+            }
             let sent = get_checksums!(part);
             for alg in Alg::ALL {
                 if let Some(want) = sent.get(alg)
@@ -1579,13 +1820,47 @@ impl S3 for Store {
             }
         }
 
-        req.credentials = None;
-        let mut resp = self.fs.complete_multipart_upload(req).await?;
-        // s3s-fs hands the result over as a future (for keep-alive bodies); it has done its work
-        // already, so resolve it here and answer with a plain body and a real status code.
-        if let Some(future) = resp.output.future.take() {
-            resp.output = future.await?;
+        if let Some(ref condition) = input.if_none_match
+            && condition.is_any()
+            && tokio::fs::try_exists(self.object_path(&bucket, &key))
+                .await
+                .map_err(internal)?
+        {
+            return Err(s3_error!(PreconditionFailed, "Object already exists"));
         }
+        let e_tags: Option<Vec<&str>> = stored.iter().map(|p| p.e_tag.as_deref()).collect();
+        let e_tag = match e_tags {
+            Some(_) if opaque_e_tags(upload.sse.as_deref()) => {
+                Some(format!("{}-{}", opaque_e_tag(), stored.len()))
+            }
+            Some(e_tags) => multipart_md5_e_tag(&e_tags),
+            None => None,
+        };
+        let mut resp = match e_tag {
+            Some(e_tag) if input.if_match.is_none() => {
+                self.finish_multipart(&bucket, &key, &upload_id, &e_tag, stored.len())
+                    .await?;
+                S3Response::new(CompleteMultipartUploadOutput {
+                    bucket: Some(bucket.clone()),
+                    key: Some(key.clone()),
+                    e_tag: Some(ETag::Strong(e_tag)),
+                    ..Default::default()
+                })
+            }
+            // Parts recorded by an earlier version of this endpoint, or an If-Match condition:
+            // s3s-fs completes it.
+            _ => {
+                req.credentials = None;
+                let mut resp = self.fs.complete_multipart_upload(req).await?;
+                // s3s-fs hands the result over as a future (for keep-alive bodies); it has done
+                // its work already, so resolve it here and answer with a plain body and a real
+                // status code.
+                if let Some(future) = resp.output.future.take() {
+                    resp.output = future.await?;
+                }
+                resp
+            }
+        };
         let meta = ObjectMeta {
             sse: upload.sse.clone(),
             kms_key_id: upload.kms_key_id.clone(),
