@@ -9,7 +9,9 @@
 # its default 8 MiB parts and 10 threads): the same requests, SSE-KMS under the project key being
 # what the production bucket policy demands of every write.
 # Release build; wall clock of each command as a user runs it, start-up included; each tool's
-# fixed cost (a run with nothing to upload / an empty listing) is reported beside it.
+# fixed cost (a run with nothing to upload / an empty listing) is reported beside it. (With nothing
+# queued `voxseal upload` stops before unlocking the token store and asking the broker, so its
+# fixed cost is start-up only; both are in its upload times.)
 #
 #   bench/upload.sh [rounds]     default 3; prints a table, writes bench/data/upload.json
 set -euo pipefail

@@ -57,7 +57,8 @@ pub enum Command {
         #[command(subcommand)]
         command: EnrollCommand,
     },
-    /// Upload sealed samples in the outbox (resumes interrupted uploads; offline-safe).
+    /// Upload sealed samples in the outbox (resumes interrupted uploads; offline-safe). With
+    /// nothing queued it stops before asking for credentials.
     Upload(UploadArgs),
     /// Run the local stack (S3 endpoint + broker on 127.0.0.1) for trying Voxseal without AWS.
     DevStack(DevStackArgs),

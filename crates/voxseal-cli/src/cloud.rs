@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource, DirectSource};
 use voxseal_cloud::token_store::{Backend, TokenStore};
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
+use voxseal_core::outbox::ItemStatus;
 
 use crate::cli::{Cli, JoinArgs, UploadArgs};
 use crate::ui;
@@ -141,6 +142,15 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
     let storage = config.storage.clone().context(
         "the project config has no [storage] section: uploads are not set up for this project",
     )?;
+    // Nothing queued: no credentials are needed, so no keychain or passphrase prompt, no broker.
+    let (items, _damaged) = ws.outbox.list()?;
+    if items.iter().all(|i| i.state.status == ItemStatus::Uploaded) {
+        ui::step(&format!(
+            "nothing to upload: 0 uploaded, 0 failed, 0 queued; {} raw recording(s) on this machine",
+            ws.raw_on_machine()?.total()
+        ));
+        return Ok(());
+    }
     let rt = runtime()?;
     let source: Arc<dyn CredentialSource> = if let Some(role) = &a.role_arn {
         let contractor = ws.contractor()?;

@@ -61,6 +61,15 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         err.contains("1 uploaded, 0 failed, 0 queued; 0 raw recording(s) on this machine"),
         "{err}"
     );
+    // Nothing left to upload: the token store is not unlocked (a wrong passphrase goes unread).
+    let out = run(voxseal(d)
+        .arg("upload")
+        .env("VOXSEAL_TOKEN_PASSPHRASE", "not the passphrase"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing to upload: 0 uploaded, 0 failed, 0 queued; 0 raw recording(s)"),
+        "{err}"
+    );
 
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(d.join("data/outbox").join(&sample).join("manifest.json")).unwrap(),
