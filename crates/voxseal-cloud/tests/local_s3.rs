@@ -777,6 +777,32 @@ async fn multipart_upload_with_sha256_parts_returns_the_composite_checksum() {
     assert_eq!((code.as_str(), status), ("NoSuchUpload", 404));
 }
 
+/// CompleteMultipartUpload of `parts`, without conditions.
+async fn complete(
+    c: &Client,
+    key: &str,
+    upload_id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<
+    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+    SdkError<
+        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
+        HttpResponse,
+    >,
+> {
+    c.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+}
+
 fn md5_hex(data: &[u8]) -> String {
     use s3s::crypto::Checksum as _;
     hex::encode(s3s::crypto::Md5::checksum(data))
@@ -827,35 +853,10 @@ async fn a_multipart_upload_without_sse_kms_has_s3s_md5_etags_and_keeps_its_attr
         .part_number(2)
         .e_tag(format!("\"{}\"", md5_hex(b"something else")))
         .build();
-    let (code, status) = failure(
-        stack
-            .admin
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(wrong))
-                    .build(),
-            )
-            .send()
-            .await,
-    );
+    let (code, status) = failure(complete(&stack.admin, key, upload_id, wrong).await);
     assert_eq!((code.as_str(), status), ("InvalidPart", 400));
 
-    let done = stack
-        .admin
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
+    let done = complete(&stack.admin, key, upload_id, completed)
         .await
         .unwrap();
     // S3's multipart ETag, computed here independently: MD5 over the binary part MD5s, then -N.
@@ -931,23 +932,11 @@ async fn an_upload_whose_parts_were_recorded_without_etags_is_completed_by_s3s_f
     assert!(meta.as_object_mut().unwrap().remove("e_tag").is_some());
     std::fs::write(&record, serde_json::to_vec(&meta).unwrap()).unwrap();
 
-    let done = stack
-        .admin
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(out.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    let part_one = CompletedPart::builder()
+        .part_number(1)
+        .e_tag(out.e_tag().unwrap())
+        .build();
+    let done = complete(&stack.admin, key, upload_id, vec![part_one])
         .await
         .unwrap();
     let want = format!("\"{}-1\"", md5_hex(&hex::decode(md5_hex(&part)).unwrap()));
