@@ -1306,13 +1306,7 @@ impl Store {
         let mut info: serde_json::Map<String, serde_json::Value> =
             Self::read_json(&info_path).await?.unwrap_or_default();
         info.insert("e_tag".into(), e_tag.into());
-        let tmp = self.temp_path();
-        tokio::fs::write(&tmp, serde_json::to_vec(&info).map_err(internal)?)
-            .await
-            .map_err(internal)?;
-        tokio::fs::rename(&tmp, &info_path)
-            .await
-            .map_err(internal)?;
+        self.write_json(&info_path, &info).await?;
         let attributes =
             self.fs_object_file(bucket, key, &format!(".upload-{upload_id}.metadata.json"));
         match tokio::fs::rename(

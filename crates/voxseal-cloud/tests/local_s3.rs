@@ -8,6 +8,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -711,17 +712,8 @@ async fn multipart_upload_with_sha256_parts_returns_the_composite_checksum() {
     }
     let composite = format!("{}-3", BASE64.encode(outer.finalize()));
 
-    let done = alice
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
+    let done = complete(&alice, key, &upload_id, completed)
         .if_none_match("*")
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
         .send()
         .await
         .unwrap();
@@ -777,19 +769,13 @@ async fn multipart_upload_with_sha256_parts_returns_the_composite_checksum() {
     assert_eq!((code.as_str(), status), ("NoSuchUpload", 404));
 }
 
-/// CompleteMultipartUpload of `parts`, without conditions.
-async fn complete(
+/// A CompleteMultipartUpload request of `parts`, for the caller to add conditions to and send.
+fn complete(
     c: &Client,
     key: &str,
     upload_id: &str,
     parts: Vec<CompletedPart>,
-) -> Result<
-    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
-    SdkError<
-        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
-        HttpResponse,
-    >,
-> {
+) -> CompleteMultipartUploadFluentBuilder {
     c.complete_multipart_upload()
         .bucket(BUCKET)
         .key(key)
@@ -799,8 +785,6 @@ async fn complete(
                 .set_parts(Some(parts))
                 .build(),
         )
-        .send()
-        .await
 }
 
 fn md5_hex(data: &[u8]) -> String {
@@ -853,10 +837,11 @@ async fn a_multipart_upload_without_sse_kms_has_s3s_md5_etags_and_keeps_its_attr
         .part_number(2)
         .e_tag(format!("\"{}\"", md5_hex(b"something else")))
         .build();
-    let (code, status) = failure(complete(&stack.admin, key, upload_id, wrong).await);
+    let (code, status) = failure(complete(&stack.admin, key, upload_id, wrong).send().await);
     assert_eq!((code.as_str(), status), ("InvalidPart", 400));
 
     let done = complete(&stack.admin, key, upload_id, completed)
+        .send()
         .await
         .unwrap();
     // S3's multipart ETag, computed here independently: MD5 over the binary part MD5s, then -N.
@@ -937,6 +922,7 @@ async fn an_upload_whose_parts_were_recorded_without_etags_is_completed_by_s3s_f
         .e_tag(out.e_tag().unwrap())
         .build();
     let done = complete(&stack.admin, key, upload_id, vec![part_one])
+        .send()
         .await
         .unwrap();
     let want = format!("\"{}-1\"", md5_hex(&hex::decode(md5_hex(&part)).unwrap()));
@@ -985,18 +971,10 @@ async fn wrong_part_checksums_are_refused() {
         .e_tag(good.e_tag().unwrap())
         .checksum_sha256(sha256_b64(b"other"))
         .build();
-    let complete = |p: CompletedPart| {
-        alice
-            .complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().parts(p).build())
-            .send()
-    };
-    let (code, status) = failure(complete(claimed).await);
+    let complete_with = |p: CompletedPart| complete(&alice, key, &upload_id, vec![p]).send();
+    let (code, status) = failure(complete_with(claimed).await);
     assert_eq!((code.as_str(), status), ("InvalidPart", 400));
-    let done = complete(good).await.unwrap();
+    let done = complete_with(good).await.unwrap();
     assert_eq!(
         done.checksum_sha256(),
         Some(format!("{}-1", BASE64.encode(Sha256::digest(Sha256::digest(&part)))).as_str())
@@ -1018,13 +996,8 @@ async fn complete_with_if_none_match_on_an_existing_key_is_412() {
 
     let upload_id = start_upload(&alice, key).await;
     let part = upload_part(&alice, key, &upload_id, 1, &data(6000, 5)).await;
-    let done = alice
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
+    let done = complete(&alice, key, &upload_id, vec![part])
         .if_none_match("*")
-        .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
         .send()
         .await;
     let (code, status) = failure(done);
@@ -1104,17 +1077,7 @@ async fn contractor_can_abort_and_uploads_survive_credential_refresh() {
             .await,
     );
     assert_eq!(code, "NoSuchUpload");
-    let late = second_session
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(p1)
-                .parts(p2)
-                .build(),
-        )
+    let late = complete(&second_session, key, &upload_id, vec![p1, p2])
         .send()
         .await;
     assert_eq!(failure(late).0, "NoSuchUpload");
@@ -1181,21 +1144,11 @@ async fn sdk_default_checksums_work_as_headers_and_as_aws_chunked_trailers() {
         .unwrap();
     assert_eq!(part.checksum_crc32(), Some(crc32.as_str()));
     assert_eq!(part.checksum_sha256(), Some(sha256_b64(&body).as_str()));
-    let done = alice
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
+    let only = CompletedPart::builder()
+        .part_number(1)
+        .e_tag(part.e_tag().unwrap())
+        .build();
+    let done = complete(&alice, key, &upload_id, vec![only])
         .send()
         .await
         .unwrap();
