@@ -6,14 +6,14 @@
 //! ```
 //!
 //! Streams INPUT through the age encryptor (and the ciphertext SHA-256 that sealing always
-//! computes) into OUTPUT (`/dev/null` works), reading 1 MiB at a time; sealing writes OUTPUT in
+//! computes) into OUTPUT (`/dev/null` works), reading 64 KiB (one age chunk) at a time; sealing writes OUTPUT in
 //! whole age chunks, as it does in the outbox. Prints one JSON line:
 //! `{"seconds": .., "bytes": .., "gb_per_s": ..}` (bytes = plaintext bytes, GB = 10^9 bytes;
 //! seconds from opening INPUT to the last ciphertext byte written). MODE:
 //! - none: sealing as the outbox does it, [`seal_to_writer`]: [`AgeWriter`] plus the ciphertext's
 //!   SHA-256 on a second thread;
 //! - `--no-hash`: [`AgeWriter`] alone on one thread, the same work as the Go CLI;
-//! - `--age-crate`: the `age` crate's own encryptor (RustCrypto's ChaCha20-Poly1305, 1 MiB
+//! - `--age-crate`: the `age` crate's own encryptor (RustCrypto's ChaCha20-Poly1305, 64 KiB
 //!   buffered writes), which sealing used before.
 
 use std::error::Error;
@@ -26,7 +26,9 @@ use voxseal_core::age_writer::AgeWriter;
 use voxseal_core::keys::parse_recipient;
 use voxseal_core::seal::seal_to_writer;
 
-const BUF: usize = 1 << 20;
+/// Read size: one age chunk. 1 MiB reads were 6% slower (0.665 s against 0.625 s, median of
+/// 9): probably the buffer and the chunks in flight no longer fit in the core's L2 together.
+const BUF: usize = voxseal_core::age_writer::CHUNK;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let usage = "usage: seal_file INPUT RECIPIENT OUTPUT [--no-hash | --age-crate]";
