@@ -302,7 +302,7 @@ struct Frontend {
     n_mels: usize,
     /// The periodic Hann window, zero-padded to `n_fft` (centred).
     window: Vec<f32>,
-    /// The window is zero outside `[lo, hi)` (the whole frame for `Packed`).
+    /// The window is zero outside `[lo, hi)` (for `Packed` widened to multiples of 8 samples).
     lo: usize,
     hi: usize,
     spectrum: Spectrum,
@@ -354,9 +354,14 @@ impl Frontend {
                 .unzip();
             let scratch = vec![Complex::new(0.0, 0.0); fft.get_inplace_scratch_len()];
             let buf = SecretComplex(vec![Complex::new(0.0, 0.0); BLOCK * m]);
-            // The whole frame is windowed (zeros included): cheaper than zero-filling the
-            // padding of every frame, which the in-place FFT overwrites.
-            let (lo, hi) = (0, n);
+            // Only the window's span, widened to whole groups of 8 samples (so to even
+            // bounds: whole complex values), is multiplied; the rest of each frame is
+            // zero-filled, as the in-place FFT overwrites it. (Windowing the zeros as well
+            // measured 1-3% slower overall.)
+            let (lo, hi) = (
+                offset / 8 * 8,
+                (offset + p.win_length).next_multiple_of(8).min(n),
+            );
             let spectrum = Spectrum::Packed {
                 fft,
                 tw_re,
@@ -467,7 +472,11 @@ impl Frontend {
                 let m = n / 2;
                 let buf = &mut buf.0[..count * m];
                 for (f, z) in buf.chunks_exact_mut(m).enumerate() {
-                    window_packed(&src[f * hop..f * hop + n], &self.window, z);
+                    let (zl, zh) = (lo / 2, hi / 2);
+                    z[..zl].fill(Complex::new(0.0, 0.0));
+                    z[zh..].fill(Complex::new(0.0, 0.0));
+                    let frame = &src[f * hop..f * hop + n];
+                    window_packed(&frame[lo..hi], &self.window[lo..hi], &mut z[zl..zh]);
                 }
                 fft.process_with_scratch(buf, scratch);
                 let w = self.power_rows.len() / BLOCK;
