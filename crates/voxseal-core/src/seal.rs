@@ -90,30 +90,15 @@ impl<W: Write> SealedOut for WriteThenHash<W> {
     }
 }
 
-/// Bytes the hashing thread hashes at a time, after touching each of their cache lines.
-const HASH_STEP: usize = 1024;
-
 /// The hashing thread: the SHA-256 of everything `from_sealer` delivers, in order.
 fn hash_all(from_sealer: mpsc::Receiver<Vec<u8>>, recycle: mpsc::Sender<Vec<u8>>) -> [u8; 32] {
     let mut hash = Sha256::new();
     for buf in from_sealer {
-        for step in buf.chunks(HASH_STEP) {
-            touch_lines(step);
-            hash.update(step);
-        }
+        hash.update(&buf);
         // Not cleared: the sealer overwrites it (clearing would cost a memset per chunk).
         let _ = recycle.send(buf);
     }
     hash.finalize().into()
-}
-
-/// Loads one byte of each 64-byte line of `bytes`, so that the lines (just written by the
-/// sealing thread, so in the other core's cache) are fetched all at once rather than one by one
-/// as SHA-NI reaches them. On the 1 GiB bench this took sealing from 0.639 s to 0.623 s (median
-/// of 9, 64 KiB reads); with 4 KiB steps most of the gain was gone.
-fn touch_lines(bytes: &[u8]) {
-    let x = bytes.iter().step_by(64).fold(0u8, |x, b| x ^ b);
-    std::hint::black_box(x);
 }
 
 /// Encrypts whatever `write` produces to `recipients` in the age format ([`AgeWriter`]),
