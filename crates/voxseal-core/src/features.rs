@@ -809,22 +809,9 @@ fn transpose_avx2(
             let (r4, r5, r6, r7) = (r(4), r(5), r(6), r(7));
             // Pairs of rows interleaved, then 4-row columns per 128-bit half, then the halves
             // joined: column j of the tile ends up in `out[j]`.
-            let (t0, t1) = (
-                avx._mm256_unpacklo_ps(r0, r1),
-                avx._mm256_unpackhi_ps(r0, r1),
-            );
-            let (t2, t3) = (
-                avx._mm256_unpacklo_ps(r2, r3),
-                avx._mm256_unpackhi_ps(r2, r3),
-            );
-            let (t4, t5) = (
-                avx._mm256_unpacklo_ps(r4, r5),
-                avx._mm256_unpackhi_ps(r4, r5),
-            );
-            let (t6, t7) = (
-                avx._mm256_unpacklo_ps(r6, r7),
-                avx._mm256_unpackhi_ps(r6, r7),
-            );
+            let interleave = |a, b| (avx._mm256_unpacklo_ps(a, b), avx._mm256_unpackhi_ps(a, b));
+            let ((t0, t1), (t2, t3)) = (interleave(r0, r1), interleave(r2, r3));
+            let ((t4, t5), (t6, t7)) = (interleave(r4, r5), interleave(r6, r7));
             let lo = |a, b| avx._mm256_shuffle_ps::<0x44>(a, b);
             let hi = |a, b| avx._mm256_shuffle_ps::<0xee>(a, b);
             let (u0, u1, u2, u3) = (lo(t0, t2), hi(t0, t2), lo(t1, t3), hi(t1, t3));
