@@ -1,194 +1,26 @@
 //! The uploader against the embedded S3 endpoint over real HTTP: order, SSE-KMS, checksums,
 //! never-overwrite, resumable multipart across a cut connection, refresh of short-lived grants,
-//! and offline behaviour.
+//! and offline behaviour. The stack (data directory, project, endpoint, grant minter) is the
+//! reliability tests' [`voxseal_reliability::Stack`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use voxseal_cloud::grants::GrantStore;
-use voxseal_cloud::local_s3::LocalS3;
-use voxseal_cloud::provider::{CachingProvider, CredentialFuture, CredentialSource};
-use voxseal_cloud::uploader::{UploadConfig, UploadError, Uploader};
-use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::ids::ContractorId;
-use voxseal_core::outbox::{ItemStatus, OutboxItem};
-use voxseal_core::recorder::{RecorderOptions, Recording, SourceFactory};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
-
-const BUCKET: &str = "voxseal-test";
-const KEY: &str = "arn:aws:kms:us-east-1:000000000000:key/voxseal-test";
-const ADMIN: (&str, &str) = ("ADMINKEY", "ADMINSECRET0123456789");
-
-/// Mints grants the way the broker's local issuer does, counting how often.
-#[derive(Debug)]
-struct Minter {
-    store: GrantStore,
-    contractor: ContractorId,
-    lifetime: time::Duration,
-    minted: AtomicU32,
-}
-
-impl CredentialSource for Minter {
-    fn fetch(&self) -> CredentialFuture<'_> {
-        Box::pin(async move {
-            self.minted.fetch_add(1, Ordering::SeqCst);
-            Ok(self
-                .store
-                .mint(&self.contractor, BUCKET, "us-east-1", KEY, self.lifetime))
-        })
-    }
-}
-
-struct Stack {
-    _dir: tempfile::TempDir,
-    ws: Workspace,
-    config: ProjectConfig,
-    s3: LocalS3,
-    store: GrantStore,
-    contractor: ContractorId,
-}
-
-async fn stack() -> Stack {
-    let dir = tempfile::tempdir().unwrap();
-    let store = GrantStore::new();
-    store.add_admin(ADMIN.0, ADMIN.1);
-    let s3 = LocalS3::start(
-        &dir.path().join("s3"),
-        store.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    s3.create_bucket(BUCKET).unwrap();
-    let training =
-        voxseal_core::keys::generate_identity_file(&dir.path().join("t.key"), "t").unwrap();
-    let archive =
-        voxseal_core::keys::generate_identity_file(&dir.path().join("a.key"), "a").unwrap();
-    let config = ProjectConfig::parse(
-        &format!("[project]\nname = \"upload-test\"\n[recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n[capture]\nmax_take_s = 600\n"),
-        "test",
-    )
-    .unwrap();
-    let (ws, _) = Workspace::open(&dir.path().join("data")).unwrap();
-    Stack {
-        _dir: dir,
-        ws,
-        config,
-        s3,
-        store,
-        contractor: "alice-01".parse().unwrap(),
-    }
-}
-
-impl Stack {
-    fn seal(&self, seconds: f64) -> OutboxItem {
-        let factory: SourceFactory = Box::new(move || {
-            Ok(Box::new(SyntheticSource::new(
-                SyntheticKind::Speech,
-                48_000,
-                Some(seconds),
-            )) as Box<dyn AudioSource>)
-        });
-        let take = Recording::start(factory, RecorderOptions::new(self.ws.spool_dir()), |_| {})
-            .unwrap()
-            .wait()
-            .unwrap();
-        let mut cfg = self.config.clone();
-        cfg.capture.trim_silence = false;
-        let report = take.analyzer.clone().finish(&cfg.quality);
-        let review = Review {
-            accept_failed: true,
-            ..Default::default()
-        };
-        self.ws
-            .accept_take(&cfg, &self.contractor, take, &report, &review, &mut |_| {})
-            .unwrap()
-    }
-
-    fn minter(&self, lifetime: time::Duration) -> Arc<Minter> {
-        Arc::new(Minter {
-            store: self.store.clone(),
-            contractor: self.contractor.clone(),
-            lifetime,
-            minted: AtomicU32::new(0),
-        })
-    }
-
-    fn uploader(
-        &self,
-        endpoint: String,
-        source: Arc<dyn CredentialSource>,
-        part_mib: u64,
-    ) -> Uploader {
-        self.uploader_with(endpoint, source, part_mib, 2)
-    }
-
-    fn uploader_with(
-        &self,
-        endpoint: String,
-        source: Arc<dyn CredentialSource>,
-        part_mib: u64,
-        parallel: usize,
-    ) -> Uploader {
-        let mut cfg = UploadConfig::new(
-            Some(endpoint),
-            "us-east-1".into(),
-            BUCKET.into(),
-            KEY.into(),
-        );
-        cfg.part_size = part_mib * 1024 * 1024;
-        cfg.multipart_threshold = cfg.part_size;
-        cfg.parallel_parts = parallel;
-        Uploader::new(
-            cfg,
-            CachingProvider::new(source),
-            self.ws.outbox.clone(),
-            self.ws.audit.clone(),
-        )
-    }
-
-    fn admin(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.s3.endpoint_url())
-            .force_path_style(true)
-            .credentials_provider(Credentials::new(ADMIN.0, ADMIN.1, None, None, "test"))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    async fn keys(&self) -> Vec<String> {
-        let out = self
-            .admin()
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
-        let mut k: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key.clone())
-            .collect();
-        k.sort();
-        k
-    }
-}
+use voxseal_cloud::uploader::UploadError;
+use voxseal_core::outbox::ItemStatus;
+use voxseal_reliability::{BUCKET, KEY, MIB, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
-    let s = stack().await;
+    let s = Stack::new().await;
     let item = s.seal(3.0);
     let up = s.uploader(
-        s.s3.endpoint_url(),
+        s.endpoint(),
         s.minter(time::Duration::minutes(15)),
-        8,
+        8 * MIB,
+        2,
     );
     let report = up.drain(&|_| {}).await.unwrap();
     assert_eq!(report.uploaded, vec![item.manifest.sample_id.to_string()]);
@@ -263,7 +95,7 @@ async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_upload_never_overwrites_and_is_recorded_as_already_stored() {
-    let s = stack().await;
+    let s = Stack::new().await;
     let item = s.seal(2.0);
     // Keep copies so the "crash before the state was saved" can be replayed.
     let backup = tempfile::tempdir().unwrap();
@@ -271,9 +103,10 @@ async fn a_repeated_upload_never_overwrites_and_is_recorded_as_already_stored() 
         std::fs::copy(item.dir.join(f), backup.path().join(f)).unwrap();
     }
     let up = s.uploader(
-        s.s3.endpoint_url(),
+        s.endpoint(),
         s.minter(time::Duration::minutes(15)),
-        8,
+        8 * MIB,
+        2,
     );
     up.drain(&|_| {}).await.unwrap();
     for f in ["raw.wav.age", "features.safetensors.age", "state.json"] {
@@ -307,7 +140,7 @@ async fn a_repeated_upload_never_overwrites_and_is_recorded_as_already_stored() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_local_ciphertext_is_refused_by_the_server_and_kept() {
-    let s = stack().await;
+    let s = Stack::new().await;
     let item = s.seal(2.0);
     let path = item.dir.join("features.safetensors.age");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -315,9 +148,10 @@ async fn a_corrupted_local_ciphertext_is_refused_by_the_server_and_kept() {
     bytes[n / 2] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     let up = s.uploader(
-        s.s3.endpoint_url(),
+        s.endpoint(),
         s.minter(time::Duration::minutes(15)),
-        8,
+        8 * MIB,
+        2,
     );
     let report = up.drain(&|_| {}).await.unwrap();
     assert_eq!(report.failed.len(), 1);
@@ -423,16 +257,21 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_mid_multipart_resumes_to_exactly_one_object() {
-    let s = stack().await;
+    let s = Stack::new().await;
     // 70 s of 48 kHz 16-bit audio: a ~6.7 MB raw payload, two 5 MiB parts.
     let item = s.seal(70.0);
     let raw_size = item.manifest.payloads[0].size;
     assert!(raw_size > 6 * 1024 * 1024, "{raw_size}");
-    let proxy = Proxy::start(s.s3.addr()).await;
+    let proxy = Proxy::start(s.s3.as_ref().expect("the endpoint is running").addr()).await;
     // One part at a time, so the first part completes and the cut lands inside the second (the
     // features payload, a single PutObject, goes at the same time as the raw parts).
     let features_size = item.manifest.payloads[1].size;
-    let up = s.uploader_with(proxy.url(), s.minter(time::Duration::minutes(15)), 5, 1);
+    let up = s.uploader(
+        proxy.url(),
+        s.minter(time::Duration::minutes(15)),
+        5 * MIB,
+        1,
+    );
     proxy.cut_after(features_size + 5 * 1024 * 1024 + 512 * 1024);
     let report = up.drain(&|_| {}).await.unwrap();
     assert!(
@@ -502,11 +341,11 @@ async fn a_connection_cut_mid_multipart_resumes_to_exactly_one_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_grants_are_refreshed_during_a_long_upload() {
-    let s = stack().await;
+    let s = Stack::new().await;
     s.seal(70.0);
     s.seal(70.0);
     let minter = s.minter(time::Duration::seconds(2));
-    let up = s.uploader(s.s3.endpoint_url(), minter.clone(), 5);
+    let up = s.uploader(s.endpoint(), minter.clone(), 5 * MIB, 2);
     // Slow the uploads so they outlast a grant: throttle through a delay per drain step.
     let report = up
         .drain(&|_| std::thread::sleep(Duration::from_millis(150)))
@@ -521,7 +360,7 @@ async fn short_lived_grants_are_refreshed_during_a_long_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_means_queued_not_lost() {
-    let s = stack().await;
+    let s = Stack::new().await;
     let item = s.seal(2.0);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -536,7 +375,7 @@ async fn an_unreachable_broker_means_queued_not_lost() {
         base: Duration::from_millis(10),
         cap: Duration::from_millis(50),
     });
-    let up = s.uploader(s.s3.endpoint_url(), Arc::new(broker), 8);
+    let up = s.uploader(s.endpoint(), Arc::new(broker), 8 * MIB, 2);
     let report = up.drain(&|_| {}).await.unwrap();
     let why = report.offline.expect("offline");
     assert!(why.starts_with("offline: cannot reach the broker"), "{why}");
@@ -555,7 +394,7 @@ async fn an_upload_left_with_sha256_parts_by_the_previous_version_resumes_with_s
     use voxseal_cloud::object_key::{ObjectKind, object_key};
     use voxseal_core::manifest::PayloadKind;
 
-    let s = stack().await;
+    let s = Stack::new().await;
     let item = s.seal(70.0); // a ~6.7 MB raw payload: two 5 MiB parts
     let key = object_key(&item.manifest, ObjectKind::Payload(PayloadKind::Raw));
     let bytes = std::fs::read(item.payload_path(PayloadKind::Raw)).unwrap();
@@ -605,9 +444,10 @@ async fn an_upload_left_with_sha256_parts_by_the_previous_version_resumes_with_s
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
 
     let up = s.uploader(
-        s.s3.endpoint_url(),
+        s.endpoint(),
         s.minter(time::Duration::minutes(15)),
-        5,
+        5 * MIB,
+        2,
     );
     let report = up.drain(&|_| {}).await.unwrap();
     assert_eq!(report.uploaded.len(), 1, "{report:?}");
