@@ -316,7 +316,8 @@ struct Frontend {
     rows: Vec<f32>,
 }
 
-/// The AVX2 token when the block loops run on AVX2, for [`packed_power_avx2`].
+/// The AVX2 token when the block loops run on AVX2, for the paths that move data with explicit
+/// shuffles ([`packed_power_avx2`], [`transpose_avx2`]).
 #[cfg(target_arch = "x86_64")]
 type Avx2Token = Option<pulp::x86::V3>;
 #[cfg(not(target_arch = "x86_64"))]
@@ -471,8 +472,8 @@ impl Frontend {
             } => {
                 let m = n / 2;
                 let buf = &mut buf.0[..count * m];
+                let (zl, zh) = (lo / 2, hi / 2);
                 for (f, z) in buf.chunks_exact_mut(m).enumerate() {
-                    let (zl, zh) = (lo / 2, hi / 2);
                     z[..zl].fill(Complex::new(0.0, 0.0));
                     z[zh..].fill(Complex::new(0.0, 0.0));
                     let frame = &src[f * hop..f * hop + n];
