@@ -9,7 +9,10 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
+use aws_sdk_s3::operation::upload_part::UploadPartOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -104,16 +107,53 @@ impl Stack {
         )
     }
 
-    async fn admin_get(&self, key: &str) -> Vec<u8> {
-        let got = self
-            .admin
+    /// The admin's GET of `key` (body and headers).
+    async fn admin_object(&self, key: &str) -> GetObjectOutput {
+        self.admin
             .get_object()
             .bucket(BUCKET)
             .key(key)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The body of `key`, as the admin reads it.
+    async fn admin_get(&self, key: &str) -> Vec<u8> {
+        let got = self.admin_object(key).await;
         got.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    /// The admin uploads `body` as part `n` of `upload_id` (no checksum header).
+    async fn admin_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: i32,
+        body: &[u8],
+    ) -> UploadPartOutput {
+        self.admin
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The admin's HEAD of `key`, with checksums.
+    async fn admin_head(&self, key: &str) -> HeadObjectOutput {
+        self.admin
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The endpoint's leftovers of multipart uploads in its store directory: s3s-fs's part and
@@ -197,15 +237,7 @@ async fn contractor_upload_is_stored_with_sse_and_checksum() {
     );
     assert_eq!(put.ssekms_key_id(), Some(KMS_KEY));
 
-    let head = stack
-        .admin
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = stack.admin_head(key).await;
     assert_eq!(head.content_length(), Some(body.len() as i64));
     assert_eq!(
         head.server_side_encryption(),
@@ -585,15 +617,7 @@ async fn a_wrong_checksum_is_bad_digest_and_stores_nothing() {
     );
     assert_eq!(code, "BadDigest");
     assert_eq!(stack.admin_get(key).await, earlier);
-    let head = stack
-        .admin
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = stack.admin_head(key).await;
     assert_eq!(head.checksum_sha256(), Some(sha256_b64(&earlier).as_str()));
 }
 
@@ -727,15 +751,7 @@ async fn multipart_upload_with_sha256_parts_returns_the_composite_checksum() {
 
     let whole: Vec<u8> = parts.concat();
     assert_eq!(stack.admin_get(key).await, whole);
-    let head = stack
-        .admin
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = stack.admin_head(key).await;
     assert_eq!(head.content_length(), Some(whole.len() as i64));
     assert_eq!(head.checksum_sha256(), Some(composite.as_str()));
     assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
@@ -810,17 +826,7 @@ async fn a_multipart_upload_without_sse_kms_has_s3s_md5_etags_and_keeps_its_attr
     let upload_id = created.upload_id().unwrap();
     let mut completed = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let out = stack
-            .admin
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(i as i32 + 1)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap();
+        let out = stack.admin_part(key, upload_id, i as i32 + 1, part).await;
         // Unencrypted objects: the part ETag is the part's MD5, as on S3.
         assert_eq!(out.e_tag().unwrap(), format!("\"{}\"", md5_hex(part)));
         completed.push(
@@ -852,14 +858,7 @@ async fn a_multipart_upload_without_sse_kms_has_s3s_md5_etags_and_keeps_its_attr
     let want = format!("\"{}-3\"", md5_hex(&outer));
     assert_eq!(done.e_tag(), Some(want.as_str()));
 
-    let got = stack
-        .admin
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let got = stack.admin_object(key).await;
     assert_eq!(got.e_tag(), Some(want.as_str()));
     assert_eq!(got.content_type(), Some("application/x-voxseal-test"));
     assert_eq!(
@@ -895,17 +894,7 @@ async fn an_upload_whose_parts_were_recorded_without_etags_is_completed_by_s3s_f
         .await
         .unwrap();
     let upload_id = created.upload_id().unwrap();
-    let out = stack
-        .admin
-        .upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(1)
-        .body(ByteStream::from(part.clone()))
-        .send()
-        .await
-        .unwrap();
+    let out = stack.admin_part(key, upload_id, 1, &part).await;
     let record = stack
         ._dir
         .path()
@@ -1117,15 +1106,7 @@ async fn sdk_default_checksums_work_as_headers_and_as_aws_chunked_trailers() {
         .unwrap();
     assert_eq!(trailer.checksum_crc32(), Some(crc32.as_str()));
     assert_eq!(stack.admin_get("raw/alice-01/file.wav.age").await, body);
-    let head = stack
-        .admin
-        .head_object()
-        .bucket(BUCKET)
-        .key("raw/alice-01/file.wav.age")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = stack.admin_head("raw/alice-01/file.wav.age").await;
     assert_eq!(head.checksum_crc32(), Some(crc32.as_str()));
 
     // Parts with trailers too; the upload's SHA-256 is computed for them regardless.
