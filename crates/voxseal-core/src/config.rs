@@ -69,8 +69,18 @@ pub struct ProjectConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInfo {
-    /// Short name, `^[a-z0-9][a-z0-9-]{2,62}$` (used in paths and object metadata).
+    /// The project's id: `^[a-z0-9][a-z0-9-]{2,62}$` (used in paths and object metadata). An
+    /// installed project is only ever replaced by a config with the same id.
     pub name: String,
+    /// Version of this signed config: every re-signed config has a higher serial, and an
+    /// installation refuses one lower than the highest it has installed (no replay of an old
+    /// config). Required (at least 1) when the config has `[storage]`.
+    #[serde(default)]
+    pub serial: u64,
+    /// The config is refused after this time (RFC 3339 UTC), so an old signed config cannot be
+    /// replayed forever. Required when the config has `[storage]`.
+    #[serde(default)]
+    pub not_after: Option<String>,
     /// The consent text a contractor accepts before recording.
     #[serde(default)]
     pub consent_text: String,
@@ -129,9 +139,8 @@ pub struct Storage {
     pub endpoint: Option<String>,
     /// KMS key ARN for SSE-KMS.
     pub kms_key_arn: String,
-    /// Credential broker URL.
-    #[serde(default)]
-    pub broker_url: Option<String>,
+    /// Credential broker URL: enrollment links and config updates are honoured only from it.
+    pub broker_url: String,
 }
 
 /// One prompt to read aloud.
@@ -268,10 +277,41 @@ impl ProjectConfig {
                 ));
             }
         }
-        if let Some(s) = &self.storage
-            && (s.bucket.is_empty() || s.region.is_empty() || s.kms_key_arn.is_empty())
-        {
-            return Err("storage: bucket, region and kms_key_arn are required".into());
+        if let Some(s) = &self.storage {
+            if s.bucket.is_empty() || s.region.is_empty() || s.kms_key_arn.is_empty() {
+                return Err("storage: bucket, region and kms_key_arn are required".into());
+            }
+            crate::enroll_link::BrokerUrl::parse(&s.broker_url)
+                .map_err(|e| format!("storage.broker_url: {e}"))?;
+            if self.project.serial == 0 {
+                return Err("project.serial is required (1 or more) in a config with [storage]: raise it each time the config is signed again".into());
+            }
+            if self.project.not_after.is_none() {
+                return Err("project.not_after is required in a config with [storage] (RFC 3339 UTC, e.g. 2027-12-31T00:00:00Z)".into());
+            }
+        }
+        if let Some(t) = &self.project.not_after {
+            crate::time::parse_rfc3339(t).ok_or_else(|| {
+                format!(
+                    "project.not_after {t:?} is not an RFC 3339 time (e.g. 2027-12-31T00:00:00Z)"
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a config that has expired (`project.not_after` in the past) at `now`.
+    pub fn check_not_expired(&self, now: time::OffsetDateTime) -> Result<(), String> {
+        let Some(t) = &self.project.not_after else {
+            return Ok(());
+        };
+        let end =
+            crate::time::parse_rfc3339(t).ok_or_else(|| format!("bad project.not_after {t:?}"))?;
+        if now > end {
+            return Err(format!(
+                "project {} config (serial {}) expired at {t}: ask the project lead for a newly signed config",
+                self.project.name, self.project.serial
+            ));
         }
         Ok(())
     }

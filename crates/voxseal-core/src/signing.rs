@@ -3,10 +3,12 @@
 //! verify against a trusted key. Otherwise swapping a recipient in `project.toml` would hand an
 //! attacker every future sample.
 //!
-//! Trusted keys: the lead public key(s) pinned at build time (`VOXSEAL_LEAD_PUBKEY`, base64
-//! minisign keys separated by commas), plus whatever the caller adds deliberately (the local demo
-//! stack's own key in local mode; a key given explicitly to the CLI). In debug builds only,
-//! `VOXSEAL_DEV_LEAD_PUBKEY` at run time is trusted too, for tests.
+//! Trusted keys: a build with the `pinned-lead-key` feature (release builds) trusts exactly the
+//! lead public key(s) in `VOXSEAL_LEAD_PUBKEY` at compile time (base64 minisign keys separated by
+//! commas; the build fails without one) and nothing else. A build without it (development, QA,
+//! the demo) pins nothing: callers add keys deliberately (the demo stack's own key in the demo's
+//! data directory; a key file given explicitly to the CLI from outside the data directory), and
+//! debug builds also trust `VOXSEAL_DEV_LEAD_PUBKEY` at run time, for tests.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -57,15 +59,30 @@ pub enum SignatureError {
 /// A password (zeroized on drop).
 pub type Password = zeroize::Zeroizing<String>;
 
+/// The key(s) pinned at compile time (`pinned-lead-key` builds only).
+#[cfg(feature = "pinned-lead-key")]
+const PINNED: &str = match option_env!("VOXSEAL_LEAD_PUBKEY") {
+    Some(k) => k,
+    None => "",
+};
+#[cfg(not(feature = "pinned-lead-key"))]
+const PINNED: &str = "";
+
+#[cfg(feature = "pinned-lead-key")]
+const _: () = assert!(
+    !PINNED.is_empty(),
+    "the pinned-lead-key feature needs VOXSEAL_LEAD_PUBKEY (the base64 line of lead.pub) at build time"
+);
+
 /// The keys this build trusts, in minisign base64 form.
 pub fn pinned_lead_keys() -> Vec<String> {
-    let mut keys: Vec<String> = option_env!("VOXSEAL_LEAD_PUBKEY")
-        .unwrap_or_default()
+    let mut keys: Vec<String> = PINNED
         .split(',')
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
     if cfg!(debug_assertions)
+        && !has_pinned_key()
         && let Ok(k) = std::env::var("VOXSEAL_DEV_LEAD_PUBKEY")
     {
         keys.extend(
@@ -77,9 +94,10 @@ pub fn pinned_lead_keys() -> Vec<String> {
     keys
 }
 
-/// True when this build has a lead key pinned.
+/// True when this build has a lead key pinned (the `pinned-lead-key` feature): it then trusts
+/// no other key, whatever the caller or the environment says.
 pub fn has_pinned_key() -> bool {
-    option_env!("VOXSEAL_LEAD_PUBKEY").is_some_and(|k| !k.trim().is_empty())
+    cfg!(feature = "pinned-lead-key")
 }
 
 /// Extracts the base64 key from a minisign public key file's text (or a bare base64 key).

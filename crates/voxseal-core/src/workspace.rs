@@ -61,6 +61,9 @@ pub enum WorkspaceError {
         /// What is wrong.
         detail: String,
     },
+    /// A project config was refused: another project, an older serial, an expired config.
+    #[error("{0}")]
+    Refused(String),
     /// No project is configured.
     #[error(
         "no project is set up in {0}; run `voxseal init --contractor <id> --project <project.toml>`"
@@ -211,64 +214,52 @@ impl Workspace {
         })
     }
 
-    /// Installs a project config (validated) as the active one.
-    /// Also trusts `key` (a base64 minisign public key) for project configs, besides the keys
-    /// pinned in this build. Callers add keys deliberately: the local demo stack's own key, or a
-    /// key the CLI was explicitly given.
+    /// Also trusts `key` (a base64 minisign public key) for project configs. Callers add keys
+    /// deliberately: the demo stack's own key, or a key the CLI was explicitly given. A build with
+    /// a pinned lead key ignores this: it trusts the pinned key only.
     pub fn trust(&mut self, key: String) {
+        if crate::signing::has_pinned_key() {
+            return;
+        }
         if !self.trusted.contains(&key) {
             self.trusted.push(key);
         }
     }
 
-    /// Verifies `config_path` against `<config_path>.sig` with the trusted lead keys, parses it,
-    /// and installs both as the active project. A config that fails is refused, with an audit
-    /// event, and nothing is installed.
+    /// Verifies `config_path` against `<config_path>.sig` and installs it with
+    /// [`install_signed`](Self::install_signed) (as a first install or an update, never a switch).
     pub fn install_project(&self, config_path: &Path) -> Result<ProjectConfig, WorkspaceError> {
-        let (config, bytes, sig) = match self.verified(config_path) {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = self.audit.append(
-                    "project.refused",
-                    serde_json::json!({ "file": config_path.file_name().map(|n| n.to_string_lossy()), "reason": e.to_string() }),
-                );
-                return Err(e);
-            }
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|source| WorkspaceError::Io {
+                path: p.display().to_string(),
+                source,
+            })
         };
-        let path = self.project_path();
-        let io = |source| WorkspaceError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        crate::fsutil::write_atomic(&crate::signing::sig_path(&path), sig.as_bytes(), false)
-            .map_err(io)?;
-        crate::fsutil::write_atomic(&path, &bytes, false).map_err(io)?;
-        self.audit.append(
-            "project.installed",
-            serde_json::json!({ "project": config.project.name }),
-        )?;
-        Ok(config)
+        let bytes = read(config_path)?;
+        let sig_path = crate::signing::sig_path(config_path);
+        let sig =
+            std::fs::read(&sig_path).map_err(|e| crate::signing::SignatureError::Missing {
+                path: sig_path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        let origin = config_path.display().to_string();
+        self.install_signed(
+            &bytes,
+            &String::from_utf8_lossy(&sig),
+            &origin,
+            crate::project_install::Replace::SameProject,
+        )
     }
 
-    fn verified(&self, path: &Path) -> Result<(ProjectConfig, Vec<u8>, String), WorkspaceError> {
+    fn verified(&self, path: &Path) -> Result<(ProjectConfig, Vec<u8>), WorkspaceError> {
         let bytes = crate::signing::verify_file(&self.trusted, path)?;
-        let sig = std::fs::read_to_string(crate::signing::sig_path(path)).map_err(|source| {
-            WorkspaceError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| {
-            WorkspaceError::Config(ConfigError::Parse {
-                path: path.display().to_string(),
-                detail: "not UTF-8".into(),
-            })
-        })?;
-        Ok((
-            ProjectConfig::parse(&text, &path.display().to_string())?,
-            bytes,
-            sig,
-        ))
+        let config = crate::project_install::parse_utf8(&bytes, &path.display().to_string())?;
+        Ok((config, bytes))
+    }
+
+    /// The trusted lead keys (pinned, plus those added with [`trust`](Self::trust)).
+    pub fn trusted_keys(&self) -> &[String] {
+        &self.trusted
     }
 
     /// The active project config, verified against its signature on every load (a file changed
@@ -279,7 +270,7 @@ impl Workspace {
             return Err(WorkspaceError::NoProject(self.root.display().to_string()));
         }
         match self.verified(&path) {
-            Ok((config, _, _)) => Ok(config),
+            Ok((config, _)) => Ok(config),
             Err(e) => {
                 let _ = self.audit.append(
                     "project.refused",
