@@ -97,8 +97,8 @@ impl Broker {
         let audit = dir.path().join("broker-audit.log");
         let target = voxseal_broker::issuer::Target::new("voxseal-fuzz", "us-east-1", KMS_KEY)
             .expect("valid target");
-        let issuer = voxseal_broker::issuer::LocalIssuer::new(
-            voxseal_cloud::grants::GrantStore::new(),
+        let issuer = voxseal_localstack::issuer::LocalIssuer::new(
+            voxseal_localstack::grants::GrantStore::new(),
             target,
             1, // grants expire at once, so the store stays small
         )

@@ -2,8 +2,8 @@
 //!
 //! - [`StsIssuer`]: STS `AssumeRole` with the contractor's session policy (production, and moto in
 //!   tests).
-//! - [`LocalIssuer`]: mints keys into a [`GrantStore`] that the embedded local S3 endpoint enforces
-//!   (the dev stack, and the broker's own tests).
+//! - `voxseal_localstack::issuer::LocalIssuer` (the demo/test stack) mints keys that its
+//!   embedded S3 endpoint enforces; it implements [`Issuer`] from outside this crate.
 
 use std::fmt;
 use std::future::Future;
@@ -14,7 +14,6 @@ use aws_sdk_sts::operation::RequestId;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 use voxseal_cloud::credentials::SessionCredentials;
-use voxseal_cloud::grants::GrantStore;
 use voxseal_cloud::policy::{self, PolicyError, PolicyInput};
 use voxseal_core::ids::ContractorId;
 
@@ -93,7 +92,8 @@ impl Target {
     pub fn kms_key_arn(&self) -> &str {
         &self.kms_key_arn
     }
-    fn policy_input<'a>(&'a self, contractor: &'a ContractorId) -> PolicyInput<'a> {
+    /// The session-policy input for `contractor` in this target.
+    pub fn policy_input<'a>(&'a self, contractor: &'a ContractorId) -> PolicyInput<'a> {
         PolicyInput {
             bucket: &self.bucket,
             kms_key_arn: &self.kms_key_arn,
@@ -253,60 +253,6 @@ impl Issuer for StsIssuer {
     }
     fn issue<'a>(&'a self, contractor: &'a ContractorId) -> IssueFuture<'a> {
         Box::pin(self.assume(contractor))
-    }
-}
-
-/// Mints grants into a [`GrantStore`] that the embedded local S3 endpoint enforces.
-#[derive(Debug, Clone)]
-pub struct LocalIssuer {
-    store: GrantStore,
-    target: Target,
-    lifetime: time::Duration,
-}
-
-impl LocalIssuer {
-    /// An issuer minting grants valid for `lifetime_secs` (1..=3600: shorter than STS allows, so
-    /// tests can watch credentials expire) into `store`.
-    pub fn new(store: GrantStore, target: Target, lifetime_secs: u32) -> Result<Self, ConfigError> {
-        if !(1..=MAX_DURATION_SECS).contains(&lifetime_secs) {
-            return Err(ConfigError::Invalid(format!(
-                "duration_secs {lifetime_secs} is outside 1..={MAX_DURATION_SECS} (local issuer)"
-            )));
-        }
-        Ok(Self {
-            store,
-            target,
-            lifetime: time::Duration::seconds(i64::from(lifetime_secs)),
-        })
-    }
-
-    /// The store grants are minted into (share it with the local S3 endpoint).
-    pub fn store(&self) -> &GrantStore {
-        &self.store
-    }
-}
-
-impl Issuer for LocalIssuer {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-    fn issue<'a>(&'a self, contractor: &'a ContractorId) -> IssueFuture<'a> {
-        Box::pin(async move {
-            // Same validation as the STS path, so a bad target fails the same way.
-            policy::session_policy(&self.target.policy_input(contractor))?;
-            let t = &self.target;
-            let credentials = self.store.mint(
-                contractor,
-                &t.bucket,
-                &t.region,
-                &t.kms_key_arn,
-                self.lifetime,
-            );
-            Ok(Issued {
-                credentials,
-                request_id: None,
-            })
-        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use voxseal_broker::config::{Config, IssuerKind};
-use voxseal_broker::issuer::{Issuer, LocalIssuer, StsIssuer};
+use voxseal_broker::issuer::{Issuer, StsIssuer};
 use voxseal_broker::{AppState, Settings, app};
 
 /// Voxseal's token-vending service: enrollment codes -> device tokens -> short-lived,
@@ -44,27 +44,18 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(args.config.as_deref())?;
-    let issuer: Arc<dyn Issuer> = match config.issuer {
-        IssuerKind::Sts => Arc::new(
-            StsIssuer::from_environment(
-                config.role_arn.as_deref().unwrap_or_default(),
-                config.target.clone(),
-                config.duration_secs,
-                config.sts_endpoint.as_deref(),
-            )
-            .await?,
-        ),
-        IssuerKind::Local => {
-            tracing::warn!(
-                "issuer = \"local\": grants are only enforced by an embedded local S3 endpoint"
-            );
-            Arc::new(LocalIssuer::new(
-                voxseal_cloud::grants::GrantStore::new(),
-                config.target.clone(),
-                config.duration_secs,
-            )?)
-        }
-    };
+    if config.issuer == IssuerKind::Local {
+        return Err("issuer = \"local\" only works inside the demo stack (`voxseal dev-stack`), whose embedded S3 endpoint enforces its grants; this broker issues STS sessions: set issuer = \"sts\" and role_arn".into());
+    }
+    let issuer: Arc<dyn Issuer> = Arc::new(
+        StsIssuer::from_environment(
+            config.role_arn.as_deref().unwrap_or_default(),
+            config.target.clone(),
+            config.duration_secs,
+            config.sts_endpoint.as_deref(),
+        )
+        .await?,
+    );
     let state = AppState::new(Settings::from(&config), issuer);
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;

@@ -13,14 +13,15 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use voxseal_broker::issuer::{IssueError, IssueFuture, Issuer, LocalIssuer, Target};
+use voxseal_broker::issuer::{IssueError, IssueFuture, Issuer, Target};
 use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_broker::{AppState, Settings, app};
 use voxseal_cloud::credentials::SessionCredentials;
-use voxseal_cloud::grants::{GrantStore, Scope};
 use voxseal_core::audit::{AuditEntry, AuditLog};
 use voxseal_core::ids::ContractorId;
+use voxseal_localstack::grants::{GrantStore, Scope};
+use voxseal_localstack::issuer::LocalIssuer;
 
 const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -122,6 +123,7 @@ impl Harness {
                 audit_log: audit.clone(),
                 rate_limit,
                 max_body_bytes,
+                project: None,
             },
             issuer,
         );

@@ -6,14 +6,13 @@
 //!   from (broker or STS) and the in-memory cache that refreshes them.
 //! - [`uploader`]: drains the outbox into S3 (resumable multipart, checksums, never overwrite);
 //!   [`object_key`]: where each object goes.
-//! - [`grants`] and [`local_s3`]: the embedded S3 endpoint of the local stack, which enforces
-//!   short-lived, prefix-scoped grants the way IAM and the session policy do on AWS.
+//!
+//! The embedded S3 endpoint of the demo stack lives in `voxseal-localstack`, so the desktop
+//! app's release build does not contain it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod credentials;
-pub mod grants;
-pub mod local_s3;
 pub mod object_key;
 pub mod policy;
 pub mod provider;

@@ -205,6 +205,30 @@ impl BrokerSource {
         Err(broker_error(resp).await)
     }
 
+    /// Fetches the lead-signed project config from the broker, proving a valid enrollment code
+    /// (before enrolling) or a device token (checking for a newer config). The caller verifies
+    /// it: the broker cannot forge the lead's signature.
+    pub async fn fetch_project(
+        url: &str,
+        proof: ProjectProof<'_>,
+    ) -> Result<SignedProject, CredentialError> {
+        let url = url.trim_end_matches('/');
+        let req = http_client().post(format!("{url}/v1/project"));
+        let req = match proof {
+            ProjectProof::Code(code) => req.json(&serde_json::json!({ "code": code })),
+            ProjectProof::Token(token) => req.bearer_auth(token.expose_secret()),
+        };
+        let resp = req.send().await.map_err(|e| offline(url, &e))?;
+        check_skew(&resp)?;
+        if resp.status().is_success() {
+            return resp.json().await.map_err(|e| CredentialError::Protocol {
+                what: "the broker's project config".into(),
+                detail: e.to_string(),
+            });
+        }
+        Err(broker_error(resp).await.0)
+    }
+
     /// Exchanges a one-time enrollment code for this device's token.
     pub async fn enroll(
         url: &str,
@@ -232,6 +256,25 @@ impl BrokerSource {
         }
         Err(broker_error(resp).await.0)
     }
+}
+
+/// What proves the right to read the project config.
+#[derive(Clone, Copy)]
+pub enum ProjectProof<'a> {
+    /// A one-time enrollment code, not yet used.
+    Code(&'a str),
+    /// This device's token.
+    Token(&'a SecretString),
+}
+
+/// A project config and its minisign signature, as the broker serves them.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedProject {
+    /// The config's text (`project.toml`).
+    pub config: String,
+    /// Its signature (`project.toml.sig`).
+    pub signature: String,
 }
 
 fn offline(url: &str, e: &reqwest::Error) -> CredentialError {

@@ -26,8 +26,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use sha2::{Digest, Sha256};
-use voxseal_cloud::grants::GrantStore;
-use voxseal_cloud::local_s3::LocalS3;
 use voxseal_cloud::provider::{CachingProvider, CredentialFuture, CredentialSource};
 use voxseal_cloud::uploader::{UploadConfig, Uploader};
 use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
@@ -37,6 +35,8 @@ use voxseal_core::outbox::OutboxItem;
 use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
 use voxseal_core::seal::Review;
 use voxseal_core::workspace::Workspace;
+use voxseal_localstack::grants::GrantStore;
+use voxseal_localstack::local_s3::LocalS3;
 
 /// The test bucket.
 pub const BUCKET: &str = "voxseal-test";

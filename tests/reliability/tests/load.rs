@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use voxseal_broker::issuer::{LocalIssuer, Target};
+use voxseal_broker::issuer::Target;
 use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_broker::{AppState, Settings, app};
-use voxseal_cloud::grants::GrantStore;
 use voxseal_core::outbox::ItemStatus;
+use voxseal_localstack::grants::GrantStore;
+use voxseal_localstack::issuer::LocalIssuer;
 use voxseal_reliability::{BUCKET, KEY, MIB, Stack};
 
 /// Enrolled contractors.
@@ -118,6 +119,7 @@ async fn the_broker_serves_hundreds_of_contractors_at_once() {
             audit_log: dir.path().join("broker-audit.log"),
             rate_limit: RateLimit::default(),
             max_body_bytes: 4096,
+            project: None,
         },
         Arc::new(issuer),
     );

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use voxseal_cloud::local_s3::LocalS3;
 use voxseal_cloud::provider::{Backoff, BrokerSource, CredentialError, CredentialSource};
 use voxseal_cloud::uploader::UploadError;
 use voxseal_core::outbox::ItemStatus;
+use voxseal_localstack::local_s3::LocalS3;
 use voxseal_reliability::{KEY, MIB, Stack, StandIn, http_date};
 
 /// Clock-skew answers from the broker (`clock_skew_at_the_broker_*`): +20 min, -20 min, +14 min

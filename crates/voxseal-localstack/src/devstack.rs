@@ -1,6 +1,6 @@
 //! The embedded local stack: everything a new user needs to try Voxseal without an AWS account.
 //!
-//! In one process, on 127.0.0.1: the embedded S3 endpoint (`voxseal_cloud::local_s3`) and this
+//! In one process, on 127.0.0.1: the embedded S3 endpoint ([`crate::local_s3`]) and the
 //! broker with the local issuer, sharing one [`GrantStore`] so the endpoint enforces exactly the
 //! short-lived, prefix-scoped grants the broker mints. A directory holds the bucket's objects, the
 //! demo age identities, the enrollment registry, the broker's audit log and a `project.toml`
@@ -10,14 +10,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use voxseal_cloud::grants::GrantStore;
-use voxseal_cloud::local_s3::LocalS3;
+use voxseal_broker::issuer::Target;
+use voxseal_broker::ratelimit::RateLimit;
+use voxseal_broker::registry::{ContractorStatus, Registry};
+use voxseal_broker::{AppState, Settings, app};
 use voxseal_core::ids::ContractorId;
 
-use crate::issuer::{LocalIssuer, Target};
-use crate::ratelimit::RateLimit;
-use crate::registry::{ContractorStatus, Registry};
-use crate::{AppState, Settings, app};
+use crate::grants::GrantStore;
+use crate::issuer::LocalIssuer;
+use crate::local_s3::LocalS3;
 
 /// The dev stack's bucket.
 pub const BUCKET: &str = "voxseal-dev";
@@ -90,7 +91,7 @@ pub enum DevStackError {
     },
     /// The registry could not be used.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] voxseal_broker::registry::RegistryError),
 }
 
 /// What a running stack offers (nothing here is a production secret: the admin key exists only
@@ -193,9 +194,13 @@ fn write_project(
         .map_err(|e| io_err(keys, e))?;
     let archive = voxseal_core::keys::recipients_of_identity_file(&keys.join("archive.key"))
         .map_err(|e| io_err(keys, e))?;
+    // Rewritten on every start (the ports change): a serial that only grows, valid for 30 days.
+    let now = time::OffsetDateTime::now_utc();
+    let serial = (now.unix_timestamp_nanos() / 1_000_000) as u64;
+    let not_after = voxseal_core::time::format_rfc3339(now + time::Duration::days(30));
     let mut text = format!(
         "# Written by the Voxseal dev stack on every start: points at its local servers.\n\
-         [project]\nname = \"voxseal-dev\"\n\
+         [project]\nname = \"voxseal-dev\"\nserial = {serial}\nnot_after = \"{not_after}\"\n\
          consent_text = \"This is a local demo. Your recordings stay on this computer, encrypted; nothing is sent anywhere.\"\n\n\
          [recipients]\ntraining = {training:?}\narchive = {archive:?}\n\n\
          [storage]\nbucket = \"{BUCKET}\"\nregion = \"{REGION}\"\nendpoint = \"{endpoint}\"\n\
@@ -277,6 +282,7 @@ impl DevStack {
             audit_log: dir.join("broker-audit.log"),
             rate_limit: RateLimit::default(),
             max_body_bytes: 4096,
+            project: Some(dir.join("project.toml")),
         };
         let state = AppState::new(settings, Arc::new(issuer));
         let listener = tokio::net::TcpListener::bind(opts.broker_bind)
@@ -331,7 +337,10 @@ impl DevStack {
             reg.revoke(contractor)?;
             self.grants.revoke(contractor);
         }
-        let code = reg.add(contractor.clone(), crate::registry::DEFAULT_CODE_TTL)?;
+        let code = reg.add(
+            contractor.clone(),
+            voxseal_broker::registry::DEFAULT_CODE_TTL,
+        )?;
         reg.save()?;
         Ok(code.expose_secret().to_owned())
     }

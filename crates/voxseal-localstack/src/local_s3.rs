@@ -9,7 +9,7 @@
 //! (`InvalidAccessKeyId`), the signature must verify (`SignatureDoesNotMatch`, checked by s3s),
 //! the `x-amz-security-token` must be the grant's (`InvalidToken`) and the grant must not have
 //! expired (`ExpiredToken`). Anonymous requests get `AccessDenied`. Admin grants may do
-//! everything. Contractor grants get what the session policy of [`crate::policy`] allows on AWS
+//! everything. Contractor grants get what the session policy of [`voxseal_cloud::policy`] allows on AWS
 //! and nothing else (`AccessDenied`): `PutObject` and the multipart-upload actions, on keys under
 //! the grant's prefixes of the grant's bucket; `PutObject` and `CreateMultipartUpload` must ask
 //! for SSE-KMS under the grant's key; the other allowed requests carry no SSE headers, and if they

@@ -14,8 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use voxseal_core::ids::ContractorId;
 
-use crate::credentials::SessionCredentials;
-use crate::policy::contractor_prefixes;
+use voxseal_cloud::credentials::SessionCredentials;
+use voxseal_cloud::policy::contractor_prefixes;
 
 /// What a key may do.
 #[derive(Debug, Clone)]
