@@ -33,6 +33,8 @@ use crate::registry::{self, RedeemError, Registry, RegistryError, RegistrySnapsh
 pub const EVENT_ENROLL_ACCEPTED: &str = "broker.enroll.accepted";
 /// Audit event: an enrollment request was refused.
 pub const EVENT_ENROLL_REFUSED: &str = "broker.enroll.refused";
+/// Audit event: the signed project config was handed to a code or token holder.
+pub const EVENT_PROJECT_SERVED: &str = "broker.project.served";
 /// Audit event: session credentials were issued.
 pub const EVENT_SESSION_ISSUED: &str = "broker.session.issued";
 /// Audit event: a session request was refused.
@@ -56,6 +58,8 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// The lead-signed project config served to enrolling apps (absent: `/v1/project` is 404).
+    pub project: Option<PathBuf>,
 }
 
 impl From<&Config> for Settings {
@@ -65,6 +69,7 @@ impl From<&Config> for Settings {
             audit_log: c.audit_log.clone(),
             rate_limit: c.rate_limit,
             max_body_bytes: c.max_body_bytes,
+            project: c.project.clone(),
         }
     }
 }
@@ -94,6 +99,7 @@ struct Shared {
     cache_key: [u8; 32],
     argon2: Semaphore,
     max_body_bytes: usize,
+    project: Option<PathBuf>,
 }
 
 /// The registry file's identity and the snapshot read from it.
@@ -151,8 +157,14 @@ impl AppState {
                 cache_key,
                 argon2: Semaphore::new(ARGON2_SLOTS),
                 max_body_bytes: settings.max_body_bytes,
+                project: settings.project,
             }),
         }
+    }
+
+    /// The signed project config this broker serves, if any.
+    pub(crate) fn project_path(&self) -> Option<&Path> {
+        self.inner.project.as_deref()
     }
 
     /// The issuer's name (`sts` or `local`).
@@ -162,7 +174,7 @@ impl AppState {
 
     /// The current registry, re-read if the file changed since the last request (which also
     /// empties the verification cache).
-    fn snapshot(&self) -> Result<Arc<RegistrySnapshot>, AppError> {
+    pub(crate) fn snapshot(&self) -> Result<Arc<RegistrySnapshot>, AppError> {
         let path = &self.inner.registry_path;
         let internal = |e: &dyn std::fmt::Display| {
             tracing::error!(registry = %path.display(), error = %e, "enrollment registry unavailable");
@@ -193,7 +205,7 @@ impl AppState {
         mac.finalize().into_bytes().into()
     }
 
-    async fn audit(&self, event: &'static str, details: Value) -> Result<(), ()> {
+    pub(crate) async fn audit(&self, event: &'static str, details: Value) -> Result<(), ()> {
         let log = self.inner.audit.clone();
         match tokio::task::spawn_blocking(move || log.append(event, details)).await {
             Ok(Ok(_)) => Ok(()),
@@ -209,7 +221,7 @@ impl AppState {
     }
 
     /// Runs Argon2 work on the blocking pool, at most [`ARGON2_SLOTS`] at a time.
-    async fn argon2<T: Send + 'static>(
+    pub(crate) async fn argon2<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
@@ -225,7 +237,7 @@ impl AppState {
         })
     }
 
-    fn rate_limit(&self, who: &ContractorId) -> Result<(), AppError> {
+    pub(crate) fn rate_limit(&self, who: &ContractorId) -> Result<(), AppError> {
         self.inner
             .limiter
             .check(who)
@@ -259,6 +271,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/enroll", post(enroll))
         .route("/v1/sessions", post(sessions))
+        .route("/v1/project", post(crate::project::serve))
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -312,7 +325,7 @@ impl Subject {
     }
 }
 
-fn body_error(r: BytesRejection) -> AppError {
+pub(crate) fn body_error(r: BytesRejection) -> AppError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::TooLarge
     } else {
@@ -320,7 +333,7 @@ fn body_error(r: BytesRejection) -> AppError {
     }
 }
 
-fn ok_json(value: Value) -> Response {
+pub(crate) fn ok_json(value: Value) -> Response {
     let mut resp = (StatusCode::OK, axum::Json(value)).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -367,7 +380,7 @@ async fn enroll(
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     match headers.get(header::CONTENT_TYPE) {
         None => true,
         Some(v) => v
@@ -486,7 +499,7 @@ async fn sessions(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -12,6 +12,8 @@
 //! duration_secs = 900                     # default 900; 900..=3600 for sts, 1..=3600 for local
 //! max_body_bytes = 4096                   # default
 //! # sts_endpoint = "http://127.0.0.1:5000" # only for tests against moto
+//! project = "project.toml"                # the lead-signed project config served to
+//!                                         # enrolling apps (project.toml.sig next to it)
 //!
 //! [rate_limit]                            # per contractor, token bucket
 //! burst = 10                              # default
@@ -20,7 +22,8 @@
 //!
 //! Every key can be overridden by an environment variable: `VOXSEAL_BROKER_BIND`,
 //! `_REGISTRY`, `_AUDIT_LOG`, `_BUCKET`, `_REGION`, `_KMS_KEY_ARN`, `_ROLE_ARN`, `_ISSUER`,
-//! `_DURATION_SECS`, `_MAX_BODY_BYTES`, `_STS_ENDPOINT`, `_RATE_BURST`, `_RATE_REFILL_SECS`.
+//! `_DURATION_SECS`, `_MAX_BODY_BYTES`, `_STS_ENDPOINT`, `_PROJECT`, `_RATE_BURST`,
+//! `_RATE_REFILL_SECS`.
 //! The AWS credentials the STS issuer uses come from the standard AWS chain (`AWS_*` variables,
 //! profile, instance or container role), never from this file.
 
@@ -113,6 +116,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// STS endpoint override (moto).
     pub sts_endpoint: Option<String>,
+    /// The lead-signed project config (with `<file>.sig`) served by `POST /v1/project`.
+    pub project: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +134,7 @@ struct RawConfig {
     duration_secs: Option<u32>,
     max_body_bytes: Option<usize>,
     sts_endpoint: Option<String>,
+    project: Option<PathBuf>,
     rate_limit: Option<RawRate>,
 }
 
@@ -184,7 +190,7 @@ impl Config {
                 })?;
                 // Relative paths in the file are relative to the file.
                 let base = voxseal_core::fsutil::parent_dir(p);
-                for path in [&mut raw.registry, &mut raw.audit_log]
+                for path in [&mut raw.registry, &mut raw.audit_log, &mut raw.project]
                     .into_iter()
                     .flatten()
                 {
@@ -213,6 +219,7 @@ impl Config {
         over!(raw.duration_secs, "DURATION_SECS");
         over!(raw.max_body_bytes, "MAX_BODY_BYTES");
         over!(raw.sts_endpoint, "STS_ENDPOINT");
+        over!(raw.project, "PROJECT");
         let mut rate = raw.rate_limit.take().unwrap_or_default();
         over!(rate.burst, "RATE_BURST");
         over!(rate.refill_secs, "RATE_REFILL_SECS");
@@ -315,6 +322,7 @@ impl Config {
             rate_limit,
             max_body_bytes,
             sts_endpoint,
+            project: raw.project,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! | `GET /healthz` | 200 `{"status":"ok"}` | |
 //! | `POST /v1/enroll` `{"code":"vxe_…"}` | 200 `{"contractor":"<id>","token":"vxt_…"}` | 401 `invalid_code` / `expired_code` / `used_code`, 403 `revoked` |
 //! | `POST /v1/sessions`, `Authorization: Bearer vxt_…`, empty body or `{}` | 200 [`SessionCredentials`](voxseal_cloud::credentials::SessionCredentials) JSON | 401 `unauthorized`, 403 `revoked`, 429 `rate_limited` (`Retry-After` header, `error.retry_after_s`), 502 `upstream` |
+//! | `POST /v1/project`, `{"code":"vxe_…"}` (an unused code) or `Authorization: Bearer vxt_…` | 200 `{"config":"<project.toml>","signature":"<minisign>"}`, the lead-signed config of `project` in the broker's config | 401 `invalid_code` / `expired_code` / `used_code` / `unauthorized`, 403 `revoked`, 404 `not_found` (no project configured), 429 `rate_limited` |
 //!
 //! Any route: 400 `bad_request` (wrong content), 413 `too_large` (body over `max_body_bytes`),
 //! 404 `not_found`, 405 `method_not_allowed`, 500 `internal` (registry or audit log unavailable).
@@ -18,7 +19,8 @@
 //! - [`app`] builds the router from an [`AppState`] (registry path, audit log, rate limit, and an
 //!   [`issuer::Issuer`]); `main.rs` only reads the [`config::Config`], sets up logging and serves.
 //! - [`registry`]: the enrollment registry file, shared with the `voxseal enroll` commands.
-//! - [`issuer`]: [`issuer::StsIssuer`] and [`issuer::LocalIssuer`].
+//! - [`issuer`]: the [`issuer::Issuer`] trait and [`issuer::StsIssuer`] (the demo stack's
+//!   local issuer lives in `voxseal-localstack`).
 //! - Every issuance and refusal is a line in the broker's hash-chained audit log
 //!   ([`voxseal_core::audit`]): contractor, source IP, outcome, expiry, STS request id; never a
 //!   secret.
@@ -26,15 +28,17 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use voxseal_broker::{app, AppState, Settings, issuer::{LocalIssuer, Target}};
+//! use voxseal_broker::{app, AppState, Settings, issuer::{StsIssuer, Target}};
 //! let target = Target::new("voxseal-dev", "us-east-1",
 //!     "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000")?;
-//! let issuer = LocalIssuer::new(voxseal_cloud::grants::GrantStore::new(), target, 900)?;
+//! let role = "arn:aws:iam::123456789012:role/voxseal-contractor";
+//! let issuer = StsIssuer::from_environment(role, target, 900, None).await?;
 //! let state = AppState::new(Settings {
 //!     registry: "registry.toml".into(),
 //!     audit_log: "broker-audit.log".into(),
 //!     rate_limit: Default::default(),
 //!     max_body_bytes: 4096,
+//!     project: Some("project.toml".into()),
 //! }, Arc::new(issuer));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8787").await?;
 //! axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
@@ -45,9 +49,9 @@
 
 mod app;
 pub mod config;
-pub mod devstack;
 pub mod error;
 pub mod issuer;
+mod project;
 pub mod ratelimit;
 pub mod registry;
 

@@ -785,6 +785,28 @@ impl RegistrySnapshot {
         })
     }
 
+    /// Checks an enrollment code without using it up (Argon2id: tens of milliseconds): the
+    /// contractor it was issued to, when it is valid, unused, unexpired and not revoked.
+    pub fn check_code(&self, code: &str) -> Result<ContractorId, RedeemError> {
+        let (lookup, normalized) = parse_code(code).ok_or(RedeemError::InvalidCode)?;
+        let e =
+            &self.file.contractors[*self.by_code.get(&lookup).ok_or(RedeemError::InvalidCode)?];
+        let rec = e.code.as_ref().expect("indexed by its code");
+        if !verify_secret(&normalized, &rec.hash) {
+            return Err(RedeemError::InvalidCode);
+        }
+        if e.revoked_at.is_some() {
+            return Err(RedeemError::Revoked(e.id.clone()));
+        }
+        if rec.used_at.is_some() {
+            return Err(RedeemError::UsedCode(e.id.clone()));
+        }
+        if rec.expires_at <= OffsetDateTime::now_utc() {
+            return Err(RedeemError::ExpiredCode(e.id.clone()));
+        }
+        Ok(e.id.clone())
+    }
+
     /// The contractor whose current code has this lookup id.
     pub(crate) fn code_contractor(&self, lookup: &str) -> Option<&ContractorId> {
         self.by_code
