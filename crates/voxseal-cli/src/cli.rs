@@ -13,6 +13,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "VOXSEAL_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Also trust this project-lead public key (a minisign .pub file outside the data
+    /// directory) for project configs. Only builds without a pinned lead key accept it (QA and
+    /// development); a release build trusts only the key built into it.
+    #[arg(
+        long,
+        global = true,
+        env = "VOXSEAL_TRUST_LEAD_KEY",
+        value_name = "FILE"
+    )]
+    pub trust_lead_key: Option<PathBuf>,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -127,7 +138,7 @@ pub struct ProjectInitArgs {
     #[arg(long)]
     pub features_only: bool,
     /// S3 bucket for uploads.
-    #[arg(long, requires_all = ["region", "kms_key_arn"])]
+    #[arg(long, requires_all = ["region", "kms_key_arn", "broker_url"])]
     pub bucket: Option<String>,
     /// AWS region.
     #[arg(long)]
@@ -135,9 +146,13 @@ pub struct ProjectInitArgs {
     /// KMS key ARN for SSE-KMS.
     #[arg(long)]
     pub kms_key_arn: Option<String>,
-    /// Credential broker URL (https://...).
+    /// Credential broker URL (https://...): enrolling apps fetch the signed config from it and
+    /// honour enrollment links only for it.
     #[arg(long)]
     pub broker_url: Option<String>,
+    /// Days the signed config stays valid (its `not_after`); re-sign with a higher serial before.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub valid_days: u32,
     /// S3 endpoint URL (only for S3-compatible stores; AWS needs none).
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -145,6 +160,13 @@ pub struct ProjectInitArgs {
     /// $VOXSEAL_LEAD_KEY_PASSWORD or asked at the terminal).
     #[arg(long)]
     pub no_password: bool,
+    /// Sign with this existing lead key instead of making a new one (one lead key, pinned into
+    /// one installer, for several projects); needs --lead-pub.
+    #[arg(long, value_name = "FILE", requires = "lead_pub")]
+    pub lead_key: Option<PathBuf>,
+    /// The public key of --lead-key.
+    #[arg(long, value_name = "FILE", requires = "lead_key")]
+    pub lead_pub: Option<PathBuf>,
 }
 
 /// `voxseal project sign`
@@ -248,6 +270,10 @@ pub struct JoinArgs {
     /// Keep the device token in a passphrase-encrypted file instead of the OS keychain.
     #[arg(long)]
     pub file_store: bool,
+    /// Replace the installed project with the link's project (refused while samples of the
+    /// installed one wait for upload).
+    #[arg(long)]
+    pub switch_project: bool,
 }
 
 /// `voxseal upload`
@@ -275,10 +301,6 @@ pub struct InitArgs {
     /// to it.
     #[arg(long, value_name = "FILE")]
     pub project: PathBuf,
-    /// Trust this project-lead public key (minisign .pub file) in addition to the one built into
-    /// this program (for QA and development builds without a pinned key).
-    #[arg(long, value_name = "FILE")]
-    pub trust_lead_key: Option<PathBuf>,
 }
 
 /// `voxseal devices`

@@ -6,10 +6,15 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
-use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource, DirectSource};
+use voxseal_cloud::provider::{
+    BrokerSource, CachingProvider, CredentialSource, DirectSource, ProjectProof,
+};
 use voxseal_cloud::token_store::{Backend, TokenStore};
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
+use voxseal_core::config::ProjectConfig;
+use voxseal_core::enroll_link::{BrokerUrl, EnrollLink};
 use voxseal_core::outbox::ItemStatus;
+use voxseal_core::project_install::Replace;
 
 use crate::cli::{Cli, JoinArgs, UploadArgs};
 use crate::ui;
@@ -42,88 +47,68 @@ pub fn passphrase(confirm: bool) -> Option<SecretString> {
     Some(SecretString::from(p))
 }
 
-/// Splits `voxseal://enroll?broker=<url>&code=<code>` or a bare code.
-pub fn parse_enroll_link(input: &str, broker: Option<&str>) -> Result<(String, String)> {
-    let input = input.trim();
-    if let Some(query) = input.strip_prefix("voxseal://enroll?") {
-        let mut code = None;
-        let mut url = None;
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("code", v)) => code = Some(percent_decode(v)?),
-                Some(("broker", v)) => url = Some(percent_decode(v)?),
-                _ => {}
-            }
-        }
-        let code = code.context("the enrollment link has no code")?;
-        let url = broker
-            .map(str::to_owned)
-            .or(url)
-            .context("the enrollment link has no broker")?;
-        return Ok((url, code));
-    }
-    let url = broker
-        .context("give the broker URL with --broker, or paste the whole voxseal://enroll link")?;
-    Ok((url.to_owned(), input.to_owned()))
-}
-
-fn percent_decode(s: &str) -> Result<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let h = std::str::from_utf8(&b[i + 1..i + 3])?;
-            out.push(u8::from_str_radix(h, 16).context("bad %-escape in the enrollment link")?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(String::from_utf8(out)?)
-}
-
-fn check_broker_url(url: &str) -> Result<()> {
-    let local = url.starts_with("http://127.0.0.1")
-        || url.starts_with("http://localhost")
-        || url.starts_with("http://[::1]");
-    if !(url.starts_with("https://") || local) {
-        bail!(
-            "the broker URL must use https:// (plain http only for a local dev stack on 127.0.0.1)"
-        );
-    }
-    Ok(())
-}
-
-/// `voxseal enroll join`
+/// `voxseal enroll join`: fetch the lead-signed project config from the link's broker, verify
+/// it against the trusted lead key, show it, install it, then redeem the code. Needs no prior
+/// `voxseal init`.
 pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
-    let (url, code) = parse_enroll_link(&a.code, a.broker.as_deref())?;
-    check_broker_url(&url)?;
     let ws = ui::open_workspace(cli)?;
-    let (contractor, token) = runtime()?.block_on(BrokerSource::enroll(&url, &code))?;
-    let store = TokenStore::new(ws.root());
-    let file = a.file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
-    let pass = if file { passphrase(true) } else { None };
-    let backend = match store.save(&contractor, &url, &token, file, pass.as_ref()) {
-        Ok(b) => b,
-        Err(voxseal_cloud::token_store::TokenStoreError::NeedPassphrase) => {
-            // No keychain: fall back to the encrypted file, asking for a passphrase.
-            let pass = passphrase(true)
-                .context("no keychain here and no passphrase: set VOXSEAL_TOKEN_PASSPHRASE")?;
-            store.save(&contractor, &url, &token, true, Some(&pass))?
-        }
-        Err(e) => return Err(e.into()),
+    let installed = if ws.project_path().exists() {
+        Some(ws.project()?)
+    } else {
+        None
     };
+    let installed_broker = installed
+        .as_ref()
+        .and_then(|c| c.storage.as_ref())
+        .map(|s| BrokerUrl::parse(&s.broker_url))
+        .transpose()?;
+    let given = a.broker.as_deref().map(BrokerUrl::parse).transpose()?;
+    // A link is honoured only for the installed project's broker, unless switching on purpose.
+    let bound = if a.switch_project {
+        None
+    } else {
+        installed_broker.as_ref()
+    };
+    let link = EnrollLink::parse(&a.code, bound.or(given.as_ref()))?;
+    let rt = runtime()?;
+    let signed = rt.block_on(BrokerSource::fetch_project(
+        link.broker.as_str(),
+        ProjectProof::Code(&link.code),
+    ))?;
+    let origin = format!("the project config from {}", link.broker);
+    let config = ws.check_signed(signed.config.as_bytes(), &signed.signature, &origin)?;
+    check_config_broker(&config, &link.broker)?;
+    if a.switch_project
+        && let Some(old) = &installed
+        && old.project.name != config.project.name
+    {
+        refuse_switch_with_queue(&ws, &old.project.name)?;
+    }
+    show_project(&config);
+    let replace = if a.switch_project {
+        Replace::Switch
+    } else {
+        Replace::SameProject
+    };
+    let (_, installed_now) = ws.try_install(
+        signed.config.as_bytes(),
+        &signed.signature,
+        &origin,
+        replace,
+    )?;
+    let url = link.broker.to_string();
+    let (contractor, token) = rt.block_on(BrokerSource::enroll(&url, &link.code))?;
+    let backend = save_token(&ws, &contractor, &url, &token, a.file_store)?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
     ws.audit.append(
         "enrollment.joined",
-        serde_json::json!({ "contractor": contractor, "broker": url, "store": backend }),
+        serde_json::json!({ "contractor": contractor, "broker": url, "store": backend, "project": config.project.name, "serial": config.project.serial, "install": format!("{installed_now:?}") }),
     )?;
     ui::step(&format!(
-        "enrolled as {contractor} with {url}; the device token is in {}",
+        "enrolled as {contractor} in project {} with {url}; the device token is in {}",
+        config.project.name,
         match backend {
             Backend::Keychain => "the OS keychain".to_owned(),
             Backend::EncryptedFile => format!(
@@ -133,6 +118,115 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
         }
     ));
     Ok(())
+}
+
+/// On a broker contact: installs a newer signed config of this project if the broker has one
+/// (said on stderr, audited). A refused one (older serial, bad signature, expired) is a warning
+/// and changes nothing; an unreachable broker is left to the upload to report.
+fn refresh_project(
+    ws: &voxseal_core::workspace::Workspace,
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    token: &SecretString,
+) -> Result<()> {
+    let Ok(signed) = rt.block_on(BrokerSource::fetch_project(url, ProjectProof::Token(token)))
+    else {
+        return Ok(());
+    };
+    let origin = format!("the project config from {url}");
+    match ws.try_install(
+        signed.config.as_bytes(),
+        &signed.signature,
+        &origin,
+        Replace::SameProject,
+    ) {
+        Ok((config, voxseal_core::project_install::Installed::Updated { from_serial })) => {
+            ui::step(&format!(
+                "the project lead updated project {}: settings version {from_serial} -> {}",
+                config.project.name, config.project.serial
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            ws.audit.append(
+                "project.refused",
+                serde_json::json!({ "origin": origin, "reason": e.to_string() }),
+            )?;
+            eprintln!(
+                "{} the broker offered a project config that was refused and not installed: {e}",
+                ui::yellow("warning:")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The config's own broker must be the one the link named: a broker cannot hand out a config
+/// that sends the app elsewhere.
+fn check_config_broker(config: &ProjectConfig, broker: &BrokerUrl) -> Result<()> {
+    let storage = config
+        .storage
+        .as_ref()
+        .context("the project config has no [storage] section: it cannot be joined")?;
+    if !BrokerUrl::parse(&storage.broker_url)?.same_origin(broker) {
+        bail!(
+            "the project config names the broker {} but came from {broker}: refusing it; ask your project lead for a new link",
+            storage.broker_url
+        );
+    }
+    Ok(())
+}
+
+fn refuse_switch_with_queue(ws: &voxseal_core::workspace::Workspace, old: &str) -> Result<()> {
+    let (items, _) = ws.outbox.list()?;
+    let queued = items
+        .iter()
+        .filter(|i| i.state.status != ItemStatus::Uploaded)
+        .count();
+    if queued > 0 {
+        bail!(
+            "{queued} sealed sample(s) of project {old} are still waiting for upload in {}: run `voxseal upload` first, then switch",
+            ws.root().display()
+        );
+    }
+    Ok(())
+}
+
+fn show_project(config: &ProjectConfig) {
+    ui::step(&format!(
+        "project {} (config serial {}, valid until {}), signed by the project lead",
+        config.project.name,
+        config.project.serial,
+        config.project.not_after.as_deref().unwrap_or("-")
+    ));
+    if !config.project.consent_text.trim().is_empty() {
+        eprintln!("   consent text:");
+        for line in config.project.consent_text.lines() {
+            eprintln!("   | {line}");
+        }
+    }
+}
+
+fn save_token(
+    ws: &voxseal_core::workspace::Workspace,
+    contractor: &voxseal_core::ids::ContractorId,
+    url: &str,
+    token: &SecretString,
+    file_store: bool,
+) -> Result<Backend> {
+    let store = TokenStore::new(ws.root());
+    let file = file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
+    let pass = if file { passphrase(true) } else { None };
+    match store.save(contractor, url, token, file, pass.as_ref()) {
+        Ok(b) => Ok(b),
+        Err(voxseal_cloud::token_store::TokenStoreError::NeedPassphrase) => {
+            // No keychain: fall back to the encrypted file, asking for a passphrase.
+            let pass = passphrase(true)
+                .context("no keychain here and no passphrase: set VOXSEAL_TOKEN_PASSPHRASE")?;
+            Ok(store.save(contractor, url, token, true, Some(&pass))?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `voxseal upload`
@@ -165,14 +259,15 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
     } else {
         let store = TokenStore::new(ws.root());
         let (info, token) = store.load(|| passphrase(false))?;
-        if let Some(url) = &storage.broker_url
-            && url.trim_end_matches('/') != info.broker_url.trim_end_matches('/')
+        if !BrokerUrl::parse(&storage.broker_url)?.same_origin(&BrokerUrl::parse(&info.broker_url)?)
         {
             bail!(
-                "this machine enrolled with {} but the project's broker is {url}; enroll again with a code for this project",
-                info.broker_url
+                "this machine enrolled with {} but the project's broker is {}; enroll again with a code for this project",
+                info.broker_url,
+                storage.broker_url
             );
         }
+        refresh_project(&ws, &rt, &info.broker_url, &token)?;
         Arc::new(BrokerSource::new(&info.broker_url, token))
     };
     let provider = CachingProvider::new(source);
@@ -245,19 +340,13 @@ fn open_registry(path: &std::path::Path) -> Result<voxseal_broker::registry::Reg
     Ok(voxseal_broker::registry::Registry::load(path)?)
 }
 
-/// The `voxseal://enroll` link for a code.
-pub fn enroll_link(broker: &str, code: &str) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    format!("voxseal://enroll?broker={}&code={}", enc(broker), enc(code))
+/// The `voxseal://enroll` link for a code at a broker.
+pub fn enroll_link(broker: &str, code: &str) -> Result<String> {
+    Ok(EnrollLink {
+        broker: BrokerUrl::parse(broker)?,
+        code: code.to_owned(),
+    }
+    .to_string())
 }
 
 /// `voxseal enroll add`
@@ -272,7 +361,7 @@ pub fn enroll_add(a: &crate::cli::EnrollAddArgs) -> Result<()> {
     ));
     println!("{}", code.expose_secret());
     if let Some(b) = &a.broker {
-        println!("{}", enroll_link(b, code.expose_secret()));
+        println!("{}", enroll_link(b, code.expose_secret())?);
     }
     Ok(())
 }
@@ -315,7 +404,7 @@ pub fn enroll_revoke(a: &crate::cli::EnrollRevokeArgs) -> Result<()> {
 
 /// `voxseal dev-stack`
 pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
-    use voxseal_broker::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
+    use voxseal_localstack::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
     let dir = match &a.dir {
         Some(d) => d.clone(),
         None => dirs::data_dir()
@@ -333,23 +422,21 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         let demo: voxseal_core::ids::ContractorId = DEMO_CONTRACTOR.parse()?;
         let code = stack.enrollment_code(&demo)?;
         ui::step(&format!("Voxseal dev stack in {}", dir.display()));
-        eprintln!("   S3 endpoint    {}   (bucket {})", info.endpoint, voxseal_broker::devstack::BUCKET);
+        eprintln!("   S3 endpoint    {}   (bucket {})", info.endpoint, voxseal_localstack::devstack::BUCKET);
         eprintln!("   broker         {}", info.broker_url);
         eprintln!("   project config {}", info.project_path.display());
         eprintln!("   demo keys      {}/training.key (features), archive.key (raw audio)", info.keys_dir.display());
         eprintln!("   registry       {}", info.registry_path.display());
         eprintln!("   demo contractor {DEMO_CONTRACTOR}, one-time enrollment code:");
         println!("{code}");
-        eprintln!("   link: {}", enroll_link(&info.broker_url, &code));
+        eprintln!("   link: {}", enroll_link(&info.broker_url, &code)?);
         eprintln!("   admin (local endpoint only; e.g. for the AWS CLI):");
         eprintln!(
             "     AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {} s3 ls s3://{}/ --recursive",
-            info.admin_access_key, info.admin_secret, info.endpoint, voxseal_broker::devstack::BUCKET
+            info.admin_access_key, info.admin_secret, info.endpoint, voxseal_localstack::devstack::BUCKET
         );
         if a.join {
             let mut ws = ui::open_workspace(cli)?;
-            let lead = std::fs::read_to_string(info.keys_dir.join("lead.pub"))?;
-            voxseal_core::fsutil::write_atomic(&ws.root().join(ui::TRUSTED_LEAD_FILE), lead.as_bytes(), false)?;
             ws.trust(info.lead_pubkey.clone());
             ws.install_project(&info.project_path)?;
             let (contractor, token) = BrokerSource::enroll(&info.broker_url, &code).await?;
@@ -361,12 +448,13 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             settings.contractor = Some(contractor.clone());
             ws.save_settings(&settings)?;
             ui::step(&format!("data directory {} is set up and enrolled as {contractor}", ws.root().display()));
+            eprintln!("   the stack signs its config with its own lead key; trust it in each command:");
+            eprintln!("   export VOXSEAL_TRUST_LEAD_KEY={}", info.keys_dir.join("lead.pub").display());
             eprintln!("   try: voxseal record --source synthetic:speech --fast --seconds 4 --prompt p001 --accept && voxseal upload");
         } else {
             eprintln!(
-                "   to use it: voxseal init --contractor {DEMO_CONTRACTOR} --project {} && voxseal enroll join <code> --broker {}",
-                info.project_path.display(),
-                info.broker_url
+                "   to use it: VOXSEAL_TRUST_LEAD_KEY={} voxseal enroll join '<link>'",
+                info.keys_dir.join("lead.pub").display()
             );
         }
         ui::step("running; press Ctrl-C to stop");
@@ -375,37 +463,4 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         ui::step("stopped");
         anyhow::Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn enroll_links_and_bare_codes() {
-        let (u, c) = parse_enroll_link(
-            "voxseal://enroll?broker=https%3A%2F%2Fb.example.com&code=vxe_ab_CD",
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            (u.as_str(), c.as_str()),
-            ("https://b.example.com", "vxe_ab_CD")
-        );
-        let (u, c) = parse_enroll_link("vxe_ab_CD", Some("http://127.0.0.1:8787")).unwrap();
-        assert_eq!(
-            (u.as_str(), c.as_str()),
-            ("http://127.0.0.1:8787", "vxe_ab_CD")
-        );
-        assert!(parse_enroll_link("vxe_ab_CD", None).is_err());
-        assert!(parse_enroll_link("voxseal://enroll?broker=x", None).is_err());
-        assert!(check_broker_url("http://evil.example.com").is_err());
-        assert!(check_broker_url("https://b.example.com").is_ok());
-        let link = enroll_link("http://127.0.0.1:8787", "vxe_ab_CD");
-        let (u, c) = parse_enroll_link(&link, None).unwrap();
-        assert_eq!(
-            (u.as_str(), c.as_str()),
-            ("http://127.0.0.1:8787", "vxe_ab_CD")
-        );
-    }
 }

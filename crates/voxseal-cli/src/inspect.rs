@@ -16,23 +16,7 @@ use crate::{Exit, exit, ui};
 /// `voxseal init`
 pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let contractor: ContractorId = a.contractor.parse()?;
-    let mut ws = ui::open_workspace(cli)?;
-    if let Some(key_file) = &a.trust_lead_key {
-        let text = std::fs::read_to_string(key_file)
-            .with_context(|| format!("cannot read {}", key_file.display()))?;
-        let key = voxseal_core::signing::public_key_from_text(&text)?;
-        eprintln!(
-            "{} trusting the project-lead key from {} (not one built into this program)",
-            ui::yellow("note:"),
-            key_file.display()
-        );
-        voxseal_core::fsutil::write_atomic(
-            &ws.root().join(ui::TRUSTED_LEAD_FILE),
-            text.as_bytes(),
-            false,
-        )?;
-        ws.trust(key);
-    }
+    let ws = ui::open_workspace(cli)?;
     let config = ws.install_project(&a.project)?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());

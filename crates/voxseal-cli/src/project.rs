@@ -70,10 +70,10 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
         }
         None => String::new(),
     };
-    let password = if a.no_password {
-        None
-    } else {
-        lead_password(true)?
+    let password = match &a.lead_key {
+        Some(k) => password_for(k)?,
+        None if a.no_password => None,
+        None => lead_password(true)?,
     };
     let keys = a.dir.join("keys");
     voxseal_core::fsutil::create_private_dir(&keys)?;
@@ -89,15 +89,26 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             &format!("{} archive identity (raw audio)", a.name),
         )?)
     };
-    let lead_pub = signing::generate_lead_key(
-        &keys.join("lead.key"),
-        &a.dir.join("lead.pub"),
-        password.clone(),
-    )?;
+    let (lead_key, lead_pub) = match (&a.lead_key, &a.lead_pub) {
+        (Some(key), Some(public)) => (
+            key.clone(),
+            reuse_lead_key(key, public, &a.dir, password.clone())?,
+        ),
+        _ => {
+            let key = keys.join("lead.key");
+            let public =
+                signing::generate_lead_key(&key, &a.dir.join("lead.pub"), password.clone())?;
+            (key, public)
+        }
+    };
 
+    let not_after = voxseal_core::time::format_rfc3339(
+        time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(a.valid_days)),
+    );
     let mut text = format!(
-        "[project]\nname = {}\nconsent_text = {}\n\n[recipients]\ntraining = [{}]\n",
+        "[project]\nname = {}\nserial = 1\nnot_after = {}\nconsent_text = {}\n\n[recipients]\ntraining = [{}]\n",
         toml_str(&a.name),
+        toml_str(&not_after),
         toml_str(consent.trim()),
         toml_str(&training)
     );
@@ -110,14 +121,12 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
     ));
     if let (Some(b), Some(r), Some(k)) = (&a.bucket, &a.region, &a.kms_key_arn) {
         text.push_str(&format!(
-            "\n[storage]\nbucket = {}\nregion = {}\nkms_key_arn = {}\n",
+            "\n[storage]\nbucket = {}\nregion = {}\nkms_key_arn = {}\nbroker_url = {}\n",
             toml_str(b),
             toml_str(r),
-            toml_str(k)
+            toml_str(k),
+            toml_str(a.broker_url.as_deref().unwrap_or_default())
         ));
-        if let Some(u) = &a.broker_url {
-            text.push_str(&format!("broker_url = {}\n", toml_str(u)));
-        }
         if let Some(e) = &a.endpoint {
             text.push_str(&format!("endpoint = {}\n", toml_str(e)));
         }
@@ -134,7 +143,7 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
     }
     ProjectConfig::parse(&text, "the generated project.toml")?;
     let config = a.dir.join("project.toml");
-    write_signed(&config, &keys.join("lead.key"), password, &text)?;
+    write_signed(&config, &lead_key, password, &text)?;
 
     ui::step(&format!(
         "project {} created in {}",
@@ -170,6 +179,35 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
     );
     println!("{lead_pub}");
     Ok(())
+}
+
+/// Checks that `key` signs what `public` verifies, and copies `public` into the project.
+fn reuse_lead_key(
+    key: &Path,
+    public: &Path,
+    dir: &Path,
+    password: Option<Password>,
+) -> Result<String> {
+    let text = std::fs::read_to_string(public)
+        .with_context(|| format!("cannot read {}", public.display()))?;
+    let lead_pub = signing::public_key_from_text(&text)?;
+    let probe = b"voxseal lead key check";
+    let sig = signing::sign(key, password, probe, "key check")?;
+    signing::verify(
+        std::slice::from_ref(&lead_pub),
+        probe,
+        &sig,
+        "the lead key check",
+    )
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not the public key of {}",
+            public.display(),
+            key.display()
+        )
+    })?;
+    voxseal_core::fsutil::write_new_atomic(&dir.join("lead.pub"), text.as_bytes(), false)?;
+    Ok(lead_pub)
 }
 
 fn write_signed(config: &Path, key: &Path, password: Option<Password>, text: &str) -> Result<()> {

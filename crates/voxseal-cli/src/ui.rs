@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use voxseal_core::audio::Level;
 use voxseal_core::quality::{QualityReport, Verdict};
@@ -62,16 +62,40 @@ pub fn data_dir(cli: &Cli) -> Result<PathBuf> {
     Ok(base.join("voxseal"))
 }
 
-/// The lead key a CLI data directory was told to trust (`voxseal init --trust-lead-key`).
-pub const TRUSTED_LEAD_FILE: &str = "trusted-lead.pub";
+/// The extra lead key of `--trust-lead-key` / `VOXSEAL_TRUST_LEAD_KEY`: accepted only by builds
+/// without a pinned key, and never from inside the data directory (whatever can write there
+/// could otherwise make this program trust its own configs).
+fn extra_lead_key(cli: &Cli, data_dir: &std::path::Path) -> Result<Option<String>> {
+    let Some(file) = &cli.trust_lead_key else {
+        return Ok(None);
+    };
+    if voxseal_core::signing::has_pinned_key() {
+        bail!(
+            "this build trusts only the project-lead key built into it: remove --trust-lead-key (or VOXSEAL_TRUST_LEAD_KEY)"
+        );
+    }
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if let (Some(f), Some(d)) = (canonical(file), canonical(data_dir))
+        && f.starts_with(&d)
+    {
+        bail!(
+            "--trust-lead-key {} is inside the data directory {}: keep the lead key outside it",
+            file.display(),
+            data_dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the lead key {}", file.display()))?;
+    Ok(Some(voxseal_core::signing::public_key_from_text(&text)?))
+}
 
 /// Opens the workspace, telling the user about anything a crash left behind.
 pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
     let dir = data_dir(cli)?;
     let (mut ws, report) = Workspace::open(&dir)
         .with_context(|| format!("cannot open data directory {}", dir.display()))?;
-    if let Ok(text) = std::fs::read_to_string(dir.join(TRUSTED_LEAD_FILE)) {
-        ws.trust(voxseal_core::signing::public_key_from_text(&text)?);
+    if let Some(key) = extra_lead_key(cli, &dir)? {
+        ws.trust(key);
     }
     for s in &report.swept_spool {
         eprintln!(

@@ -612,6 +612,7 @@ fn a_write_limit_while_recording_stops_it_with_a_clear_error() {
             "--accept",
         ])
         .env("VOXSEAL_DATA_DIR", env.data())
+        .env("VOXSEAL_TRUST_LEAD_KEY", env.path("proj/lead.pub"))
         .env("NO_COLOR", "1")
         .output()
         .unwrap();

@@ -26,12 +26,16 @@ impl Env {
         self.dir.path().join(p)
     }
     fn voxseal(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_voxseal"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxseal"));
+        cmd.args(args)
             .env("VOXSEAL_DATA_DIR", self.path("data"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+            .env("NO_COLOR", "1");
+        // The test project's lead key, from outside the data directory (this build pins none).
+        let lead = self.path("proj/lead.pub");
+        if lead.exists() {
+            cmd.env("VOXSEAL_TRUST_LEAD_KEY", lead);
+        }
+        cmd.output().unwrap()
     }
     fn ok(&self, args: &[&str]) -> String {
         let out = self.voxseal(args);

@@ -256,9 +256,13 @@ fn enrollment_codes_work_once_and_unknown_tokens_are_refused() {
     .unwrap();
     let code = code.lines().next().unwrap().trim().to_owned();
     let other = tempfile::tempdir().unwrap();
-    run(voxseal(other.path()).args(["enroll", "join", &code, "--broker", &stack.broker]));
+    let lead = d.join("stack/keys/lead.pub");
+    run(voxseal(other.path())
+        .args(["enroll", "join", &code, "--broker", &stack.broker])
+        .env("VOXSEAL_TRUST_LEAD_KEY", &lead));
     let again = voxseal(other.path())
         .args(["enroll", "join", &code, "--broker", &stack.broker])
+        .env("VOXSEAL_TRUST_LEAD_KEY", &lead)
         .output()
         .unwrap();
     assert!(!again.status.success());

@@ -307,7 +307,7 @@ impl Install {
             "s3api",
             "list-objects-v2",
             "--bucket",
-            voxseal_broker::devstack::BUCKET,
+            voxseal_localstack::devstack::BUCKET,
         ]) {
             let mut keys: Vec<&str> = list["Contents"]
                 .as_array()

@@ -14,9 +14,17 @@ use voxseal_core::audio::{SyntheticKind, SyntheticSource};
 /// The variable that makes a debug build of `voxseal` abort at a named point.
 pub const KILL_AT: &str = voxseal_core::fault::ENV;
 
-/// `voxseal` with its data directory at `data`, a file token store, and no colours.
+/// `voxseal` with its data directory at `data`, a file token store, and no colours. The lead key
+/// of a test project (`<data>/../proj/lead.pub`) or dev stack (`<data>/../stack/keys/lead.pub`)
+/// next to the data directory is trusted through `VOXSEAL_TRUST_LEAD_KEY`, as QA would.
 pub fn voxseal(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_voxseal"));
+    for lead in ["proj/lead.pub", "stack/keys/lead.pub"] {
+        let lead = data.with_file_name(lead);
+        if lead.exists() {
+            c.env("VOXSEAL_TRUST_LEAD_KEY", lead);
+        }
+    }
     c.env("VOXSEAL_DATA_DIR", data)
         .env("VOXSEAL_TOKEN_STORE", "file")
         .env("VOXSEAL_TOKEN_PASSPHRASE", "test passphrase")
@@ -136,7 +144,10 @@ impl DevStack {
     /// Every object key in the bucket, read from the endpoint's directory (s3s-fs keeps one
     /// file per object under `<dir>/s3/<bucket>/<key>`), with its bytes' SHA-256.
     pub fn objects(&self) -> BTreeMap<String, String> {
-        let root = self.dir.join("s3").join(voxseal_broker::devstack::BUCKET);
+        let root = self
+            .dir
+            .join("s3")
+            .join(voxseal_localstack::devstack::BUCKET);
         let mut out = BTreeMap::new();
         for f in files_under(&root) {
             let key = f
