@@ -6,6 +6,9 @@
 const COMMANDS: &[&str] = &[
     "app_state",
     "enroll",
+    "preview_join",
+    "start_demo",
+    "leave_demo",
     "give_consent",
     "list_devices",
     "select_device",
@@ -27,8 +30,9 @@ const COMMANDS: &[&str] = &[
     "save_preferences",
 ];
 
-/// Release builds must pin the project lead's public key: the app verifies every project
-/// config against it (voxseal_core::signing reads it at compile time).
+/// Release builds must pin the project lead's public key (the `pinned` feature: the app then
+/// verifies every project config against it and nothing else), or be the demo app
+/// (`VOXSEAL_LOCAL_ONLY=1` with the `demo` feature). Demo and production never mix.
 fn check_pinned_lead_key() {
     println!("cargo:rerun-if-env-changed=VOXSEAL_LEAD_PUBKEY");
     println!("cargo:rerun-if-env-changed=VOXSEAL_LOCAL_ONLY");
@@ -42,11 +46,24 @@ fn check_pinned_lead_key() {
     }
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
     let local_only = std::env::var("VOXSEAL_LOCAL_ONLY").as_deref() == Ok("1");
-    if release && key.trim().is_empty() && !local_only {
+    let demo = std::env::var_os("CARGO_FEATURE_DEMO").is_some();
+    let pinned = std::env::var_os("CARGO_FEATURE_PINNED").is_some();
+    if pinned && demo {
         panic!(
-            "release builds need VOXSEAL_LEAD_PUBKEY: the project lead's public key (the base64 line of lead.pub \
-             from `voxseal project init`). Set VOXSEAL_LOCAL_ONLY=1 instead to build a demo app that only runs \
-             the local stack."
+            "a build with a pinned lead key (feature `pinned`) must not contain the demo stack: \
+             build with --no-default-features --features pinned (scripts/dist.sh does); demo and production never mix"
+        );
+    }
+    if pinned && key.trim().is_empty() {
+        panic!(
+            "the `pinned` feature needs VOXSEAL_LEAD_PUBKEY: the base64 line of the lead's lead.pub"
+        );
+    }
+    if release && !pinned && !(local_only && demo) {
+        panic!(
+            "release builds are either for a project (--no-default-features --features pinned, with \
+             VOXSEAL_LEAD_PUBKEY: the base64 line of lead.pub from `voxseal project init`) or the demo app \
+             (VOXSEAL_LOCAL_ONLY=1, default features)"
         );
     }
 }

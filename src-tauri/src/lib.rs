@@ -6,9 +6,12 @@
 //! `tauri::ipc::Channel`; rare changes are events. The commands are declared in `build.rs`, so
 //! the main window's capability (`capabilities/main.json`) grants exactly these and nothing else.
 
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
 use tauri::ipc::Channel;
-use tauri::{Emitter, Manager, State};
-use voxseal_app::types::{ActivityEntry, AppState, QueueState, TakeReview};
+use tauri::{AppHandle, Emitter, Manager, State};
+use voxseal_app::types::{ActivityEntry, AppState, JoinPreview, QueueState, TakeReview};
 use voxseal_app::{App, AppError, AppEvent, AppOptions, ErrorKind};
 use voxseal_cloud::uploader::UploadProgress;
 use voxseal_core::audio::{DeviceInfo, Level};
@@ -16,19 +19,73 @@ use voxseal_core::quality::MicCheck;
 
 type Res<T> = Result<T, AppError>;
 
-/// Runs `f` with the app on a blocking thread.
+/// The app the window talks to: the joined project's, or the demo's (its own data directory)
+/// while the contractor tries it. Switching stops one and starts the other.
+struct Current {
+    app: RwLock<App>,
+    handle: AppHandle,
+    data_dir: PathBuf,
+}
+
+impl Current {
+    fn get(&self) -> App {
+        self.app.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the running app with the demo's (`demo`) or the project's.
+    fn switch(&self, demo: bool) -> Res<AppState> {
+        let dir = if demo {
+            demo_dir(&self.data_dir)
+        } else {
+            self.data_dir.clone()
+        };
+        let next = start_app(&self.handle, dir, demo, None)?;
+        let old = std::mem::replace(
+            &mut *self.app.write().unwrap_or_else(|p| p.into_inner()),
+            next.clone(),
+        );
+        old.stop();
+        next.state()
+    }
+}
+
+/// The demo's data directory: a sibling of the project's, so the demo never touches a project's
+/// data, keys or queue.
+fn demo_dir(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir.file_name().unwrap_or_default().to_owned();
+    name.push("-demo");
+    data_dir.with_file_name(name)
+}
+
+fn start_app(handle: &AppHandle, dir: PathBuf, demo: bool, link: Option<String>) -> Res<App> {
+    let h = handle.clone();
+    let events = Box::new(move |e: AppEvent| {
+        let _ = match e {
+            AppEvent::QueueChanged(q) => h.emit("queue-changed", q),
+            AppEvent::DeviceLost(m) => h.emit("device-lost", serde_json::json!({ "message": m })),
+            AppEvent::StateChanged(s) => h.emit("state-changed", s),
+        };
+    });
+    let rt = tauri::async_runtime::handle().inner().clone();
+    let mut opts = AppOptions::new(dir, events);
+    opts.enroll_link = link;
+    opts.demo = demo;
+    App::start(opts, rt)
+}
+
+/// Runs `f` with the current app on a blocking thread.
 async fn blocking<T: Send + 'static>(
-    app: &State<'_, App>,
+    app: &State<'_, Current>,
     f: impl FnOnce(App) -> Res<T> + Send + 'static,
 ) -> Res<T> {
-    let app = app.inner().clone();
+    let app = app.get();
     tauri::async_runtime::spawn_blocking(move || f(app))
         .await
         .map_err(|e| AppError::new(ErrorKind::Internal, e.to_string()))?
 }
 
 #[tauri::command]
-async fn app_state(app: State<'_, App>) -> Res<AppState> {
+async fn app_state(app: State<'_, Current>) -> Res<AppState> {
     let state = blocking(&app, |a| a.state()).await;
     trace_first_state();
     state
@@ -51,27 +108,56 @@ fn trace_first_state() {
 }
 
 #[tauri::command]
-async fn enroll(app: State<'_, App>, code: String) -> Res<AppState> {
-    blocking(&app, move |a| a.enroll(&code)).await
+async fn enroll(app: State<'_, Current>, code: String, switch: bool) -> Res<AppState> {
+    blocking(&app, move |a| a.enroll(&code, switch)).await
 }
 
 #[tauri::command]
-async fn give_consent(app: State<'_, App>) -> Res<AppState> {
+async fn preview_join(app: State<'_, Current>, code: String, switch: bool) -> Res<JoinPreview> {
+    blocking(&app, move |a| a.preview_join(&code, switch)).await
+}
+
+#[tauri::command]
+async fn start_demo(app: State<'_, Current>) -> Res<AppState> {
+    if !voxseal_app::demo::AVAILABLE {
+        return Err(AppError::new(
+            ErrorKind::InvalidInput,
+            "this build has no demo: it only joins its project",
+        ));
+    }
+    switch(&app, true).await
+}
+
+#[tauri::command]
+async fn leave_demo(app: State<'_, Current>) -> Res<AppState> {
+    switch(&app, false).await
+}
+
+/// Switches on a blocking thread (starting an app starts servers and reads the disk).
+async fn switch(app: &State<'_, Current>, demo: bool) -> Res<AppState> {
+    let handle = app.handle.clone();
+    tauri::async_runtime::spawn_blocking(move || handle.state::<Current>().switch(demo))
+        .await
+        .map_err(|e| AppError::new(ErrorKind::Internal, e.to_string()))?
+}
+
+#[tauri::command]
+async fn give_consent(app: State<'_, Current>) -> Res<AppState> {
     blocking(&app, |a| a.give_consent()).await
 }
 
 #[tauri::command]
-async fn list_devices(app: State<'_, App>) -> Res<Vec<DeviceInfo>> {
+async fn list_devices(app: State<'_, Current>) -> Res<Vec<DeviceInfo>> {
     blocking(&app, |a| a.list_devices()).await
 }
 
 #[tauri::command]
-async fn select_device(app: State<'_, App>, name: Option<String>) -> Res<AppState> {
+async fn select_device(app: State<'_, Current>, name: Option<String>) -> Res<AppState> {
     blocking(&app, move |a| a.select_device(name)).await
 }
 
 #[tauri::command]
-async fn start_meter(app: State<'_, App>, on_level: Channel<Level>) -> Res<()> {
+async fn start_meter(app: State<'_, Current>, on_level: Channel<Level>) -> Res<()> {
     blocking(&app, move |a| {
         a.start_meter(Box::new(move |l| drop(on_level.send(l))))
     })
@@ -79,7 +165,7 @@ async fn start_meter(app: State<'_, App>, on_level: Channel<Level>) -> Res<()> {
 }
 
 #[tauri::command]
-async fn stop_meter(app: State<'_, App>) -> Res<()> {
+async fn stop_meter(app: State<'_, Current>) -> Res<()> {
     blocking(&app, |a| {
         a.stop_meter();
         Ok(())
@@ -88,13 +174,13 @@ async fn stop_meter(app: State<'_, App>) -> Res<()> {
 }
 
 #[tauri::command]
-async fn check_noise(app: State<'_, App>) -> Res<MicCheck> {
+async fn check_noise(app: State<'_, Current>) -> Res<MicCheck> {
     blocking(&app, |a| a.check_noise()).await
 }
 
 #[tauri::command]
 async fn start_take(
-    app: State<'_, App>,
+    app: State<'_, Current>,
     prompt_id: String,
     on_level: Channel<Level>,
 ) -> Res<String> {
@@ -105,17 +191,17 @@ async fn start_take(
 }
 
 #[tauri::command]
-async fn stop_take(app: State<'_, App>) -> Res<TakeReview> {
+async fn stop_take(app: State<'_, Current>) -> Res<TakeReview> {
     blocking(&app, |a| a.stop_take()).await
 }
 
 #[tauri::command]
-async fn play_take(app: State<'_, App>) -> Res<()> {
+async fn play_take(app: State<'_, Current>) -> Res<()> {
     blocking(&app, |a| a.play_take()).await
 }
 
 #[tauri::command]
-async fn stop_playback(app: State<'_, App>) -> Res<()> {
+async fn stop_playback(app: State<'_, Current>) -> Res<()> {
     blocking(&app, |a| {
         a.stop_playback();
         Ok(())
@@ -124,18 +210,18 @@ async fn stop_playback(app: State<'_, App>) -> Res<()> {
 }
 
 #[tauri::command]
-async fn accept_take(app: State<'_, App>, accept_failed: bool) -> Res<AppState> {
+async fn accept_take(app: State<'_, Current>, accept_failed: bool) -> Res<AppState> {
     blocking(&app, move |a| a.accept_take(accept_failed)).await
 }
 
 #[tauri::command]
-async fn discard_take(app: State<'_, App>) -> Res<AppState> {
+async fn discard_take(app: State<'_, Current>) -> Res<AppState> {
     blocking(&app, |a| a.discard_take()).await
 }
 
 #[tauri::command]
 async fn skip_prompt(
-    app: State<'_, App>,
+    app: State<'_, Current>,
     prompt_id: String,
     flag_reason: Option<String>,
 ) -> Res<AppState> {
@@ -143,35 +229,42 @@ async fn skip_prompt(
 }
 
 #[tauri::command]
-async fn go_to_prompt(app: State<'_, App>, index: usize) -> Res<AppState> {
+async fn go_to_prompt(app: State<'_, Current>, index: usize) -> Res<AppState> {
     blocking(&app, move |a| a.go_to_prompt(index)).await
 }
 
 #[tauri::command]
-async fn queue(app: State<'_, App>) -> Res<QueueState> {
+async fn queue(app: State<'_, Current>) -> Res<QueueState> {
     blocking(&app, |a| a.queue()).await
 }
 
 #[tauri::command]
-async fn upload_now(app: State<'_, App>, on_progress: Channel<UploadProgress>) -> Res<QueueState> {
-    let a = app.inner().clone();
+async fn upload_now(
+    app: State<'_, Current>,
+    on_progress: Channel<UploadProgress>,
+) -> Res<QueueState> {
+    let a = app.get();
     a.upload_now(Box::new(move |p| drop(on_progress.send(p))))
         .await
 }
 
 #[tauri::command]
-async fn retry_item(app: State<'_, App>, sample_id: String) -> Res<QueueState> {
-    let a = app.inner().clone();
+async fn retry_item(app: State<'_, Current>, sample_id: String) -> Res<QueueState> {
+    let a = app.get();
     a.retry_item(&sample_id).await
 }
 
 #[tauri::command]
-async fn activity(app: State<'_, App>, limit: usize) -> Res<Vec<ActivityEntry>> {
+async fn activity(app: State<'_, Current>, limit: usize) -> Res<Vec<ActivityEntry>> {
     blocking(&app, move |a| a.activity(limit)).await
 }
 
 #[tauri::command]
-async fn save_preferences(app: State<'_, App>, theme: String, language: String) -> Res<AppState> {
+async fn save_preferences(
+    app: State<'_, Current>,
+    theme: String,
+    language: String,
+) -> Res<AppState> {
     blocking(&app, move |a| a.save_preferences(&theme, &language)).await
 }
 
@@ -179,6 +272,9 @@ async fn save_preferences(app: State<'_, App>, theme: String, language: String) 
 pub const COMMANDS: &[&str] = &[
     "app_state",
     "enroll",
+    "preview_join",
+    "start_demo",
+    "leave_demo",
     "give_consent",
     "list_devices",
     "select_device",
@@ -201,36 +297,37 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 /// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
-/// app data directory.
-pub fn run(enroll_link: Option<String>) {
+/// app data directory; with `demo` (`--demo`) it opens the demo instead (its own directory).
+pub fn run(enroll_link: Option<String>, demo: bool) {
     STARTED.get_or_init(std::time::Instant::now);
     tauri::Builder::default()
         .setup(move |tauri_app| {
             let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
-                Some(d) => std::path::PathBuf::from(d),
+                Some(d) => PathBuf::from(d),
                 None => tauri_app.path().app_data_dir()?,
             };
             let handle = tauri_app.handle().clone();
-            let events = Box::new(move |e: AppEvent| {
-                let _ = match e {
-                    AppEvent::QueueChanged(q) => handle.emit("queue-changed", q),
-                    AppEvent::DeviceLost(m) => {
-                        handle.emit("device-lost", serde_json::json!({ "message": m }))
-                    }
-                    AppEvent::StateChanged(s) => handle.emit("state-changed", s),
-                };
+            let demo = demo && voxseal_app::demo::AVAILABLE;
+            let dir = if demo {
+                demo_dir(&data_dir)
+            } else {
+                data_dir.clone()
+            };
+            let app = start_app(&handle, dir, demo, enroll_link.clone())
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
+            tauri_app.manage(Current {
+                app: RwLock::new(app),
+                handle,
+                data_dir,
             });
-            let rt = tauri::async_runtime::handle().inner().clone();
-            let mut opts = AppOptions::new(data_dir, events);
-            opts.enroll_link = enroll_link.clone();
-            let app =
-                App::start(opts, rt).map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
-            tauri_app.manage(app);
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
             app_state,
             enroll,
+            preview_join,
+            start_demo,
+            leave_demo,
             give_consent,
             list_devices,
             select_device,

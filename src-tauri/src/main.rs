@@ -14,5 +14,7 @@ fn main() {
     let link = std::env::args()
         .skip(1)
         .find(|a| a.starts_with("voxseal://"));
-    voxseal_desktop::run(link);
+    // `--demo` opens the demo (the embedded local stack, its own data directory) directly.
+    let demo = std::env::args().skip(1).any(|a| a == "--demo");
+    voxseal_desktop::run(link, demo);
 }

@@ -45,10 +45,11 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = AppOptions::new(dir.path().to_owned(), Box::new(|_| {}));
+    let mut opts = AppOptions::new(dir.path().to_owned(), Box::new(|_| {}));
+    opts.demo = true;
     let app = App::start(opts, rt.handle().clone()).unwrap();
     let code = app.state().unwrap().demo_code.unwrap();
-    app.enroll(&code).unwrap();
+    app.enroll(&code, false).unwrap();
     app.give_consent().unwrap();
     app.start_meter(Box::new(|_| {})).unwrap();
     std::thread::sleep(Duration::from_secs(3));

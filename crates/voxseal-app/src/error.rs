@@ -28,6 +28,10 @@ pub enum ErrorKind {
     NoConsent,
     /// The token file needs a passphrase.
     NeedsPassphrase,
+    /// A project config was refused: bad signature, older serial, expired, another broker.
+    ProjectRefused,
+    /// The link is for another project than the installed one: switching is an explicit choice.
+    OtherProject,
     /// Bad argument from the UI.
     InvalidInput,
     /// Disk full, permissions.
@@ -66,6 +70,7 @@ impl From<voxseal_core::workspace::WorkspaceError> for AppError {
         let kind = match e {
             W::NoContractor(_) | W::NoProject(_) => ErrorKind::NotEnrolled,
             W::Io { .. } => ErrorKind::Storage,
+            W::Refused(_) | W::Signature(_) | W::Config(_) => ErrorKind::ProjectRefused,
             _ => ErrorKind::Internal,
         };
         Self::new(kind, e.to_string())

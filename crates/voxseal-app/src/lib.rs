@@ -2,15 +2,18 @@
 //!
 //! [`App`] owns the data directory ([`Workspace`]), the recorder thread (metering always, takes
 //! with 200 ms pre-roll and 500 ms post-roll), the take under review, the contractor's progress
-//! through the prompts, the enrollment, and a background upload worker. In *local mode* (no
-//! project configured) it also runs the embedded local stack, so a new user can try everything
-//! without an AWS account. The Tauri shell (`src-tauri`) maps each IPC command of
+//! through the prompts, the enrollment, and a background upload worker. It runs either the
+//! project it joined through an enrollment link (production: the config signed by the lead key
+//! pinned in this build, fetched from the link's broker), or, as an explicit choice in a data
+//! directory of its own, the *demo* on the embedded local stack ([`demo`]). The Tauri shell (`src-tauri`) maps each IPC command of
 //! `docs/app-ipc.md` onto one method here and nothing more, so every behaviour is testable
 //! without a window.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod demo;
 mod error;
+mod join;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -19,13 +22,13 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
-use voxseal_broker::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
 use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
 use voxseal_core::audio::playback::Playback;
 use voxseal_core::audio::{DeviceInfo, Level};
 use voxseal_core::config::ProjectConfig;
+use voxseal_core::enroll_link::EnrollLink;
 use voxseal_core::ids::{ContractorId, PromptId};
 use voxseal_core::manifest::Consent;
 use voxseal_core::outbox::ItemStatus;
@@ -38,7 +41,7 @@ use voxseal_core::workspace::Workspace;
 
 pub use error::{AppError, AppResult, ErrorKind};
 use types::{
-    ActivityEntry, AppState, ProjectView, PromptProgressView, PromptView, QueueItem, QueueState,
+    ActivityEntry, AppState, ProjectNotice, PromptProgressView, PromptView, QueueItem, QueueState,
     TakeReview,
 };
 
@@ -69,6 +72,16 @@ pub struct AppOptions {
     /// A `voxseal://enroll?...` link the app was opened with (shown on the enroll screen for
     /// the contractor to confirm; never enrolled automatically).
     pub enroll_link: Option<String>,
+    /// Run the demo (the embedded local stack) in `data_dir`, which must be the demo's own data
+    /// directory, never a project's.
+    pub demo: bool,
+    /// Extra project-lead keys to trust besides the pinned ones (QA and tests). A build with a
+    /// pinned lead key refuses to start with any.
+    pub trust_keys: Vec<String>,
+    /// Where there is no OS keychain (headless QA machines): the passphrase of the encrypted
+    /// token file (`VOXSEAL_TOKEN_PASSPHRASE`, as for the CLI). Without it, enrolling on such a
+    /// machine is refused before the code is used.
+    pub token_passphrase: Option<SecretString>,
 }
 
 impl AppOptions {
@@ -80,6 +93,11 @@ impl AppOptions {
             events,
             retry_secs: 30,
             enroll_link: None,
+            demo: false,
+            trust_keys: Vec::new(),
+            token_passphrase: std::env::var("VOXSEAL_TOKEN_PASSPHRASE")
+                .ok()
+                .map(SecretString::from),
         }
     }
 }
@@ -115,8 +133,9 @@ struct Inner {
     rt: tokio::runtime::Handle,
     opts_source: Option<String>,
     events: Sink<AppEvent>,
-    stack: Mutex<Option<DevStack>>,
+    demo: Option<demo::DemoStack>,
     demo_code: Mutex<Option<String>>,
+    project_notice: Mutex<Option<ProjectNotice>>,
     session: Mutex<Session>,
     level_sink: Arc<Mutex<Option<Sink<Level>>>>,
     token: Mutex<Option<SecretString>>,
@@ -126,6 +145,8 @@ struct Inner {
     lost_takes: Mutex<usize>,
     retry_secs: u64,
     enroll_link: Option<String>,
+    token_passphrase: Option<SecretString>,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// The app. Cheap to clone; all methods are safe to call from several threads.
@@ -134,11 +155,11 @@ pub struct App {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn invalid(msg: impl Into<String>) -> AppError {
+pub(crate) fn invalid(msg: impl Into<String>) -> AppError {
     AppError::new(ErrorKind::InvalidInput, msg)
 }
 
@@ -161,26 +182,21 @@ fn local_passphrase(dir: &Path) -> AppResult<SecretString> {
 }
 
 impl App {
-    /// Opens the data directory (sweeping what a crash left), starts the local stack when no
-    /// project is configured, and starts the upload worker, on `rt`.
+    /// Opens the data directory (sweeping what a crash left), starts the demo stack when asked
+    /// to (`opts.demo`), and starts the upload worker, on `rt`. Without `demo` the app trusts
+    /// only the lead keys pinned in this build and joins a project through an enrollment link.
     pub fn start(opts: AppOptions, rt: tokio::runtime::Handle) -> AppResult<App> {
         let (mut ws, report) = Workspace::open(&opts.data_dir)?;
-        // Local mode when no project was installed, or the installed one is the demo stack's.
-        let local = !ws.project_path().exists() || ws.root().join("local-stack").exists();
-        let stack = if local {
-            let dir = ws.root().join("local-stack");
-            let stack = rt
-                .block_on(DevStack::start(DevStackOptions::ephemeral(&dir)))
-                .map_err(|e| {
-                    AppError::new(
-                        ErrorKind::Internal,
-                        format!("cannot start the local demo stack: {e}"),
-                    )
-                })?;
-            // The demo stack signs its config with its own key; trust it only in local mode.
-            ws.trust(stack.info.lead_pubkey.clone());
-            ws.install_project(&stack.info.project_path)?;
-            Some(stack)
+        if !opts.trust_keys.is_empty() && voxseal_core::signing::has_pinned_key() {
+            return Err(invalid(
+                "this build trusts only the project-lead key built into it",
+            ));
+        }
+        for key in opts.trust_keys {
+            ws.trust(key);
+        }
+        let demo = if opts.demo {
+            Some(demo::DemoStack::start(&mut ws, &rt)?)
         } else {
             None
         };
@@ -189,8 +205,9 @@ impl App {
             rt: rt.clone(),
             opts_source: opts.source_override,
             events: opts.events,
-            stack: Mutex::new(stack),
+            demo,
             demo_code: Mutex::new(None),
+            project_notice: Mutex::new(None),
             session: Mutex::new(Session::default()),
             level_sink: Arc::new(Mutex::new(None)),
             token: Mutex::new(None),
@@ -205,6 +222,8 @@ impl App {
             enroll_link: opts
                 .enroll_link
                 .filter(|l| l.starts_with("voxseal://enroll?") && l.len() <= 2048),
+            token_passphrase: opts.token_passphrase,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         let app = App { inner };
         app.load_token();
@@ -213,16 +232,28 @@ impl App {
         Ok(app)
     }
 
-    fn is_local(&self) -> bool {
-        lock(&self.inner.stack).is_some()
+    fn is_demo(&self) -> bool {
+        self.inner.demo.is_some()
+    }
+
+    /// Stops this app's background work (upload worker, recorder, playback, the demo stack's
+    /// servers when the last handle goes), before the shell switches to another data directory.
+    pub fn stop(&self) {
+        self.inner
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.upload_now.notify_one();
+        let mut s = lock(&self.inner.session);
+        s.playback = None;
+        s.recorder = None;
     }
 
     fn load_token(&self) {
         let store = TokenStore::new(self.inner.ws.root());
-        let pass = if self.is_local() {
+        let pass = if self.is_demo() {
             local_passphrase(self.inner.ws.root()).ok()
         } else {
-            None
+            self.inner.token_passphrase.clone()
         };
         if let Ok((_, token)) = store.load(|| pass) {
             *lock(&self.inner.token) = Some(token);
@@ -287,27 +318,22 @@ impl App {
             _ => false,
         };
         let mut demo_code = None;
-        if self.is_local() && !enrolled {
+        if let Some(stack) = &self.inner.demo
+            && !enrolled
+        {
             let mut code = lock(&self.inner.demo_code);
-            if code.is_none()
-                && let Some(stack) = lock(&self.inner.stack).as_ref()
-            {
-                *code = stack
-                    .enrollment_code(&DEMO_CONTRACTOR.parse().expect("valid id"))
-                    .ok();
+            if code.is_none() {
+                *code = stack.enrollment_code();
             }
             demo_code = code.clone();
         }
         Ok(AppState {
-            mode: if self.is_local() { "local" } else { "project" },
+            mode: if self.is_demo() { "demo" } else { "project" },
+            demo_available: demo::AVAILABLE,
+            project_notice: lock(&self.inner.project_notice).clone(),
             enrolled,
             contractor: settings.contractor.as_ref().map(|c| c.to_string()),
-            project: config.as_ref().map(|c| ProjectView {
-                name: c.project.name.clone(),
-                consent_text: c.project.consent_text.clone(),
-                features_only: c.capture.features_only,
-                prompt_count: c.prompts.len(),
-            }),
+            project: config.as_ref().map(join::project_view),
             consent_given,
             device: settings.device.clone(),
             current_prompt: progress
@@ -333,54 +359,43 @@ impl App {
         })
     }
 
-    /// Enrolls this device with a code or a `voxseal://enroll` link.
-    pub fn enroll(&self, input: &str) -> AppResult<AppState> {
-        let input = input.trim();
-        if input.is_empty() || input.len() > 2048 {
-            return Err(invalid(
-                "paste the enrollment code or link from your project lead",
-            ));
+    /// Enrolls this device with a `voxseal://enroll` link (or, in the demo, the demo code).
+    /// In a project, `switch` allows replacing the installed project with the link's.
+    pub fn enroll(&self, input: &str, switch: bool) -> AppResult<AppState> {
+        match &self.inner.demo {
+            Some(stack) => self.join_demo(stack.broker_url().to_owned(), input)?,
+            None => self.join_project(input, switch)?,
         }
-        let local_url = lock(&self.inner.stack)
-            .as_ref()
-            .map(|s| s.info.broker_url.clone());
-        let config = self.config()?;
-        let fallback =
-            local_url.or_else(|| config.storage.as_ref().and_then(|s| s.broker_url.clone()));
-        let (url, code) = parse_enroll_input(input, fallback.as_deref())?;
-        if !self.is_local() {
-            if !url.starts_with("https://") {
-                return Err(invalid(
-                    "the broker in this link does not use https://; ask your project lead for a new link",
-                ));
+        self.state()
+    }
+
+    /// Enrolls with the running demo stack's broker (a link from an earlier demo run names an
+    /// old port: only its code is used).
+    fn join_demo(&self, url: String, input: &str) -> AppResult<()> {
+        let broker = voxseal_core::enroll_link::BrokerUrl::parse(&url).map_err(internal)?;
+        let code = match EnrollLink::parse(input, None) {
+            Ok(link) => link.code,
+            Err(_) => {
+                EnrollLink::parse(input, Some(&broker))
+                    .map_err(|e| invalid(e.to_string()))?
+                    .code
             }
-            // Only the broker named in the signed project config is trusted with a code.
-            if let Some(want) = config
-                .storage
-                .as_ref()
-                .and_then(|s| s.broker_url.as_deref())
-                && want.trim_end_matches('/') != url.trim_end_matches('/')
-            {
-                return Err(invalid(
-                    "this link is for a different broker than your project's; ask your project lead for a new link",
-                ));
-            }
-        }
-        let (contractor, token) = self.inner.rt.block_on(BrokerSource::enroll(&url, &code))?;
-        let store = TokenStore::new(self.inner.ws.root());
-        let saved = if self.is_local() {
-            let pass = local_passphrase(self.inner.ws.root())?;
-            store.save(&contractor, &url, &token, true, Some(&pass))
-        } else {
-            store.save(&contractor, &url, &token, false, None)
         };
-        saved.map_err(|e| match e {
-            voxseal_cloud::token_store::TokenStoreError::NeedPassphrase => AppError::new(
-                ErrorKind::NeedsPassphrase,
-                "this computer has no keychain; enroll with `voxseal enroll join --file-store` instead",
-            ),
-            other => AppError::new(ErrorKind::Storage, other.to_string()),
-        })?;
+        let (contractor, token) = self.inner.rt.block_on(BrokerSource::enroll(&url, &code))?;
+        let pass = local_passphrase(self.inner.ws.root())?;
+        TokenStore::new(self.inner.ws.root())
+            .save(&contractor, &url, &token, true, Some(&pass))
+            .map_err(|e| AppError::new(ErrorKind::Storage, e.to_string()))?;
+        self.enrolled(contractor, &url, token)
+    }
+
+    /// Records a completed enrollment and starts uploading.
+    pub(crate) fn enrolled(
+        &self,
+        contractor: ContractorId,
+        url: &str,
+        token: SecretString,
+    ) -> AppResult<()> {
         let mut settings = self.inner.ws.settings()?;
         settings.contractor = Some(contractor.clone());
         self.inner.ws.save_settings(&settings)?;
@@ -391,7 +406,7 @@ impl App {
         *lock(&self.inner.token) = Some(token);
         *lock(&self.inner.demo_code) = None;
         self.inner.upload_now.notify_one();
-        self.state()
+        Ok(())
     }
 
     /// Records the contractor's consent to the project's consent text.
@@ -857,16 +872,13 @@ impl App {
         }
     }
 
-    fn uploader(&self) -> AppResult<Uploader> {
-        let config = self.config()?;
-        let storage = config
-            .storage
-            .ok_or_else(|| internal("the project has no [storage] section"))?;
+    /// The broker to ask and this device's token.
+    fn broker(&self) -> AppResult<(String, SecretString)> {
         let token = lock(&self.inner.token)
             .clone()
             .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?;
-        let url = match lock(&self.inner.stack).as_ref() {
-            Some(s) => s.info.broker_url.clone(),
+        let url = match &self.inner.demo {
+            Some(s) => s.broker_url().to_owned(),
             None => TokenStore::new(self.inner.ws.root())
                 .enrollment()
                 .ok()
@@ -874,7 +886,15 @@ impl App {
                 .map(|e| e.broker_url)
                 .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?,
         };
-        let source: Arc<dyn CredentialSource> = Arc::new(BrokerSource::new(&url, token));
+        Ok((url, token))
+    }
+
+    fn uploader(&self, url: &str, token: SecretString) -> AppResult<Uploader> {
+        let config = self.config()?;
+        let storage = config
+            .storage
+            .ok_or_else(|| internal("the project has no [storage] section"))?;
+        let source: Arc<dyn CredentialSource> = Arc::new(BrokerSource::new(url, token));
         let cfg = UploadConfig::new(
             storage.endpoint,
             storage.region,
@@ -897,7 +917,11 @@ impl App {
 
     async fn drain(&self, on_progress: Option<Sink<UploadProgress>>) -> AppResult<()> {
         let _one_at_a_time = self.inner.upload_lock.lock().await;
-        let uploader = self.uploader()?;
+        let (url, token) = self.broker()?;
+        if !self.is_demo() {
+            self.refresh_project(&url, &token).await;
+        }
+        let uploader = self.uploader(&url, token)?;
         lock(&self.inner.upload).uploading = true;
         self.queue_changed();
         let me = self.clone();
@@ -958,7 +982,7 @@ impl App {
     /// Uploads after every accepted take, and retries with backoff while offline.
     async fn upload_worker(self) {
         let mut wait = Duration::from_secs(self.inner.retry_secs);
-        loop {
+        while !self.inner.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             let pending = self
                 .inner
                 .ws
@@ -1022,9 +1046,10 @@ impl App {
         self.state()
     }
 
-    /// The local stack's details (local mode only), for tests and diagnostics.
-    pub fn local_stack(&self) -> Option<voxseal_broker::devstack::DevStackInfo> {
-        lock(&self.inner.stack).as_ref().map(|s| s.info.clone())
+    /// The demo stack's details (demo only), for tests and diagnostics.
+    #[cfg(feature = "demo")]
+    pub fn demo_stack(&self) -> Option<&voxseal_localstack::devstack::DevStackInfo> {
+        self.inner.demo.as_ref().map(demo::DemoStack::info)
     }
 
     /// The workspace (for tests and the shell's diagnostics).
@@ -1057,49 +1082,6 @@ fn summarize(event: &str, d: &serde_json::Value) -> String {
         "project.installed" => format!("project {} set up", s("project")),
         _ => event.replace('.', " "),
     }
-}
-
-/// `voxseal://enroll?broker=..&code=..`, or a bare code with the project's broker.
-fn parse_enroll_input(input: &str, fallback_broker: Option<&str>) -> AppResult<(String, String)> {
-    if let Some(query) = input.strip_prefix("voxseal://enroll?") {
-        let mut code = None;
-        let mut url = None;
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("code", v)) => code = Some(percent_decode(v)?),
-                Some(("broker", v)) => url = Some(percent_decode(v)?),
-                _ => {}
-            }
-        }
-        let code = code.ok_or_else(|| invalid("the enrollment link has no code"))?;
-        // In local mode the link's broker may be from an earlier run: prefer the running one.
-        let url = fallback_broker
-            .filter(|f| f.starts_with("http://127.0.0.1"))
-            .map(str::to_owned)
-            .or(url)
-            .ok_or_else(|| invalid("the enrollment link has no broker"))?;
-        return Ok((url, code));
-    }
-    let url = fallback_broker
-        .ok_or_else(|| invalid("paste the whole voxseal://enroll link from your project lead"))?;
-    Ok((url.to_owned(), input.to_owned()))
-}
-
-fn percent_decode(s: &str) -> AppResult<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let h = std::str::from_utf8(&b[i + 1..i + 3]).map_err(|_| invalid("bad link"))?;
-            out.push(u8::from_str_radix(h, 16).map_err(|_| invalid("bad %-escape in the link"))?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| invalid("bad link"))
 }
 
 /// The upload worker's pause before its next try: between half and all of `wait`, at random, so

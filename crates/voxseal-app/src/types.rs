@@ -41,13 +41,50 @@ pub struct ProjectView {
     pub features_only: bool,
     /// Number of prompts.
     pub prompt_count: usize,
+    /// The signed config's serial.
+    pub serial: u64,
+    /// When the signed config expires (RFC 3339), if it does.
+    pub not_after: Option<String>,
+}
+
+/// What joining a project would install: shown before the code is redeemed.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinPreview {
+    /// The project, from the config the broker served, verified against the pinned lead key.
+    pub project: ProjectView,
+    /// The broker the link names.
+    pub broker: String,
+    /// The installed project this would replace (switching is an explicit choice).
+    pub replaces: Option<String>,
+}
+
+/// Something about the installed project the contractor should see once.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProjectNotice {
+    /// The lead signed a newer config; it was installed on the last broker contact.
+    Updated {
+        /// The serial replaced.
+        from_serial: u64,
+        /// The serial installed.
+        to_serial: u64,
+    },
+    /// The broker offered a config that was refused (older serial, bad signature, expired).
+    Refused {
+        /// Why.
+        message: String,
+    },
 }
 
 /// Everything the UI needs to render.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppState {
-    /// `local` (embedded demo stack) or `project`.
+    /// `demo` (the embedded demo stack, its own data directory) or `project`.
     pub mode: &'static str,
+    /// This build contains the demo ("Try a demo"); release builds with a pinned lead key do not.
+    pub demo_available: bool,
+    /// A change to the installed project to show once.
+    pub project_notice: Option<ProjectNotice>,
     /// A device token is stored.
     pub enrolled: bool,
     /// The contractor.
@@ -74,7 +111,7 @@ pub struct AppState {
     pub mic_checked: bool,
     /// The take under review.
     pub review: Option<TakeReview>,
-    /// Local mode: a code for the demo contractor.
+    /// Demo mode: a code for the demo contractor.
     pub demo_code: Option<String>,
     /// The `voxseal://enroll` link the app was opened with, to confirm on the enroll screen.
     pub enroll_link: Option<String>,

@@ -1,6 +1,8 @@
-//! The contractor's whole flow against the app logic in local mode (embedded S3 + broker), with
+//! The contractor's whole flow against the app logic in the demo (embedded S3 + broker), with
 //! a synthetic voice paced in real time as the microphone: enroll, consent, mic check, three
 //! prompts, a re-recording, and the queue draining to "uploaded" with 0 raw recordings left.
+//! And joining a project the production way: the broker serves the lead-signed config, the app
+//! verifies it before the code is used, and takes newer serials only.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,6 +10,14 @@ use std::time::{Duration, Instant};
 use voxseal_app::{App, AppEvent, AppOptions, ErrorKind};
 
 fn start(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> (App, Arc<Mutex<Vec<String>>>) {
+    start_with(dir, rt, |o| o.demo = true)
+}
+
+fn start_with(
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    set: impl FnOnce(&mut AppOptions),
+) -> (App, Arc<Mutex<Vec<String>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = events.clone();
     let mut opts = AppOptions::new(
@@ -22,6 +32,7 @@ fn start(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> (App, Arc<Mutex
     );
     opts.source_override = Some("synthetic:speech".into());
     opts.retry_secs = 1;
+    set(&mut opts);
     (App::start(opts, rt.handle().clone()).unwrap(), events)
 }
 
@@ -44,17 +55,17 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     let (app, events) = start(dir.path(), &rt);
 
     let s = app.state().unwrap();
-    assert_eq!(s.mode, "local");
+    assert_eq!(s.mode, "demo");
     assert!(!s.enrolled);
     assert_eq!(s.prompts.len(), 5);
     let code = s.demo_code.clone().expect("local mode offers a demo code");
     assert_eq!(
-        app.enroll("vxe_000000000000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        app.enroll("vxe_000000000000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)
             .unwrap_err()
             .kind,
         ErrorKind::BadCode
     );
-    let s = app.enroll(&code).unwrap();
+    let s = app.enroll(&code, false).unwrap();
     assert!(s.enrolled);
     assert_eq!(s.contractor.as_deref(), Some("demo-contractor"));
 
@@ -182,7 +193,10 @@ fn bad_input_from_the_view_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = start(dir.path(), &rt);
     for bad in ["", &"x".repeat(5000)] {
-        assert_eq!(app.enroll(bad).unwrap_err().kind, ErrorKind::InvalidInput);
+        assert_eq!(
+            app.enroll(bad, false).unwrap_err().kind,
+            ErrorKind::InvalidInput
+        );
     }
     assert_eq!(
         app.save_preferences("neon", "en").unwrap_err().kind,
@@ -208,4 +222,139 @@ fn bad_input_from_the_view_is_refused_clearly() {
     assert_eq!(app.stop_take().unwrap_err().kind, ErrorKind::NoTake);
     assert!(rt.block_on(app.retry_item("sample-nope")).is_err());
     assert_eq!(app.save_preferences("dark", "pt-BR").unwrap().theme, "dark");
+}
+
+/// Re-signs the stack's project config (served by its broker) with `serial`, with the stack's
+/// lead key or another.
+fn resign(stack: &voxseal_localstack::devstack::DevStackInfo, serial: u64, key: &std::path::Path) {
+    let text = std::fs::read_to_string(&stack.project_path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("serial = "))
+        .unwrap()
+        .to_owned();
+    let text = text.replace(&line, &format!("serial = {serial}"));
+    let sig = voxseal_core::signing::sign(key, None, text.as_bytes(), "test").unwrap();
+    let sig_path = voxseal_core::signing::sig_path(&stack.project_path);
+    std::fs::write(sig_path, sig).unwrap();
+    std::fs::write(&stack.project_path, text).unwrap();
+}
+
+#[test]
+fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
+    use voxseal_app::types::ProjectNotice;
+    use voxseal_localstack::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = rt
+        .block_on(DevStack::start(DevStackOptions::ephemeral(
+            dir.path().join("broker"),
+        )))
+        .unwrap();
+    let info = stack.info.clone();
+    let code = stack
+        .enrollment_code(&DEMO_CONTRACTOR.parse().unwrap())
+        .unwrap();
+    let link = voxseal_core::enroll_link::EnrollLink {
+        broker: voxseal_core::enroll_link::BrokerUrl::parse(&info.broker_url).unwrap(),
+        code,
+    }
+    .to_string();
+    let data = dir.path().join("app");
+    // A production app (no demo) that trusts the stack's lead key as its "pinned" key.
+    let (app, _) = start_with(&data, &rt, |o| {
+        o.trust_keys = vec![info.lead_pubkey.clone()];
+        // CI has no OS keychain: the encrypted token file, as on a headless QA machine.
+        o.token_passphrase = Some("qa passphrase".to_owned().into());
+    });
+
+    let s = app.state().unwrap();
+    assert_eq!(s.mode, "project");
+    assert!(s.project.is_none() && !s.enrolled && s.demo_code.is_none());
+
+    // Shown before anything is installed or used up.
+    let preview = app.preview_join(&link, false).unwrap();
+    assert_eq!(preview.project.name, "voxseal-dev");
+    assert!(preview.project.consent_text.contains("demo"));
+    assert!(!data.join("project.toml").exists(), "preview installed");
+    let s = app.enroll(&link, false).unwrap();
+    assert!(s.enrolled);
+    let serial = s.project.as_ref().unwrap().serial;
+    assert!(serial > 0);
+
+    // A link for another broker is not honoured once a project is installed.
+    let other = "voxseal://enroll?broker=http%3A%2F%2Flocalhost.evil.com&code=vxe_x";
+    assert_eq!(
+        app.enroll(other, false).unwrap_err().kind,
+        ErrorKind::InvalidInput
+    );
+
+    // The lead signs a newer config: installed on the next broker contact, and shown.
+    resign(&info, serial + 1, &info.keys_dir.join("lead.key"));
+    rt.block_on(app.upload_now(Box::new(|_| {}))).unwrap();
+    let s = app.state().unwrap();
+    assert_eq!(s.project.as_ref().unwrap().serial, serial + 1);
+    assert!(matches!(
+        s.project_notice,
+        Some(ProjectNotice::Updated { from_serial, to_serial }) if from_serial == serial && to_serial == serial + 1
+    ));
+
+    // An older config (a replay) and one signed by another key are refused.
+    resign(&info, serial, &info.keys_dir.join("lead.key"));
+    rt.block_on(app.upload_now(Box::new(|_| {}))).unwrap();
+    let s = app.state().unwrap();
+    assert_eq!(s.project.as_ref().unwrap().serial, serial + 1);
+    assert!(
+        matches!(&s.project_notice, Some(ProjectNotice::Refused { message }) if message.contains("older")),
+        "{:?}",
+        s.project_notice
+    );
+    let stranger = dir.path().join("stranger");
+    voxseal_core::signing::generate_lead_key(
+        &stranger.with_extension("key"),
+        &stranger.with_extension("pub"),
+        None,
+    )
+    .unwrap();
+    resign(&info, serial + 2, &stranger.with_extension("key"));
+    rt.block_on(app.upload_now(Box::new(|_| {}))).unwrap();
+    let s = app.state().unwrap();
+    assert_eq!(s.project.as_ref().unwrap().serial, serial + 1);
+    assert!(matches!(
+        &s.project_notice,
+        Some(ProjectNotice::Refused { message }) if message.contains("signature")
+    ));
+    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    assert_eq!(audit.matches("project.refused").count(), 2, "{audit}");
+    drop(stack);
+}
+
+#[test]
+fn a_data_directory_with_demo_leftovers_does_not_start_the_demo() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // What a first launch of an earlier version left: the demo stack's directory.
+    std::fs::create_dir_all(dir.path().join("local-stack/keys")).unwrap();
+    let (app, _) = start_with(dir.path(), &rt, |_| {});
+    let s = app.state().unwrap();
+    assert_eq!(s.mode, "project");
+    assert!(s.project.is_none() && s.demo_code.is_none() && !s.enrolled);
+    assert!(s.demo_available);
+    assert!(
+        !dir.path().join("project.toml").exists(),
+        "a production app installed a project by itself"
+    );
+    assert_eq!(
+        app.enroll("vxe_ab_CD", false).unwrap_err().kind,
+        ErrorKind::InvalidInput,
+        "a bare code without a broker"
+    );
 }

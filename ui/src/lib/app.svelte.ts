@@ -6,7 +6,7 @@ import { normalizeError } from './errors';
 import { t, setLanguage } from './i18n';
 import { shortcutFor, type KeyLike, type ShortcutAction } from './keyboard';
 import { applyTheme } from './theme';
-import type { AppError, AppState, Theme, Unsubscribe } from './types';
+import type { AppError, AppState, JoinPreview, Theme, Unsubscribe } from './types';
 import { ActivityController } from './activity.svelte';
 import { MicController } from './mic.svelte';
 import { QueueController } from './queue.svelte';
@@ -25,6 +25,8 @@ export class AppController {
   /** The enrollment screen's error. */
   enrollError = $state<AppError | null>(null);
   enrolling = $state(false);
+  /** The project an enrollment link would install, shown before the code is used. */
+  preview = $state<JoinPreview | null>(null);
   /** Text for the polite live region (screen readers). */
   status = $state('');
   /** Unaccepted takes lost to a crash (notice until dismissed). */
@@ -119,7 +121,53 @@ export class AppController {
     return this.show(screen);
   }
 
-  async enroll(code: string): Promise<boolean> {
+  /** A project: fetches and verifies the link's project and shows it before anything is used up. */
+  async previewJoin(code: string, switchProject = false): Promise<boolean> {
+    this.enrollError = null;
+    this.preview = null;
+    if (code.trim() === '') {
+      this.enrollError = { kind: 'invalid_input', message: '' };
+      return false;
+    }
+    this.enrolling = true;
+    try {
+      this.preview = await this.backend.previewJoin(code.trim(), switchProject);
+      return true;
+    } catch (e) {
+      this.enrollError = normalizeError(e);
+      this.announce(t(`error.${this.enrollError.kind}`));
+      return false;
+    } finally {
+      this.enrolling = false;
+    }
+  }
+
+  cancelJoin(): void {
+    this.preview = null;
+  }
+
+  async startDemo(): Promise<void> {
+    await this.switchMode(() => this.backend.startDemo());
+  }
+
+  async leaveDemo(): Promise<void> {
+    await this.switchMode(() => this.backend.leaveDemo());
+  }
+
+  private async switchMode(call: () => Promise<AppState>): Promise<void> {
+    this.enrollError = null;
+    this.preview = null;
+    try {
+      this.setState(await call());
+      this.firstRun = true;
+      this.screen = 'loading';
+      await this.show(this.home());
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  async enroll(code: string, switchProject = false): Promise<boolean> {
     this.enrollError = null;
     if (code.trim() === '') {
       this.enrollError = { kind: 'invalid_input', message: '' };
@@ -127,7 +175,8 @@ export class AppController {
     }
     this.enrolling = true;
     try {
-      this.setState(await this.backend.enroll(code.trim()));
+      this.setState(await this.backend.enroll(code.trim(), switchProject));
+      this.preview = null;
       this.announce(t('enroll.done'));
       await this.show(this.home());
       return true;

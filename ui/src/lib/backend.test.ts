@@ -19,7 +19,10 @@ describe('tauriBackend', () => {
     const noop = () => {};
     const b = tauriBackend;
     await b.appState();
-    await b.enroll('ABCD-EFGH');
+    await b.enroll('ABCD-EFGH', false);
+    await b.previewJoin('ABCD-EFGH', true);
+    await b.startDemo();
+    await b.leaveDemo();
     await b.giveConsent();
     await b.listDevices();
     await b.selectDevice(null);
@@ -43,7 +46,8 @@ describe('tauriBackend', () => {
     expect(seen.map(([c]) => c)).toEqual([...COMMANDS]);
     const args = Object.fromEntries(seen.map(([c, a]) => [c, a ? Object.keys(a) : []]));
     expect(args).toMatchObject({
-      enroll: ['code'],
+      enroll: ['code', 'switch'],
+      preview_join: ['code', 'switch'],
       select_device: ['name'],
       start_meter: ['onLevel'],
       start_take: ['promptId', 'onLevel'],
@@ -82,7 +86,7 @@ describe('tauriBackend', () => {
         throw value;
       });
     rejectWith({ kind: 'bad_code', message: 'unknown code' });
-    await expect(tauriBackend.enroll('x')).rejects.toEqual({ kind: 'bad_code', message: 'unknown code' });
+    await expect(tauriBackend.enroll('x', false)).rejects.toEqual({ kind: 'bad_code', message: 'unknown code' });
     rejectWith({ kind: 'no_such_kind', message: 'hm' });
     await expect(tauriBackend.appState()).rejects.toEqual({ kind: 'internal', message: 'hm' });
     rejectWith('Command start_take not allowed by ACL');
@@ -102,7 +106,7 @@ describe('tauriBackend', () => {
     const un2 = await tauriBackend.onDeviceLost((p) => lost.push(p));
     const un3 = await tauriBackend.onStateChanged((s) => states.push(s));
     const q = { items: [], online: false, uploading: false, raw_on_machine: 0, last_wipe_at: null };
-    const s = { mode: 'local', enrolled: false, demo_code: null };
+    const s = { mode: 'demo', enrolled: false, demo_code: null };
     await emit('queue-changed', q);
     await emit('device-lost', { message: 'gone' });
     await emit('state-changed', s);

@@ -12,6 +12,7 @@ import type {
   AppState,
   DeviceInfo,
   DeviceLost,
+  JoinPreview,
   Level,
   NoiseCheck,
   QueueState,
@@ -26,8 +27,14 @@ export type { AppError, ErrorKind } from './types';
 export interface Backend {
   /** `app_state` */
   appState(): Promise<AppState>;
-  /** `enroll`: a code or a `voxseal://enroll?...` link */
-  enroll(code: string): Promise<AppState>;
+  /** `enroll`: a `voxseal://enroll?...` link (the demo code in the demo); `switchProject` replaces the installed project */
+  enroll(code: string, switchProject: boolean): Promise<AppState>;
+  /** `preview_join`: the link's project, verified, before the code is used */
+  previewJoin(code: string, switchProject: boolean): Promise<JoinPreview>;
+  /** `start_demo`: switch to the demo (its own data directory) */
+  startDemo(): Promise<AppState>;
+  /** `leave_demo`: back to the project */
+  leaveDemo(): Promise<AppState>;
   /** `give_consent` */
   giveConsent(): Promise<AppState>;
   /** `list_devices` */
@@ -78,6 +85,9 @@ export interface Backend {
 export const COMMANDS = [
   'app_state',
   'enroll',
+  'preview_join',
+  'start_demo',
+  'leave_demo',
   'give_consent',
   'list_devices',
   'select_device',
@@ -131,7 +141,10 @@ async function subscribe<T>(event: string, handler: (payload: T) => void): Promi
 
 export const tauriBackend: Backend = {
   appState: () => call('app_state'),
-  enroll: (code) => call('enroll', { code }),
+  enroll: (code, switchProject) => call('enroll', { code, switch: switchProject }),
+  previewJoin: (code, switchProject) => call('preview_join', { code, switch: switchProject }),
+  startDemo: () => call('start_demo'),
+  leaveDemo: () => call('leave_demo'),
   giveConsent: () => call('give_consent'),
   listDevices: () => call('list_devices'),
   selectDevice: (name) => call('select_device', { name }),

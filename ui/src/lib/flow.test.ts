@@ -152,3 +152,50 @@ describe('first run to submission', () => {
     expect(document.documentElement.lang).toBe('en');
   });
 });
+
+describe('joining a project, or trying the demo', () => {
+  it('shows the verified project before the code is used, then joins', async () => {
+    const ctx = setup({ mode: 'project', demoCode: null });
+    mem = ctx.mem;
+    const { app } = ctx;
+    await app.init();
+    expect(app.screen).toBe('enroll');
+    expect(app.state?.mode).toBe('project');
+    expect(app.state?.demo_code).toBeNull();
+
+    expect(await app.previewJoin('voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-JKLM')).toBe(true);
+    expect(app.preview?.project.name).toBe('Demo Voice Project');
+    expect(app.preview?.project.consent_text).toMatch(/agree/);
+    expect(mem.calls).toContain('preview_join');
+    expect(mem.calls).not.toContain('enroll');
+    expect(app.state?.enrolled).toBe(false);
+
+    expect(await app.enroll('voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-JKLM')).toBe(true);
+    expect(app.preview).toBeNull();
+    expect(app.screen).toBe('consent');
+  });
+
+  it('a refused link shows its error and nothing else', async () => {
+    const ctx = setup({ mode: 'project' });
+    mem = ctx.mem;
+    await ctx.app.init();
+    expect(await ctx.app.previewJoin('not a code')).toBe(false);
+    expect(ctx.app.enrollError?.kind).toBe('bad_code');
+    expect(ctx.app.preview).toBeNull();
+  });
+
+  it('Try a demo switches to the demo and Leave the demo back', async () => {
+    const ctx = setup({ mode: 'project' });
+    mem = ctx.mem;
+    const { app } = ctx;
+    await app.init();
+    expect(app.state?.demo_available).toBe(true);
+    await app.startDemo();
+    expect(app.state?.mode).toBe('demo');
+    expect(app.state?.demo_code).not.toBeNull();
+    expect(app.screen).toBe('enroll');
+    await app.leaveDemo();
+    expect(app.state?.mode).toBe('project');
+    expect(app.state?.demo_code).toBeNull();
+  });
+});

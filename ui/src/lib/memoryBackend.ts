@@ -9,6 +9,7 @@ import type {
   ActivityEntry,
   AppState,
   DeviceInfo,
+  JoinPreview,
   DeviceLost,
   Level,
   NoiseCheck,
@@ -24,6 +25,8 @@ import type {
 } from './types';
 
 export interface MemoryOptions {
+  /** 'demo' (default, as after Try a demo) or 'project' (a joined project, or none yet) */
+  mode?: 'demo' | 'project';
   enrolled?: boolean;
   consentGiven?: boolean;
   /** a mic check was done earlier (default: same as consentGiven, i.e. a returning user) */
@@ -130,6 +133,7 @@ export class MemoryBackend implements Backend {
 
   private rand = rng(42);
   private enrolled: boolean;
+  private mode: 'demo' | 'project';
   private contractor: string | null = null;
   private consent: boolean;
   private micChecked: boolean;
@@ -175,6 +179,7 @@ export class MemoryBackend implements Backend {
 
   constructor(options: MemoryOptions = {}) {
     this.opts = {
+      mode: options.mode ?? 'demo',
       enrolled: options.enrolled ?? false,
       consentGiven: options.consentGiven ?? false,
       lostTakes: options.lostTakes ?? 0,
@@ -195,6 +200,7 @@ export class MemoryBackend implements Backend {
       demoCode: options.demoCode === undefined ? DEMO_CODE : options.demoCode,
     };
     this.enrolled = this.opts.enrolled;
+    this.mode = this.opts.mode;
     if (this.enrolled) this.contractor = 'demo-contractor';
     this.consent = this.opts.consentGiven;
     this.micChecked = this.opts.micChecked;
@@ -279,8 +285,51 @@ export class MemoryBackend implements Backend {
     return s;
   }
 
-  async enroll(code: string): Promise<AppState> {
+  async previewJoin(code: string, _switchProject: boolean): Promise<JoinPreview> {
+    await this.enter('preview_join');
+    this.checkCode(code);
+    return clone({ project: this.projectInfo(), broker: 'https://broker.example.com', replaces: null });
+  }
+
+  async startDemo(): Promise<AppState> {
+    await this.enter('start_demo');
+    this.mode = 'demo';
+    this.enrolled = false;
+    this.consent = false;
+    return this.state();
+  }
+
+  async leaveDemo(): Promise<AppState> {
+    await this.enter('leave_demo');
+    this.mode = 'project';
+    this.enrolled = false;
+    this.consent = false;
+    return this.state();
+  }
+
+  async enroll(code: string, _switchProject: boolean): Promise<AppState> {
     await this.enter('enroll');
+    this.checkCode(code);
+    this.enrolled = true;
+    this.contractor = 'demo-contractor';
+    this.log('enrolled', `Enrolled as ${this.contractor} in Demo Voice Project`);
+    this.kickUpload();
+    return this.state();
+  }
+
+  private projectInfo() {
+    return {
+      name: 'Demo Voice Project',
+      consent_text: CONSENT_TEXT,
+      features_only: false,
+      prompt_count: this.prompts.length,
+      serial: 1,
+      not_after: null,
+    };
+  }
+
+  /** Validates a code or link as the backend would; throws its errors. */
+  private checkCode(code: string): void {
     const raw = code.trim();
     if (raw === '') throw appError('invalid_input', 'Enter the enrollment code you were given.');
     let token = raw;
@@ -306,11 +355,6 @@ export class MemoryBackend implements Backend {
     if (!/^[A-Z0-9]{4}(-[A-Z0-9]{4}){1,7}$/.test(upper)) {
       throw appError('bad_code', 'This code was not recognised: check it and try again.');
     }
-    this.enrolled = true;
-    this.contractor = 'demo-contractor';
-    this.log('enrolled', `Enrolled as ${this.contractor} in Demo Voice Project`);
-    this.kickUpload();
-    return this.state();
   }
 
   async giveConsent(): Promise<AppState> {
@@ -610,12 +654,12 @@ export class MemoryBackend implements Backend {
 
   private state(): AppState {
     return clone({
-      mode: 'local',
+      mode: this.mode,
+      demo_available: true,
+      project_notice: null,
       enrolled: this.enrolled,
       contractor: this.contractor,
-      project: this.enrolled
-        ? { name: 'Demo Voice Project', consent_text: CONSENT_TEXT, features_only: false, prompt_count: this.prompts.length }
-        : null,
+      project: this.enrolled ? this.projectInfo() : null,
       consent_given: this.consent,
       device: this.device,
       prompts: this.enrolled ? this.prompts : [],
@@ -626,7 +670,7 @@ export class MemoryBackend implements Backend {
       language: this.language,
       mic_checked: this.micChecked,
       review: this.review,
-      demo_code: this.enrolled ? null : this.opts.demoCode,
+      demo_code: this.enrolled || this.mode !== 'demo' ? null : this.opts.demoCode,
       enroll_link: null,
     });
   }

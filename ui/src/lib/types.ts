@@ -13,6 +13,8 @@ export type ErrorKind =
   | 'no_consent' // recording before the consent was given
   | 'needs_passphrase' // no OS keychain: the token file needs a passphrase (project mode)
   | 'quality_failed' // accept without accept_failed on a failing take
+  | 'project_refused' // the project config failed its signature, serial, expiry or broker check
+  | 'other_project' // the link is for another project: switching is an explicit choice
   | 'invalid_input' // a bad argument from the UI
   | 'storage' // disk full, permissions
   | 'internal';
@@ -29,6 +31,8 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   'no_consent',
   'needs_passphrase',
   'quality_failed',
+  'project_refused',
+  'other_project',
   'invalid_input',
   'storage',
   'internal',
@@ -65,11 +69,31 @@ export interface ProjectInfo {
   consent_text: string;
   features_only: boolean;
   prompt_count: number;
+  /** the signed config's serial */
+  serial: number;
+  /** when the signed config expires (RFC 3339) */
+  not_after: string | null;
 }
 
+/** What joining would install, shown before the code is used (`preview_join`). */
+export interface JoinPreview {
+  project: ProjectInfo;
+  broker: string;
+  /** the installed project this would replace */
+  replaces: string | null;
+}
+
+export type ProjectNotice =
+  | { kind: 'updated'; from_serial: number; to_serial: number }
+  | { kind: 'refused'; message: string };
+
 export interface AppState {
-  /** local: the embedded demo stack, no AWS */
-  mode: 'local' | 'project';
+  /** demo: the embedded demo stack in its own data directory, no AWS */
+  mode: 'demo' | 'project';
+  /** this build contains the demo (release builds with a pinned lead key do not) */
+  demo_available: boolean;
+  /** a change to the installed project to show once */
+  project_notice: ProjectNotice | null;
   enrolled: boolean;
   contractor: string | null;
   project: ProjectInfo | null;
@@ -90,7 +114,7 @@ export interface AppState {
   mic_checked: boolean;
   /** the take under review, so a reloaded view gets it back */
   review: TakeReview | null;
-  /** local mode only: an enrollment code for the demo contractor */
+  /** demo only: an enrollment code for the demo contractor */
   demo_code: string | null;
   enroll_link: string | null;
 }
