@@ -16,6 +16,17 @@ deb="$(ls "$work"/dist/*.deb)"
 lead_pub="$work/keys/project/lead.pub"
 updater_pub="$(cat "$work/keys/updater.key.pub")"
 
+say "the pinned build holds no demo stack (dependency tree and binary)"
+tree_has_localstack() {
+    cargo tree -p voxseal-desktop -e normal --prefix none "$@" 2>/dev/null | grep -c '^voxseal-localstack ' || true
+}
+[[ $(tree_has_localstack) -ge 1 ]] || die "the check is broken: the demo build's tree has no voxseal-localstack"
+[[ $(tree_has_localstack --no-default-features) -eq 0 ]] || die "the release build's dependency tree contains voxseal-localstack"
+pinned_bin="$CARGO_TARGET_DIR/debug/voxseal-desktop"
+[[ $(grep -c 'voxseal_localstack' "$pinned_bin" || true) -eq 0 ]] || die "the pinned binary contains voxseal_localstack code"
+[[ $(grep -c 'voxseal_app' "$pinned_bin" || true) -ge 1 ]] || die "the check is broken: no voxseal_app symbols in $pinned_bin"
+say "ok: no voxseal-localstack in the pinned build; .deb $(du -k "$deb" | cut -f1) KiB"
+
 say "installing $(basename "$deb") on this machine"
 need_root_or_sudo
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null

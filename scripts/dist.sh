@@ -68,6 +68,8 @@ config=$(printf '{"bundle":{"active":true,"createUpdaterArtifacts":true},"plugin
     "$VOXSEAL_UPDATER_PUBKEY" "$update_url")
 args=(build --bundles deb rpm --config "$config" --ci)
 [[ $profile == debug ]] && args+=(--debug)
+# A build with a pinned lead key never contains the demo stack (src-tauri/build.rs refuses it).
+[[ -n ${VOXSEAL_LEAD_PUBKEY:-} ]] && args+=(-- --no-default-features --features pinned)
 say "tauri ${args[*]:0:3} ($profile)"
 (cd src-tauri && "${TAURI[@]}" "${args[@]}")
 

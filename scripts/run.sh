@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Voxseal needs, builds it and opens the desktop app in local mode: an embedded S3
+# Installs what Voxseal needs, builds it and opens the desktop app's demo: an embedded S3
 # endpoint and credential broker on 127.0.0.1 (no AWS account), a demo project and a demo
-# enrollment code shown on the first screen.
+# enrollment code shown on the first screen, in a data directory of its own (`<data dir>-demo`).
 #
 #   scripts/run.sh               the desktop app (the CLI demo when there is no display)
 #   scripts/run.sh demo          the narrated CLI demo: record 5 s, seal, open, wipe
@@ -28,5 +28,5 @@ fi
 build_ui --silent
 say "building the desktop app (the first build takes 10-15 minutes on 2 cores)"
 cargo build --quiet -p voxseal-desktop
-say "opening Voxseal in local mode; the enroll screen offers a demo code"
-exec "$CARGO_TARGET_DIR/debug/voxseal-desktop"
+say "opening the Voxseal demo (local stack, its own data directory); the enroll screen offers a demo code"
+exec "$CARGO_TARGET_DIR/debug/voxseal-desktop" --demo

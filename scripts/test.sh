@@ -24,10 +24,34 @@ export VOXSEAL_REQUIRE_PULSE=1   # the PulseAudio capture tests must run
 export VOXSEAL_REQUIRE_E2E=1     # the desktop app's WebDriver test (tests/e2e) must run
 export RUST_BACKTRACE=1
 
-# The desktop app's end-to-end test drives the built binary, with the built UI inside it.
+# The front end's own tests (Vitest against the in-memory backend) and type checks.
 build_ui
-say "cargo build -p voxseal-desktop"
-cargo build -p voxseal-desktop
+say "front end: svelte-check and vitest"
+npm --prefix ui run check
+npm --prefix ui test
+
+# The end-to-end tests drive the built binaries: the desktop app (with the built UI inside it),
+# and the lead CLI and the broker on the production path (tests/e2e/tests/production.rs).
+say "cargo build -p voxseal-cli"
+cargo build -p voxseal-cli
+# The release-style app of the production test: a lead key pinned, no demo. The key is made once
+# and kept with the build cache (the pinned build's artifacts then stay cached too); its own
+# feature set keeps those artifacts apart from the default build's.
+e2e_lead="$CARGO_TARGET_DIR/e2e-lead"
+if [[ ! -f $e2e_lead/keys/lead.key ]]; then
+    rm -rf "$e2e_lead"
+    printf 'e2e prompt\n' >"$CARGO_TARGET_DIR/e2e-lead-prompts.txt"
+    printf 'e2e consent\n' >"$CARGO_TARGET_DIR/e2e-lead-consent.txt"
+    "$CARGO_TARGET_DIR/debug/voxseal" project init "$e2e_lead" --name e2e-lead --no-password \
+        --prompts "$CARGO_TARGET_DIR/e2e-lead-prompts.txt" --consent "$CARGO_TARGET_DIR/e2e-lead-consent.txt" >/dev/null
+fi
+say "cargo build -p voxseal-desktop --no-default-features --features pinned (the production test's app)"
+VOXSEAL_LEAD_PUBKEY="$(grep -v '^untrusted comment' "$e2e_lead/lead.pub" | head -1)" \
+    cargo build -p voxseal-desktop --no-default-features --features pinned
+mkdir -p "$CARGO_TARGET_DIR/e2e"
+cp "$CARGO_TARGET_DIR/debug/voxseal-desktop" "$CARGO_TARGET_DIR/e2e/voxseal-desktop-pinned"
+say "cargo build -p voxseal-desktop -p voxseal-broker"
+cargo build -p voxseal-desktop -p voxseal-broker
 
 say "cargo test --workspace"
 cargo test --workspace "${extra[@]}"

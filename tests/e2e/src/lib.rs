@@ -32,6 +32,8 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+pub mod steps;
+
 /// The null sink of `scripts/pulse.sh`; its monitor is the default input.
 pub const SINK: &str = "voxseal_null";
 
@@ -317,8 +319,14 @@ pub struct Desktop {
 
 impl Desktop {
     /// Starts Xvfb, the PulseAudio server (if needed), tauri-driver, and a WebDriver session that
-    /// launches the app with a fresh data directory (local mode: no project configured).
+    /// launches the app with a fresh data directory (no project yet: the enroll screen, with
+    /// "Try a demo").
     pub async fn launch(tools: &Tools) -> Result<Desktop> {
+        Self::launch_env(tools, &[]).await
+    }
+
+    /// [`launch`](Self::launch) with extra environment variables for the app.
+    pub async fn launch_env(tools: &Tools, env: &[(&str, String)]) -> Result<Desktop> {
         let started = Instant::now();
         let dir = tempfile::Builder::new().prefix("voxseal-e2e-").tempdir()?;
         let pulse = pulse_env()?;
@@ -357,6 +365,7 @@ impl Desktop {
             .env("XDG_CONFIG_HOME", xdg.join("config"))
             .env("XDG_RUNTIME_DIR", xdg.join("runtime"))
             .envs(pulse.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -519,6 +528,15 @@ impl Desktop {
             ensure!(Instant::now() < deadline, "could not click {id}: {why}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Types `text` into the element with `data-testid` `id`.
+    pub async fn type_text(&self, id: &str, text: &str) -> Result<()> {
+        self.by_id(id)
+            .await?
+            .send_keys(text)
+            .await
+            .with_context(|| format!("typing into {id}"))
     }
 
     /// An attribute of the element with `data-testid` (None when either is missing).

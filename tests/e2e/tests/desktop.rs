@@ -1,6 +1,6 @@
 //! The contractor's whole first session in the real desktop app, and its security boundary.
 //!
-//! Enroll with the local demo code, consent, check the microphone (live meter and noise check
+//! Choose "Try a demo" on a fresh install, enroll with the demo code, consent, check the microphone (live meter and noise check
 //! while speech plays), record three prompts with real speech, re-record the first one (version
 //! 2), watch the queue drain to "uploaded" against the embedded local stack with no raw recording
 //! left; then, from the page, a command the capability does not grant is refused and an inline
@@ -15,13 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
+use voxseal_e2e::steps::{LONG, SHORT, mic_check, take};
 use voxseal_e2e::{Desktop, Tools};
-
-const SHORT: Duration = Duration::from_secs(10);
-/// App start-up (local stack, first paint) and the upload of the whole queue.
-const LONG: Duration = Duration::from_secs(45);
-/// Loud enough to count as speech on the meter, in dBFS (its floor is -60).
-const SPEECH_PEAK: f64 = -35.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contractor_flow_in_the_real_app() {
@@ -46,7 +41,7 @@ async fn contractor_flow_in_the_real_app() {
 async fn flow(d: &Desktop) -> Result<()> {
     enroll(d).await?;
     consent(d).await?;
-    mic_check(d).await?;
+    mic_check(d, Some("03-mic-check")).await?;
     for n in 1..=3 {
         record_prompt(d, n, n == 1).await?;
     }
@@ -58,10 +53,18 @@ async fn flow(d: &Desktop) -> Result<()> {
 }
 
 async fn enroll(d: &Desktop) -> Result<()> {
+    // A fresh install joins a project through a link; the demo is an explicit choice.
+    d.wait_id("try-demo", LONG).await?;
+    ensure!(
+        d.by_id("demo-code").await.is_err() && d.by_id("mode-demo").await.is_err(),
+        "a fresh install must not start in the demo"
+    );
+    d.screenshot("00-welcome").await?;
+    d.click("try-demo").await?;
     d.wait_id("demo-code", LONG).await?;
     let code = d.text("demo-code").await?;
     ensure!(code.len() >= 8, "demo code looks wrong: {code:?}");
-    ensure!(d.by_id("mode-local").await.is_ok(), "no local-mode badge");
+    ensure!(d.by_id("mode-demo").await.is_ok(), "no demo badge");
     d.screenshot("01-enroll").await?;
     d.click("use-demo-code").await?;
     d.log(format_args!("enrolled with the demo code"));
@@ -76,48 +79,6 @@ async fn consent(d: &Desktop) -> Result<()> {
     ensure!(!text.is_empty(), "empty consent text");
     d.screenshot("02-consent").await?;
     d.click("consent-accept").await?;
-    Ok(())
-}
-
-async fn mic_check(d: &Desktop) -> Result<()> {
-    // The meter starts with the screen; the first capture callback takes 1.3-2 s.
-    d.wait_id("noise-check", SHORT)
-        .await
-        .context("the mic check after consenting")?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let speech = d.speak("Testing the microphone: one, two, three, four, five.");
-    let peak = d
-        .wait_attr("meter-peak", "data-value", LONG, |v| {
-            v.parse::<f64>().is_ok_and(|db| db > SPEECH_PEAK)
-        })
-        .await;
-    let peak = match peak {
-        Ok(p) => p,
-        Err(e) => {
-            let kind = d.attr("mic-error", "data-kind").await?;
-            return Err(e.context(format!(
-                "the live meter never showed the speech (mic error: {kind:?})"
-            )));
-        }
-    };
-    d.log(format_args!("meter peak {peak} dBFS while speaking"));
-    speech.await??;
-
-    // The noise check records 3 s: speak through it, as a contractor reading aloud would.
-    d.click("noise-check").await?;
-    let speech = d.speak("The quick brown fox jumps over the lazy dog.");
-    let verdict = d
-        .wait_attr("noise-verdict", "data-verdict", SHORT, |_| true)
-        .await
-        .context("no noise check verdict")?;
-    speech.await??;
-    d.log(format_args!("noise check: {verdict}"));
-    ensure!(
-        verdict == "good",
-        "noise check verdict {verdict}, expected good"
-    );
-    d.screenshot("03-mic-check").await?;
-    d.click("mic-continue").await?;
     Ok(())
 }
 
@@ -211,46 +172,6 @@ const INVOKE: &str = "const [cmd, args, done] = arguments; \
     window.__TAURI_INTERNALS__.invoke(cmd, args).then( \
       (v) => done({ ok: true, value: v }), \
       (e) => done({ ok: false, error: e }));";
-
-/// One take of `text`: record, speak, stop once the speech has come through; returns the
-/// overall verdict and the speech check's verdict.
-async fn take(d: &Desktop, text: &str) -> Result<(String, String)> {
-    d.click("record").await?;
-    d.wait_id("stop", SHORT).await?;
-    let speech = d.speak(text);
-    d.wait_attr("meter-peak", "data-value", LONG, |v| {
-        v.parse::<f64>().is_ok_and(|db| db > SPEECH_PEAK)
-    })
-    .await
-    .context("the recording meter never showed the speech")?;
-    let played = speech.await??;
-    // Let the end of the speech through the monitor and the capture buffers.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    d.click("stop").await?;
-    let quality = d
-        .wait_attr("quality-overall", "data-verdict", SHORT, |_| true)
-        .await?;
-    let speech_check = d
-        .attr("quality-speech", "data-verdict")
-        .await?
-        .unwrap_or_default();
-    let seconds = d.attr("take-duration", "data-seconds").await?;
-    let points = d.attr("waveform", "data-points").await?;
-    let checks = d
-        .js(
-            "return [...document.querySelectorAll('[data-testid^=\"quality-\"][data-verdict]')]\
-               .map(e => e.dataset.testid.slice(8) + '=' + e.dataset.verdict).join(' ');",
-            vec![],
-        )
-        .await?;
-    d.log(format_args!(
-        "take: {seconds:?} s (speech played {played:.1?}), waveform {points:?} points, \
-         quality {quality}: {}",
-        checks.as_str().unwrap_or_default()
-    ));
-    ensure!(points.as_deref().is_some_and(|p| p != "0"), "no waveform");
-    Ok((quality, speech_check))
-}
 
 async fn rerecord_first(d: &Desktop) -> Result<()> {
     // After the third accept the app shows prompt 4: back to the first one.

@@ -1,0 +1,100 @@
+//! Steps of the contractor's flow that several end-to-end tests take.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+
+use crate::Desktop;
+
+/// A screen change or a single answer.
+pub const SHORT: Duration = Duration::from_secs(10);
+/// App start-up (first paint) and the upload of the whole queue.
+pub const LONG: Duration = Duration::from_secs(45);
+/// Loud enough to count as speech on the meter, in dBFS (its floor is -60).
+pub const SPEECH_PEAK: f64 = -35.0;
+
+/// The mic check screen: the live meter shows speech, the noise check says "good"; then on.
+/// `shot` names a screenshot of the screen.
+pub async fn mic_check(d: &Desktop, shot: Option<&str>) -> Result<()> {
+    // The meter starts with the screen; the first capture callback takes 1.3-2 s.
+    d.wait_id("noise-check", SHORT)
+        .await
+        .context("the mic check after consenting")?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let speech = d.speak("Testing the microphone: one, two, three, four, five.");
+    let peak = d
+        .wait_attr("meter-peak", "data-value", LONG, |v| {
+            v.parse::<f64>().is_ok_and(|db| db > SPEECH_PEAK)
+        })
+        .await;
+    let peak = match peak {
+        Ok(p) => p,
+        Err(e) => {
+            let kind = d.attr("mic-error", "data-kind").await?;
+            return Err(e.context(format!(
+                "the live meter never showed the speech (mic error: {kind:?})"
+            )));
+        }
+    };
+    d.log(format_args!("meter peak {peak} dBFS while speaking"));
+    speech.await??;
+
+    // The noise check records 3 s: speak through it, as a contractor reading aloud would.
+    d.click("noise-check").await?;
+    let speech = d.speak("The quick brown fox jumps over the lazy dog.");
+    let verdict = d
+        .wait_attr("noise-verdict", "data-verdict", SHORT, |_| true)
+        .await
+        .context("no noise check verdict")?;
+    speech.await??;
+    d.log(format_args!("noise check: {verdict}"));
+    ensure!(
+        verdict == "good",
+        "noise check verdict {verdict}, expected good"
+    );
+    if let Some(name) = shot {
+        d.screenshot(name).await?;
+    }
+    d.click("mic-continue").await?;
+    Ok(())
+}
+
+/// One take of `text`: record, speak, stop once the speech has come through; returns the
+/// overall verdict and the speech check's verdict.
+pub async fn take(d: &Desktop, text: &str) -> Result<(String, String)> {
+    d.click("record").await?;
+    d.wait_id("stop", SHORT).await?;
+    let speech = d.speak(text);
+    d.wait_attr("meter-peak", "data-value", LONG, |v| {
+        v.parse::<f64>().is_ok_and(|db| db > SPEECH_PEAK)
+    })
+    .await
+    .context("the recording meter never showed the speech")?;
+    let played = speech.await??;
+    // Let the end of the speech through the monitor and the capture buffers.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    d.click("stop").await?;
+    let quality = d
+        .wait_attr("quality-overall", "data-verdict", SHORT, |_| true)
+        .await?;
+    let speech_check = d
+        .attr("quality-speech", "data-verdict")
+        .await?
+        .unwrap_or_default();
+    let seconds = d.attr("take-duration", "data-seconds").await?;
+    let points = d.attr("waveform", "data-points").await?;
+    let checks = d
+        .js(
+            "return [...document.querySelectorAll('[data-testid^=\"quality-\"][data-verdict]')]\
+               .map(e => e.dataset.testid.slice(8) + '=' + e.dataset.verdict).join(' ');",
+            vec![],
+        )
+        .await?;
+    d.log(format_args!(
+        "take: {seconds:?} s (speech played {played:.1?}), waveform {points:?} points, \
+         quality {quality}: {}",
+        checks.as_str().unwrap_or_default()
+    ));
+    ensure!(points.as_deref().is_some_and(|p| p != "0"), "no waveform");
+    Ok((quality, speech_check))
+}
