@@ -22,6 +22,7 @@ pub mod config;
 pub mod fault;
 pub mod features;
 pub mod fsutil;
+pub mod hardening;
 pub mod ids;
 pub mod keys;
 pub mod manifest;

@@ -263,17 +263,21 @@ impl Drop for Recorder {
     }
 }
 
-/// The last `capacity` samples, overwritten in a circle; zeroized on drop.
+/// The last `capacity` samples, overwritten in a circle; zeroized on drop; locked out of swap
+/// where the OS allows.
 struct PreRoll {
     buf: Zeroizing<Vec<f32>>,
     next: usize,
     full: bool,
+    _lock: crate::hardening::MemLock,
 }
 
 impl PreRoll {
     fn new(capacity: usize) -> Self {
+        let buf = Zeroizing::new(vec![0.0; capacity]);
         Self {
-            buf: Zeroizing::new(vec![0.0; capacity]),
+            _lock: crate::hardening::MemLock::new(&buf[..]),
+            buf,
             next: 0,
             full: false,
         }
@@ -331,6 +335,7 @@ struct Worker {
     meter: LevelMeter,
     pre_roll: PreRoll,
     buf: Zeroizing<Vec<f32>>,
+    _buf_lock: crate::hardening::MemLock,
     state: State,
     source_done: bool,
     failure: Option<String>,
@@ -347,10 +352,12 @@ impl Worker {
         on_event: Box<dyn FnMut(RecorderEvent) + Send>,
     ) -> Self {
         let rate = source.sample_rate();
+        let buf = Zeroizing::new(vec![0f32; (rate as usize / 50).max(256)]);
         Self {
             meter: LevelMeter::new(rate, opts.levels_per_second),
             pre_roll: PreRoll::new((opts.pre_roll.as_secs_f64() * rate as f64) as usize),
-            buf: Zeroizing::new(vec![0f32; (rate as usize / 50).max(256)]),
+            _buf_lock: crate::hardening::MemLock::new(&buf[..]),
+            buf,
             source,
             opts,
             on_level,

@@ -240,9 +240,9 @@ impl Workspace {
             path: path.display().to_string(),
             source,
         };
-        crate::fsutil::write_atomic(&crate::signing::sig_path(&path), sig.as_bytes(), false)
+        crate::fsutil::write_atomic(&crate::signing::sig_path(&path), sig.as_bytes(), true)
             .map_err(io)?;
-        crate::fsutil::write_atomic(&path, &bytes, false).map_err(io)?;
+        crate::fsutil::write_atomic(&path, &bytes, true).map_err(io)?;
         self.audit.append(
             "project.installed",
             serde_json::json!({ "project": config.project.name }),
