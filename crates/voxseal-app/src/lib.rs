@@ -366,14 +366,24 @@ impl App {
                 ));
             }
         }
-        let (contractor, token) = self.inner.rt.block_on(BrokerSource::enroll(&url, &code))?;
         let store = TokenStore::new(self.inner.ws.root());
-        let saved = if self.is_local() {
-            let pass = local_passphrase(self.inner.ws.root())?;
-            store.save(&contractor, &url, &token, true, Some(&pass))
-        } else {
-            store.save(&contractor, &url, &token, false, None)
+        let pass = match self.is_local() {
+            true => Some(local_passphrase(self.inner.ws.root())?),
+            false => None,
         };
+        let no_store = |e| match e {
+            voxseal_cloud::token_store::TokenStoreError::NeedPassphrase => AppError::new(
+                ErrorKind::NeedsPassphrase,
+                "this computer has no usable keychain, so the app cannot keep your enrollment (your code was not used); enroll with `voxseal enroll join --file-store` instead",
+            ),
+            other => AppError::new(ErrorKind::Storage, other.to_string()),
+        };
+        // Where the token will go is settled before the one-time code is spent.
+        store
+            .usable_backend(pass.is_some(), pass.as_ref())
+            .map_err(no_store)?;
+        let (contractor, token) = self.inner.rt.block_on(BrokerSource::enroll(&url, &code))?;
+        let saved = store.save(&contractor, &url, &token, pass.is_some(), pass.as_ref());
         saved.map_err(|e| match e {
             voxseal_cloud::token_store::TokenStoreError::NeedPassphrase => AppError::new(
                 ErrorKind::NeedsPassphrase,

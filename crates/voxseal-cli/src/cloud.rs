@@ -101,20 +101,30 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     let (url, code) = parse_enroll_link(&a.code, a.broker.as_deref())?;
     check_broker_url(&url)?;
     let ws = ui::open_workspace(cli)?;
-    let (contractor, token) = runtime()?.block_on(BrokerSource::enroll(&url, &code))?;
     let store = TokenStore::new(ws.root());
     let file = a.file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
-    let pass = if file { passphrase(true) } else { None };
-    let backend = match store.save(&contractor, &url, &token, file, pass.as_ref()) {
+    let mut pass = if file { passphrase(true) } else { None };
+    // Where the token will go is settled before the one-time code is spent.
+    let backend = match store.usable_backend(file, pass.as_ref()) {
         Ok(b) => b,
         Err(voxseal_cloud::token_store::TokenStoreError::NeedPassphrase) => {
             // No keychain: fall back to the encrypted file, asking for a passphrase.
-            let pass = passphrase(true)
-                .context("no keychain here and no passphrase: set VOXSEAL_TOKEN_PASSPHRASE")?;
-            store.save(&contractor, &url, &token, true, Some(&pass))?
+            pass = Some(passphrase(true).context(
+                "no usable keychain here and no passphrase for an encrypted token file: set \
+                 VOXSEAL_TOKEN_PASSPHRASE (or run in a terminal); the enrollment code was not used",
+            )?);
+            Backend::EncryptedFile
         }
         Err(e) => return Err(e.into()),
     };
+    let (contractor, token) = runtime()?.block_on(BrokerSource::enroll(&url, &code))?;
+    let backend = store.save(
+        &contractor,
+        &url,
+        &token,
+        backend == Backend::EncryptedFile,
+        pass.as_ref(),
+    )?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
