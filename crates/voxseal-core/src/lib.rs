@@ -24,6 +24,7 @@ pub mod features;
 pub mod fsutil;
 pub mod hardening;
 pub mod ids;
+pub mod key_layout;
 pub mod keys;
 pub mod manifest;
 pub mod open;
