@@ -176,3 +176,52 @@ fn open_refuses_a_manifest_under_another_contractors_prefix() {
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("bob-02"), "{err}");
 }
+
+/// The data team's Python check in docs/operator-guide.md (run as written, with python3):
+/// a manifest under another contractor's prefix stops it, one under its own passes.
+#[test]
+fn the_documented_python_prefix_check_catches_a_foreign_manifest() {
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operator-guide.md"),
+    )
+    .unwrap();
+    let after = guide
+        .split("check that every manifest's")
+        .nth(1)
+        .expect("the guide has the prefix check");
+    let code = after
+        .split("```python\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let manifest = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/manifest/sealed.json"),
+    )
+    .unwrap();
+    let python = voxseal_testkit::venv_python().unwrap_or_else(|| "python3".into());
+    let check = |prefix: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir
+            .path()
+            .join(format!("manifests/{prefix}/2026/01/02/s.json"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &manifest).unwrap();
+        Command::new(&python)
+            .args(["-c", code])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let foreign = check("bob-02");
+    let err = String::from_utf8_lossy(&foreign.stderr);
+    assert!(
+        !foreign.status.success() && err.contains("skip it"),
+        "{err}"
+    );
+    let own = check("seed-01");
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+}
