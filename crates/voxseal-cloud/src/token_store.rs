@@ -356,6 +356,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_usable_backend_is_known_before_anything_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(&dir.path().join("data"));
+        let pass = SecretString::from("correct horse".to_owned());
+        assert!(matches!(
+            store.usable_backend(true, None),
+            Err(TokenStoreError::NeedPassphrase)
+        ));
+        assert_eq!(
+            store.usable_backend(true, Some(&pass)).unwrap(),
+            Backend::EncryptedFile
+        );
+        // Whatever the keychain here, asking for it never fails when a passphrase is at hand.
+        assert!(store.usable_backend(false, Some(&pass)).is_ok());
+        assert_eq!(store.enrollment().unwrap(), None, "nothing recorded yet");
+    }
+
+    #[test]
     fn encrypted_file_round_trip_and_wrong_passphrase() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(dir.path());

@@ -95,8 +95,10 @@ static FAILED_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Keeps the pages of one buffer in RAM until dropped (best effort; see the module docs).
 ///
 /// The buffer must not move or reallocate while locked: lock heap memory of fixed capacity
-/// (a `Box`, or a `Vec` that never grows past its capacity) and drop the `MemLock` no later
-/// than the buffer. Dropping it after the buffer is harmless (it only unlocks pages).
+/// (a `Box`, or a `Vec` that never grows past its capacity), and drop the `MemLock` BEFORE the
+/// buffer is freed (declare it before the buffer in a struct; zeroize in the struct's `drop`):
+/// unlocking memory that was already returned to the OS fails, which `region` asserts against
+/// in debug builds.
 #[derive(Debug)]
 #[must_use = "the pages are unlocked when the MemLock is dropped"]
 pub struct MemLock {
@@ -274,6 +276,17 @@ mod tests {
         drop(again);
         assert!(vm_lck_kb() <= during - (LEN as u64 / 1024));
         drop(buf);
+    }
+
+    /// A large buffer is its own mapping, returned to the OS when freed: its lock must go
+    /// first (region's guard asserts that munlock succeeds, in debug builds).
+    #[test]
+    fn owners_unlock_before_they_free() {
+        for _ in 0..3 {
+            let pcm = crate::pcm::MemoryPcm::new(vec![0.5; 1 << 20], 16_000);
+            assert_eq!(pcm.samples().len(), 1 << 20);
+            drop(pcm);
+        }
     }
 
     #[test]

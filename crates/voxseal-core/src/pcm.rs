@@ -32,9 +32,10 @@ pub trait PcmReplay {
 /// Audio held in memory (tests, synthetic sources, short clips). Zeroized on drop; locked out
 /// of swap where the OS allows (from when it is wrapped: `samples` came from the caller).
 pub struct MemoryPcm {
+    // Before `samples`: unlocked before the memory is freed.
+    _lock: crate::hardening::MemLock,
     samples: Zeroizing<Vec<f32>>,
     sample_rate: u32,
-    _lock: crate::hardening::MemLock,
 }
 
 impl MemoryPcm {

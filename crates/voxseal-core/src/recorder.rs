@@ -266,10 +266,11 @@ impl Drop for Recorder {
 /// The last `capacity` samples, overwritten in a circle; zeroized on drop; locked out of swap
 /// where the OS allows.
 struct PreRoll {
+    // Before `buf`: unlocked before the memory is freed.
+    _lock: crate::hardening::MemLock,
     buf: Zeroizing<Vec<f32>>,
     next: usize,
     full: bool,
-    _lock: crate::hardening::MemLock,
 }
 
 impl PreRoll {
@@ -334,8 +335,9 @@ struct Worker {
     on_event: Box<dyn FnMut(RecorderEvent) + Send>,
     meter: LevelMeter,
     pre_roll: PreRoll,
-    buf: Zeroizing<Vec<f32>>,
+    // Before `buf`: unlocked before the memory is freed.
     _buf_lock: crate::hardening::MemLock,
+    buf: Zeroizing<Vec<f32>>,
     state: State,
     source_done: bool,
     failure: Option<String>,

@@ -42,9 +42,16 @@ pub const EXTENSION: &str = "spool";
 /// A take's spool key. Lives only in memory, on a page locked out of swap where the OS allows
 /// ([`MemLock`]); zeroized on drop; never printed.
 pub struct SpoolKey {
-    // Declared before the lock: zeroized before its page is unlocked.
-    bytes: Box<Zeroizing<[u8; 32]>>,
+    // Unlocked before the memory is freed (munlock of freed, unmapped memory fails); the bytes
+    // are zeroized first, in `drop`.
     _lock: MemLock,
+    bytes: Box<Zeroizing<[u8; 32]>>,
+}
+
+impl Drop for SpoolKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.bytes[..]);
+    }
 }
 
 impl SpoolKey {
@@ -199,6 +206,8 @@ impl Header {
 
 /// Writes one take's PCM into an encrypted spool file, chunk by chunk.
 pub struct SpoolWriter {
+    // First: unlocked before the buffers are freed (zeroized first, in `drop`).
+    _locks: [MemLock; 2],
     path: PathBuf,
     file: BufWriter<File>,
     lock: Option<File>,
@@ -208,7 +217,6 @@ pub struct SpoolWriter {
     chunk: u32,
     buf: Zeroizing<Vec<u8>>,
     samples: u64,
-    _locks: [MemLock; 2],
 }
 
 impl SpoolWriter {
@@ -321,6 +329,7 @@ impl Drop for SpoolWriter {
             let _ = wipe::wipe_file(&self.path);
         }
         self.lock = None;
+        zeroize::Zeroize::zeroize(&mut *self.buf);
     }
 }
 
@@ -383,6 +392,8 @@ impl PcmReplay for SpoolTake {
 
 /// Decrypts a spool file chunk by chunk.
 pub struct SpoolReader {
+    // First: unlocked before the buffers are freed (zeroized first, in `drop`).
+    _locks: [MemLock; 2],
     path: PathBuf,
     file: io::BufReader<File>,
     header: Header,
@@ -391,7 +402,12 @@ pub struct SpoolReader {
     plain: Zeroizing<Vec<u8>>,
     pos: usize,
     done: bool,
-    _locks: [MemLock; 2],
+}
+
+impl Drop for SpoolReader {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.plain);
+    }
 }
 
 impl SpoolReader {
