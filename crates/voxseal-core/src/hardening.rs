@@ -27,7 +27,13 @@ pub struct CoreDumpReport {
 /// dumps there come from Windows Error Reporting, configured per machine (docs/wipe.md).
 /// Failures are reported in the result, never fatal: the caller logs them.
 pub fn disable_core_dumps() -> CoreDumpReport {
-    let mut report = CoreDumpReport::default();
+    CoreDumpReport {
+        rlimit_core_zero: set_rlimit_core_zero(),
+        not_dumpable: set_not_dumpable(),
+    }
+}
+
+fn set_rlimit_core_zero() -> bool {
     #[cfg(unix)]
     {
         use rustix::process::{Resource, Rlimit, setrlimit};
@@ -35,14 +41,20 @@ pub fn disable_core_dumps() -> CoreDumpReport {
             current: Some(0),
             maximum: Some(0),
         };
-        report.rlimit_core_zero = setrlimit(Resource::Core, zero).is_ok();
+        setrlimit(Resource::Core, zero).is_ok()
     }
+    #[cfg(not(unix))]
+    false
+}
+
+fn set_not_dumpable() -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use rustix::process::{DumpableBehavior, set_dumpable_behavior};
-        report.not_dumpable = set_dumpable_behavior(DumpableBehavior::NotDumpable).is_ok();
+        set_dumpable_behavior(DumpableBehavior::NotDumpable).is_ok()
     }
-    report
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    false
 }
 
 impl CoreDumpReport {
