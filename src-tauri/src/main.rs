@@ -2,6 +2,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
+    // Before anything holds a key or audio: no core file can carry them.
+    voxseal_core::hardening::harden_process();
     // Answer --version without a display (package checks, support).
     if std::env::args()
         .skip(1)

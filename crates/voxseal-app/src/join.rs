@@ -33,6 +33,16 @@ pub(crate) fn project_view(c: &ProjectConfig) -> ProjectView {
     }
 }
 
+fn no_store(e: voxseal_cloud::token_store::TokenStoreError) -> AppError {
+    match e {
+        voxseal_cloud::token_store::TokenStoreError::NeedPassphrase => AppError::new(
+            ErrorKind::NeedsPassphrase,
+            "this computer has no usable keychain, so the app cannot keep your enrollment (your code was not used); enroll with `voxseal enroll join --file-store` instead",
+        ),
+        other => AppError::new(ErrorKind::Storage, other.to_string()),
+    }
+}
+
 fn refused(e: impl std::fmt::Display) -> AppError {
     AppError::new(ErrorKind::ProjectRefused, e.to_string())
 }
@@ -131,6 +141,10 @@ impl App {
             }
             self.refuse_switch_with_queue(&old)?;
         }
+        // Where the token will go is settled before anything is installed or the code is spent.
+        let store = TokenStore::new(self.inner.ws.root());
+        let pass = self.inner.token_passphrase.as_ref();
+        store.usable_backend(false, pass).map_err(no_store)?;
         let replace = if switch {
             Replace::Switch
         } else {
@@ -147,21 +161,9 @@ impl App {
             .inner
             .rt
             .block_on(BrokerSource::enroll(&url, &c.link.code))?;
-        TokenStore::new(self.inner.ws.root())
-            .save(
-                &contractor,
-                &url,
-                &token,
-                false,
-                self.inner.token_passphrase.as_ref(),
-            )
-            .map_err(|e| match e {
-                voxseal_cloud::token_store::TokenStoreError::NeedPassphrase => AppError::new(
-                    ErrorKind::NeedsPassphrase,
-                    "this computer has no keychain; enroll with `voxseal enroll join --file-store` instead",
-                ),
-                other => AppError::new(ErrorKind::Storage, other.to_string()),
-            })?;
+        store
+            .save(&contractor, &url, &token, false, pass)
+            .map_err(no_store)?;
         self.enrolled(contractor, &url, token)
     }
 

@@ -24,6 +24,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before any token or credential is in memory: no core file can carry them.
+    let hardening = voxseal_core::hardening::harden_process();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXSEAL_BROKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -32,6 +34,11 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_current_span(false)
         .init();
+    tracing::info!(
+        rlimit_core_zero = hardening.rlimit_core_zero,
+        not_dumpable = hardening.not_dumpable,
+        "core-dump hardening applied"
+    );
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -84,7 +84,23 @@ fn set_up_bucket_and_role(moto: &MotoServer) -> String {
         1,
         "one conditional Deny: {policy}"
     );
-    assert!(statements.iter().all(|s| s["Effect"] == "Allow"));
+    // The unconditional Deny (keys with `.`, `..` or empty segments) stays: moto applies it.
+    assert!(
+        statements
+            .iter()
+            .all(|s| s["Effect"] == "Allow" || s["Sid"] == "NoDotOrEmptyKeySegments"),
+        "{policy}"
+    );
+    // moto turns a resource pattern into a regex by replacing `*` with `.*` and leaves `.`
+    // unescaped (any character), where IAM means a literal dot: escape the dots of the Deny so
+    // that moto matches what IAM matches.
+    for s in doc["Statement"].as_array_mut().unwrap() {
+        if s["Sid"] == "NoDotOrEmptyKeySegments" {
+            for r in s["Resource"].as_array_mut().unwrap() {
+                *r = Value::from(r.as_str().unwrap().replace('.', "\\."));
+            }
+        }
+    }
     let policy = doc.to_string();
     moto.aws_ok(&[
         "iam",
@@ -325,6 +341,12 @@ async fn sts_credentials_write_only_to_own_prefixes() {
         "other-prefix/x",
         "raw/alice-01x",
         "features/x",
+        // Inside alice's prefixes as strings, but not as paths.
+        "raw/alice-01/../bob-02/x",
+        "features/alice-01/./x",
+        "manifests/alice-01//x",
+        "raw/alice-01/x/..",
+        "raw/alice-01/x/",
     ] {
         let r = s3
             .put_object()

@@ -85,6 +85,8 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
         refuse_switch_with_queue(&ws, &old.project.name)?;
     }
     show_project(&config);
+    let store = TokenStore::new(ws.root());
+    let (backend, pass) = token_backend(&store, a.file_store)?;
     let replace = if a.switch_project {
         Replace::Switch
     } else {
@@ -98,7 +100,13 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     )?;
     let url = link.broker.to_string();
     let (contractor, token) = rt.block_on(BrokerSource::enroll(&url, &link.code))?;
-    let backend = save_token(&ws, &contractor, &url, &token, a.file_store)?;
+    let backend = store.save(
+        &contractor,
+        &url,
+        &token,
+        backend == Backend::EncryptedFile,
+        pass.as_ref(),
+    )?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
@@ -207,23 +215,23 @@ fn show_project(config: &ProjectConfig) {
     }
 }
 
-fn save_token(
-    ws: &voxseal_core::workspace::Workspace,
-    contractor: &voxseal_core::ids::ContractorId,
-    url: &str,
-    token: &SecretString,
+/// Where the device token will go, settled before the one-time code is spent (a code spent on a
+/// device that cannot keep its token is lost): the keychain, else an encrypted file with a
+/// passphrase from the environment or the terminal.
+fn token_backend(
+    store: &TokenStore,
     file_store: bool,
-) -> Result<Backend> {
-    let store = TokenStore::new(ws.root());
+) -> Result<(Backend, Option<SecretString>)> {
     let file = file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
     let pass = if file { passphrase(true) } else { None };
-    match store.save(contractor, url, token, file, pass.as_ref()) {
-        Ok(b) => Ok(b),
+    match store.usable_backend(file, pass.as_ref()) {
+        Ok(b) => Ok((b, pass)),
         Err(voxseal_cloud::token_store::TokenStoreError::NeedPassphrase) => {
-            // No keychain: fall back to the encrypted file, asking for a passphrase.
-            let pass = passphrase(true)
-                .context("no keychain here and no passphrase: set VOXSEAL_TOKEN_PASSPHRASE")?;
-            Ok(store.save(contractor, url, token, true, Some(&pass))?)
+            let pass = passphrase(true).context(
+                "no usable keychain here and no passphrase for an encrypted token file: set \
+                 VOXSEAL_TOKEN_PASSPHRASE (or run in a terminal); the enrollment code was not used",
+            )?;
+            Ok((Backend::EncryptedFile, Some(pass)))
         }
         Err(e) => Err(e.into()),
     }

@@ -42,6 +42,8 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
+    // Before anything holds a key or audio: no core file can carry them.
+    voxseal_core::hardening::harden_process();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Init(a) => inspect::init(&cli, a),

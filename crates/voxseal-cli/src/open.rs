@@ -17,6 +17,9 @@ pub fn open(a: &OpenArgs) -> Result<()> {
         voxseal_core::fsutil::create_private_dir(out)?;
     }
     let manifest = a.manifest.as_deref().map(read_manifest).transpose()?;
+    if let Some(m) = &manifest {
+        check_key_prefixes(m.contractor.as_str(), a.manifest.iter().chain(&a.paths))?;
+    }
     let mut opened = 0;
     let mut failures = Vec::new();
     let mut verify_failed = false;
@@ -102,6 +105,25 @@ pub fn open(a: &OpenArgs) -> Result<()> {
     }
     if a.out.is_none() {
         eprintln!("   (verified only; pass --out <dir> to write the decrypted files)");
+    }
+    Ok(())
+}
+
+/// Refuses (exit 4) when the manifest or a payload was found under another contractor's key
+/// prefix (`manifests/<c>/...`, `features/<c>/...`): only that contractor's credentials could
+/// write there. Paths outside the bucket layout have nothing to compare.
+fn check_key_prefixes<'a>(
+    contractor: &str,
+    paths: impl IntoIterator<Item = &'a std::path::PathBuf>,
+) -> Result<()> {
+    for path in paths {
+        if let Err(e) = voxseal_core::key_layout::check_contractor_prefix(path, contractor) {
+            return Err(Exit {
+                code: exit::VERIFY,
+                message: e.to_string(),
+            }
+            .into());
+        }
     }
     Ok(())
 }

@@ -147,6 +147,17 @@ fn record_seal_then_age_and_python_read_it() {
         .to_owned();
     assert!(sample.starts_with("sample-"), "{sample}");
     let item = item_dir(&env, &sample);
+    #[cfg(unix)]
+    for (path, want) in [
+        (env.path("data"), 0o700),
+        (env.path("data/audit.log"), 0o600),
+        (env.path("data/project.toml"), 0o600),
+        (item.join("manifest.json"), 0o600),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
 
     let outbox: serde_json::Value = serde_json::from_str(&env.ok(&["outbox", "--json"])).unwrap();
     assert_eq!(outbox["items"].as_array().unwrap().len(), 1);

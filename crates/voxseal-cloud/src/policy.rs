@@ -18,6 +18,12 @@
 //!   (`kms:ViaService = s3.<region>.amazonaws.com`): what SSE-KMS uploads need (completing a
 //!   multipart upload calls Decrypt).
 //!
+//! - A Deny of `s3:PutObject` on keys with a `.`, `..` or empty segment inside the prefixes
+//!   (any segment starting with `.`, and `//` or a trailing `/`: [`DOT_OR_EMPTY_SEGMENT_PATTERNS`];
+//!   Voxseal's own segments never start with a dot). S3 keys are plain strings, so
+//!   `raw/<id>/../<other>/x` is inside `raw/<id>/*`, but a reader that maps keys to paths would
+//!   put it under another contractor. The project's bucket policy denies the same for everyone.
+//!
 //! No reads, no lists, no deletes, no other bucket, prefix or key.
 
 use serde_json::json;
@@ -31,6 +37,13 @@ pub const MAX_POLICY_LEN: usize = 2048;
 pub fn contractor_prefixes(contractor: &ContractorId) -> [String; 3] {
     ["raw", "features", "manifests"].map(|kind| format!("{kind}/{}/", contractor.as_str()))
 }
+
+/// IAM resource patterns (after `<bucket>/`) of object keys inside a contractor's prefixes that
+/// have a `..`, `.` or empty segment (`*` matches any characters, `/` included): a segment that
+/// starts with a dot (which covers `.` and `..`; no key Voxseal writes has one), `//`, or a
+/// trailing `/`. Keys under the prefixes start with `<kind>/<id>/`, so a bad segment can only be
+/// in the middle or at the end. Three patterns: the session policy must stay under STS's limit.
+pub const DOT_OR_EMPTY_SEGMENT_PATTERNS: [&str; 3] = ["*/.*", "*//*", "*/"];
 
 /// Inputs for [`session_policy`].
 #[derive(Debug, Clone)]
@@ -151,6 +164,13 @@ pub fn session_policy(input: &PolicyInput<'_>) -> Result<String, PolicyError> {
                 "Resource": input.kms_key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": format!("s3.{}.amazonaws.com", input.region)}},
             },
+            {
+                "Sid": "NoDotOrEmptyKeySegments",
+                "Effect": "Deny",
+                "Action": "s3:PutObject",
+                "Resource": DOT_OR_EMPTY_SEGMENT_PATTERNS
+                    .map(|p| format!("arn:{partition}:s3:::{}/{p}", input.bucket)),
+            },
         ],
     });
     let text = serde_json::to_string(&policy).expect("policies always serialize");
@@ -205,7 +225,10 @@ mod tests {
             r#"{"Action":["kms:GenerateDataKey","kms:Decrypt"],"#,
             r#""Condition":{"StringEquals":{"kms:ViaService":"s3.eu-west-1.amazonaws.com"}},"#,
             r#""Effect":"Allow","Resource":"arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab","#,
-            r#""Sid":"ProjectKeyViaS3"}],"Version":"2012-10-17"}"#
+            r#""Sid":"ProjectKeyViaS3"},"#,
+            r#"{"Action":"s3:PutObject","Effect":"Deny","Resource":["arn:aws:s3:::voxseal-prod/*/.*","#,
+            r#""arn:aws:s3:::voxseal-prod/*//*","arn:aws:s3:::voxseal-prod/*/"],"Sid":"NoDotOrEmptyKeySegments"}],"#,
+            r#""Version":"2012-10-17"}"#
         );
         assert_eq!(text, want);
     }
@@ -256,6 +279,50 @@ mod tests {
         assert_eq!(actions.len(), 5);
         let deny = &p["Statement"][1];
         assert_eq!(deny["Effect"], "Deny", "aws:kms without a key id is denied");
+    }
+
+    /// IAM's wildcard rule (`*` any run of characters, `/` included), applied to the deny
+    /// patterns: every key with a `.`, `..` or empty segment under a prefix is caught, and no
+    /// key Voxseal writes is.
+    #[test]
+    fn dot_and_empty_segments_are_denied_and_real_keys_are_not() {
+        fn iam_match(pattern: &str, s: &str) -> bool {
+            match pattern.split_once('*') {
+                None => pattern == s,
+                Some((head, tail)) => {
+                    s.starts_with(head)
+                        && (head.len()..=s.len())
+                            .any(|i| s.is_char_boundary(i) && iam_match(tail, &s[i..]))
+                }
+            }
+        }
+        let denied = |key: &str| {
+            DOT_OR_EMPTY_SEGMENT_PATTERNS
+                .iter()
+                .any(|p| iam_match(p, key))
+        };
+        for key in [
+            "raw/alice-01/../bob-02/2026/01/01/x.wav.age",
+            "raw/alice-01/..",
+            "raw/alice-01/./x",
+            "raw/alice-01/.",
+            "raw/alice-01//x",
+            "raw/alice-01/x//y",
+            "raw/alice-01/x/",
+            "manifests/alice-01/2026/../../../bob-02/x.json",
+            "raw/alice-01/.hidden",
+        ] {
+            assert!(denied(key), "{key}");
+        }
+        for key in [
+            "raw/alice-01/2026/01/01/0190a1b2-abcd.wav.age",
+            "features/alice-01/2026/01/01/s-0123abcd.safetensors.age",
+            "manifests/alice-01/2026/01/01/s.json",
+            "raw/alice-01/x..y",
+            "raw/alice-01/x.",
+        ] {
+            assert!(!denied(key), "{key}");
+        }
     }
 
     #[test]

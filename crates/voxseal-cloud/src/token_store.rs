@@ -143,6 +143,46 @@ impl TokenStore {
         }
     }
 
+    /// Where [`save`](Self::save) will be able to keep a token, found out BEFORE a one-time
+    /// enrollment code is redeemed (a code spent on a device that cannot keep its token is
+    /// lost): the keychain if it takes, returns and deletes a probe entry (unless `prefer_file`),
+    /// else the encrypted file if a passphrase is at hand, else [`TokenStoreError::NeedPassphrase`].
+    /// The data directory must also be writable.
+    pub fn usable_backend(
+        &self,
+        prefer_file: bool,
+        passphrase: Option<&SecretString>,
+    ) -> Result<Backend, TokenStoreError> {
+        voxseal_core::fsutil::create_private_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        if !prefer_file {
+            match Self::probe_keychain() {
+                Ok(()) => return Ok(Backend::Keychain),
+                Err(e) => tracing::info!("no usable keychain ({e}); using an encrypted file"),
+            }
+        }
+        passphrase
+            .map(|_| Backend::EncryptedFile)
+            .ok_or(TokenStoreError::NeedPassphrase)
+    }
+
+    /// Writes, reads back and deletes a random entry in the OS keychain.
+    fn probe_keychain() -> Result<(), TokenStoreError> {
+        let mut rnd = [0u8; 12];
+        getrandom::getrandom(&mut rnd).expect("OS RNG");
+        let value = hex::encode(rnd);
+        let kc = |e: keyring::Error| TokenStoreError::Keychain(e.to_string());
+        let entry = keyring::Entry::new(SERVICE, &format!("probe-{value}")).map_err(kc)?;
+        entry.set_password(&value).map_err(kc)?;
+        let read = entry.get_password();
+        let _ = entry.delete_credential();
+        if read.map_err(kc)? != value {
+            return Err(TokenStoreError::Keychain(
+                "the keychain returned something else than was stored".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Stores the token: in the keychain unless `prefer_file` or the keychain fails, then in the
     /// encrypted file (which needs `passphrase`).
     pub fn save(
@@ -314,6 +354,24 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_usable_backend_is_known_before_anything_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(&dir.path().join("data"));
+        let pass = SecretString::from("correct horse".to_owned());
+        assert!(matches!(
+            store.usable_backend(true, None),
+            Err(TokenStoreError::NeedPassphrase)
+        ));
+        assert_eq!(
+            store.usable_backend(true, Some(&pass)).unwrap(),
+            Backend::EncryptedFile
+        );
+        // Whatever the keychain here, asking for it never fails when a passphrase is at hand.
+        assert!(store.usable_backend(false, Some(&pass)).is_ok());
+        assert_eq!(store.enrollment().unwrap(), None, "nothing recorded yet");
+    }
 
     #[test]
     fn encrypted_file_round_trip_and_wrong_passphrase() {

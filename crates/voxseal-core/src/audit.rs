@@ -87,13 +87,7 @@ impl AuditLog {
             path: self.path.display().to_string(),
             source,
         };
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(io)?;
+        let mut f = open_private(&self.path).map_err(io)?;
         f.lock().map_err(io)?;
         let tail = read_tail(&mut f).map_err(io)?;
         let (mut seq, mut prev) = match &tail.last_line {
@@ -155,6 +149,26 @@ impl AuditLog {
         }
         Ok(report.entries)
     }
+}
+
+/// Opens (creating if needed) the log readable by its owner only; a log left readable by
+/// others (an older version made it 0644) is tightened.
+fn open_private(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let f = opts.open(path)?;
+        let mode = f.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    opts.open(path)
 }
 
 fn write_line(f: &mut File, line: &str) -> io::Result<()> {
@@ -357,6 +371,19 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::fs;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, log) = log_with(1);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(log.path()), 0o600);
+        // One left readable by others is tightened on the next append.
+        fs::set_permissions(log.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        log.append("test.event", json!({})).unwrap();
+        assert_eq!(mode(log.path()), 0o600);
+    }
 
     fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
         let dir = tempfile::tempdir().unwrap();

@@ -114,15 +114,22 @@ pub fn still_names(path: &Path, file: &File) -> io::Result<bool> {
     }
 }
 
-/// Creates a directory (and its parents) readable only by the owner on Unix.
+/// Creates a directory (and its parents) readable only by the owner on Unix. An existing
+/// directory that others can read, write or enter is tightened to 0700 (a data directory made
+/// by hand or by an older version with the default umask).
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(path)
+            .create(path)?;
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o700))?;
+        }
+        Ok(())
     }
     #[cfg(not(unix))]
     {
@@ -130,11 +137,12 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Serializes `value` as pretty JSON and writes it atomically.
+/// Serializes `value` as pretty JSON and writes it atomically, readable by the owner only
+/// (manifests, item states and progress live in the private data directory).
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes, false)
+    write_atomic(path, &bytes, true)
 }
 
 #[cfg(test)]
@@ -178,6 +186,41 @@ mod tests {
         write_atomic(&p, b"secret", true).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_open_directory_is_tightened_to_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data");
+        fs::create_dir(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&p).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        // A new one (and its new parents) is 0700 from the start.
+        let q = dir.path().join("a/b");
+        create_private_dir(&q).unwrap();
+        assert_eq!(
+            fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn json_state_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("manifest.json");
+        write_json_atomic(&p, &serde_json::json!({"contractor": "alice-01"})).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

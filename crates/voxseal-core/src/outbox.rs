@@ -225,12 +225,11 @@ impl Outbox {
     }
 
     fn seal_lock(&self) -> io::Result<fs::File> {
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.dir.join(SEAL_LOCK))
+        let mut opts = fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(self.dir.join(SEAL_LOCK))
     }
 
     /// Starts building a new item (holding the seal lock shared until it is committed or dropped).

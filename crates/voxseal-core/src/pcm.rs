@@ -29,8 +29,11 @@ pub trait PcmReplay {
     fn open(&self) -> io::Result<Box<dyn PcmRead + '_>>;
 }
 
-/// Audio held in memory (tests, synthetic sources, short clips). Zeroized on drop.
+/// Audio held in memory (tests, synthetic sources, short clips). Zeroized on drop; locked out
+/// of swap where the OS allows (from when it is wrapped: `samples` came from the caller).
 pub struct MemoryPcm {
+    // Before `samples`: unlocked before the memory is freed.
+    _lock: crate::hardening::MemLock,
     samples: Zeroizing<Vec<f32>>,
     sample_rate: u32,
 }
@@ -39,6 +42,7 @@ impl MemoryPcm {
     /// Wraps samples at `sample_rate`.
     pub fn new(samples: Vec<f32>, sample_rate: u32) -> Self {
         Self {
+            _lock: crate::hardening::MemLock::new(&samples),
             samples: Zeroizing::new(samples),
             sample_rate,
         }

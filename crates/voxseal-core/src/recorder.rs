@@ -263,8 +263,11 @@ impl Drop for Recorder {
     }
 }
 
-/// The last `capacity` samples, overwritten in a circle; zeroized on drop.
+/// The last `capacity` samples, overwritten in a circle; zeroized on drop; locked out of swap
+/// where the OS allows.
 struct PreRoll {
+    // Before `buf`: unlocked before the memory is freed.
+    _lock: crate::hardening::MemLock,
     buf: Zeroizing<Vec<f32>>,
     next: usize,
     full: bool,
@@ -272,8 +275,10 @@ struct PreRoll {
 
 impl PreRoll {
     fn new(capacity: usize) -> Self {
+        let buf = Zeroizing::new(vec![0.0; capacity]);
         Self {
-            buf: Zeroizing::new(vec![0.0; capacity]),
+            _lock: crate::hardening::MemLock::new(&buf[..]),
+            buf,
             next: 0,
             full: false,
         }
@@ -330,6 +335,8 @@ struct Worker {
     on_event: Box<dyn FnMut(RecorderEvent) + Send>,
     meter: LevelMeter,
     pre_roll: PreRoll,
+    // Before `buf`: unlocked before the memory is freed.
+    _buf_lock: crate::hardening::MemLock,
     buf: Zeroizing<Vec<f32>>,
     state: State,
     source_done: bool,
@@ -347,10 +354,12 @@ impl Worker {
         on_event: Box<dyn FnMut(RecorderEvent) + Send>,
     ) -> Self {
         let rate = source.sample_rate();
+        let buf = Zeroizing::new(vec![0f32; (rate as usize / 50).max(256)]);
         Self {
             meter: LevelMeter::new(rate, opts.levels_per_second),
             pre_roll: PreRoll::new((opts.pre_roll.as_secs_f64() * rate as f64) as usize),
-            buf: Zeroizing::new(vec![0f32; (rate as usize / 50).max(256)]),
+            _buf_lock: crate::hardening::MemLock::new(&buf[..]),
+            buf,
             source,
             opts,
             on_level,

@@ -25,6 +25,7 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use zeroize::Zeroizing;
 
 use crate::audit::AuditLog;
+use crate::hardening::MemLock;
 use crate::ids::TakeId;
 use crate::pcm::{PcmRead, PcmReplay};
 use crate::{fsutil, wipe};
@@ -38,18 +39,56 @@ const TAG: usize = 16;
 /// The file extension of spool files.
 pub const EXTENSION: &str = "spool";
 
-/// A take's spool key. Lives only in memory; zeroized on drop; never printed.
-pub struct SpoolKey(Zeroizing<[u8; 32]>);
+/// A take's spool key. Lives only in memory, on a page locked out of swap where the OS allows
+/// ([`MemLock`]); zeroized on drop; never printed.
+pub struct SpoolKey {
+    // Unlocked before the memory is freed (munlock of freed, unmapped memory fails); the bytes
+    // are zeroized first, in `drop`.
+    _lock: MemLock,
+    bytes: Box<Zeroizing<[u8; 32]>>,
+}
+
+impl Drop for SpoolKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.bytes[..]);
+    }
+}
 
 impl SpoolKey {
     fn generate() -> Self {
-        let mut k = Zeroizing::new([0u8; 32]);
-        getrandom::getrandom(&mut k[..]).expect("the OS random number generator failed");
-        Self(k)
+        let mut bytes = Box::new(Zeroizing::new([0u8; 32]));
+        let lock = MemLock::new(&bytes[..]);
+        getrandom::getrandom(&mut bytes[..]).expect("the OS random number generator failed");
+        Self { bytes, _lock: lock }
+    }
+    /// An all-zero stand-in left behind when a writer hands its key over.
+    fn spent() -> Self {
+        Self {
+            bytes: Box::new(Zeroizing::new([0u8; 32])),
+            _lock: MemLock::new::<u8>(&[]),
+        }
     }
     fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&self.0[..]))
+        ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&self.bytes[..]))
     }
+    /// The spool cipher on the heap, locked like the key (it holds a copy of it).
+    fn stream(&self, nonce_prefix: &[u8]) -> (Box<StreamBE32<ChaCha20Poly1305>>, MemLock) {
+        let stream = Box::new(StreamBE32::from_aead(
+            self.cipher(),
+            GenericArray::from_slice(nonce_prefix),
+        ));
+        let lock = MemLock::new(std::slice::from_ref(&*stream));
+        (stream, lock)
+    }
+}
+
+/// An empty chunk buffer of `capacity` bytes whose pages are locked out of swap where the OS
+/// allows (plaintext audio passes through it). It never grows past `capacity`.
+fn locked_chunk_buffer(capacity: usize) -> (Zeroizing<Vec<u8>>, MemLock) {
+    let mut buf = Zeroizing::new(vec![0u8; capacity]);
+    let lock = MemLock::new(&buf[..]);
+    buf.clear();
+    (buf, lock)
 }
 
 impl std::fmt::Debug for SpoolKey {
@@ -167,12 +206,14 @@ impl Header {
 
 /// Writes one take's PCM into an encrypted spool file, chunk by chunk.
 pub struct SpoolWriter {
+    // First: unlocked before the buffers are freed (zeroized first, in `drop`).
+    _locks: [MemLock; 2],
     path: PathBuf,
     file: BufWriter<File>,
     lock: Option<File>,
     header: Header,
     key: SpoolKey,
-    stream: StreamBE32<ChaCha20Poly1305>,
+    stream: Box<StreamBE32<ChaCha20Poly1305>>,
     chunk: u32,
     buf: Zeroizing<Vec<u8>>,
     samples: u64,
@@ -195,8 +236,8 @@ impl SpoolWriter {
         drop(gate);
         let header = Header::new(sample_rate, take_id);
         let key = SpoolKey::generate();
-        let stream =
-            StreamBE32::from_aead(key.cipher(), GenericArray::from_slice(&header.nonce_prefix));
+        let (stream, stream_lock) = key.stream(&header.nonce_prefix);
+        let (buf, buf_lock) = locked_chunk_buffer(CHUNK_BYTES + TAG);
         let mut file = BufWriter::with_capacity(CHUNK_BYTES + TAG + 4, file);
         file.write_all(&header.bytes).map_err(io)?;
         Ok(Self {
@@ -207,8 +248,9 @@ impl SpoolWriter {
             key,
             stream,
             chunk: 0,
-            buf: Zeroizing::new(Vec::with_capacity(CHUNK_BYTES + TAG)),
+            buf,
             samples: 0,
+            _locks: [stream_lock, buf_lock],
         })
     }
 
@@ -263,10 +305,7 @@ impl SpoolWriter {
         self.file.get_ref().sync_all().map_err(io)?;
         Ok(SpoolTake {
             path: std::mem::take(&mut self.path),
-            key: Some(std::mem::replace(
-                &mut self.key,
-                SpoolKey(Zeroizing::new([0; 32])),
-            )),
+            key: Some(std::mem::replace(&mut self.key, SpoolKey::spent())),
             sample_rate: self.header.sample_rate,
             samples: self.samples,
             lock: self.lock.take(),
@@ -290,6 +329,7 @@ impl Drop for SpoolWriter {
             let _ = wipe::wipe_file(&self.path);
         }
         self.lock = None;
+        zeroize::Zeroize::zeroize(&mut *self.buf);
     }
 }
 
@@ -352,14 +392,22 @@ impl PcmReplay for SpoolTake {
 
 /// Decrypts a spool file chunk by chunk.
 pub struct SpoolReader {
+    // First: unlocked before the buffers are freed (zeroized first, in `drop`).
+    _locks: [MemLock; 2],
     path: PathBuf,
     file: io::BufReader<File>,
     header: Header,
-    stream: StreamBE32<ChaCha20Poly1305>,
+    stream: Box<StreamBE32<ChaCha20Poly1305>>,
     chunk: u32,
     plain: Zeroizing<Vec<u8>>,
     pos: usize,
     done: bool,
+}
+
+impl Drop for SpoolReader {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.plain);
+    }
 }
 
 impl SpoolReader {
@@ -372,17 +420,18 @@ impl SpoolReader {
         })?;
         let mut file = io::BufReader::with_capacity(CHUNK_BYTES + TAG + 4, file);
         let header = Header::read(&mut file).ok_or(SpoolError::NotASpool { path: shown })?;
-        let stream =
-            StreamBE32::from_aead(key.cipher(), GenericArray::from_slice(&header.nonce_prefix));
+        let (stream, stream_lock) = key.stream(&header.nonce_prefix);
+        let (plain, plain_lock) = locked_chunk_buffer(CHUNK_BYTES + TAG);
         Ok(Self {
             path: path.to_owned(),
             file,
             header,
             stream,
             chunk: 0,
-            plain: Zeroizing::new(Vec::with_capacity(CHUNK_BYTES + TAG)),
+            plain,
             pos: 0,
             done: false,
+            _locks: [stream_lock, plain_lock],
         })
     }
 
@@ -788,6 +837,21 @@ mod tests {
             read_err(&take),
             SpoolError::TrailingData { bytes: 40, .. }
         ));
+    }
+
+    /// The key, the cipher holding a copy of it and the plaintext chunk buffers are locked out
+    /// of swap (root here; a user needs RLIMIT_MEMLOCK of a few pages, 8 MiB by default).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn keys_and_plaintext_buffers_are_locked_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SpoolWriter::create(dir.path(), &TakeId::generate(), 16_000).unwrap();
+        assert!(w.key._lock.is_locked());
+        assert!(w._locks.iter().all(MemLock::is_locked));
+        let take = w.finish().unwrap();
+        let r = take.reader().unwrap();
+        assert!(take.key.as_ref().unwrap()._lock.is_locked());
+        assert!(r._locks.iter().all(MemLock::is_locked));
     }
 
     #[test]

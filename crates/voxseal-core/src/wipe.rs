@@ -91,13 +91,31 @@ fn unlink_durably(path: &Path) -> io::Result<()> {
 }
 
 /// Overwrites a file's current contents with zeros, fsyncs, truncates it to zero and fsyncs
-/// again, leaving the (now empty) file in place.
+/// again, leaving the (now empty) file in place. Never follows a symlink and never blocks on a
+/// FIFO: a name swapped for either after the caller checked it is refused, not written through.
 pub fn overwrite(path: &Path) -> io::Result<u64> {
-    let mut f = OpenOptions::new().write(true).open(path)?;
+    let mut f = open_regular_for_write(path)?;
     let len = zero_fill(&mut f)?;
     f.set_len(0)?;
     f.sync_all()?;
     Ok(len)
+}
+
+/// Opens `path` for writing without following a final symlink (O_NOFOLLOW) or waiting for a
+/// FIFO's reader (O_NONBLOCK), then checks on the open file that it is a regular file.
+fn open_regular_for_write(path: &Path) -> io::Result<fs::File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let f = opts.open(path)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file; refusing to overwrite it",
+        ));
+    }
+    Ok(f)
 }
 
 /// Writes zeros over every byte of `f` and fsyncs; returns the length.
@@ -221,6 +239,31 @@ mod tests {
             Err(WipeError::NotARegularFile { .. })
         ));
         assert_eq!(fs::read(&target).unwrap(), b"keep me");
+    }
+
+    /// The check in `wipe_file` and the open in `overwrite` are two steps: a symlink or FIFO
+    /// put in place between them must be refused by the open itself.
+    #[cfg(unix)]
+    #[test]
+    fn overwrite_never_follows_a_symlink_or_opens_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep me").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(overwrite(&link).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"keep me");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Without O_NONBLOCK this open would wait forever for a reader.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(overwrite(&fifo).is_err()));
+        let refused = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(refused, Ok(true), "opening a FIFO must fail at once");
     }
 
     #[test]
