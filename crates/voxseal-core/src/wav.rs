@@ -247,19 +247,31 @@ pub struct Pcm16Writer<W: Write> {
 
 impl<W: Write> Pcm16Writer<W> {
     /// Writes the header for `samples` samples at `sample_rate`.
-    pub fn new(mut out: W, sample_rate: u32, samples: u64) -> io::Result<Self> {
+    pub fn new(out: W, sample_rate: u32, samples: u64) -> io::Result<Self> {
+        Self::with_chunk(out, sample_rate, samples, None)
+    }
+
+    /// As [`Self::new`], with an extra RIFF chunk `(id, body)` between `fmt ` and `data`
+    /// (readers skip chunks they do not know).
+    pub fn with_chunk(
+        mut out: W,
+        sample_rate: u32,
+        samples: u64,
+        extra: Option<([u8; 4], &[u8])>,
+    ) -> io::Result<Self> {
+        let extra_len = extra.map_or(0, |(_, b)| 8 + b.len() as u64 + (b.len() as u64 & 1));
         let data_len = samples
             .checked_mul(2)
-            .filter(|&n| n <= u32::MAX as u64 - 36)
+            .filter(|&n| n + extra_len <= u32::MAX as u64 - 36)
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "the take is too long for one WAV file (4 GiB)",
                 )
             })? as u32;
-        let mut h = Vec::with_capacity(44);
+        let mut h = Vec::with_capacity(44 + extra_len as usize);
         h.extend_from_slice(b"RIFF");
-        h.extend_from_slice(&(36 + data_len).to_le_bytes());
+        h.extend_from_slice(&(36 + extra_len as u32 + data_len).to_le_bytes());
         h.extend_from_slice(b"WAVEfmt ");
         h.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
         h.extend_from_slice(&1u16.to_le_bytes()); // PCM
@@ -268,6 +280,14 @@ impl<W: Write> Pcm16Writer<W> {
         h.extend_from_slice(&(sample_rate * 2).to_le_bytes()); // byte rate
         h.extend_from_slice(&2u16.to_le_bytes()); // block align
         h.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+        if let Some((id, body)) = extra {
+            h.extend_from_slice(&id);
+            h.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            h.extend_from_slice(body);
+            if body.len() % 2 == 1 {
+                h.push(0); // chunks are padded to an even length
+            }
+        }
         h.extend_from_slice(b"data");
         h.extend_from_slice(&data_len.to_le_bytes());
         out.write_all(&h)?;
