@@ -41,6 +41,7 @@ pub fn check(report: &VerifyReport, sources: &[PathBuf]) -> Result<AnchorReport>
         .filter_map(|e| e.details.get("sample").and_then(|s| s.as_str()))
         .collect();
     let mut out = AnchorReport::default();
+    let mut unsealed = Vec::new();
     for f in files {
         let bytes = std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
         let m = Manifest::from_json(&bytes).with_context(|| f.display().to_string())?;
@@ -55,22 +56,30 @@ pub fn check(report: &VerifyReport, sources: &[PathBuf]) -> Result<AnchorReport>
             continue;
         }
         out.newest = out.newest.max(anchor.seq);
-        // A crash can tear the take.sealed line itself; the next append records that.
-        let recovered_after = report
-            .entries
-            .iter()
-            .any(|e| e.seq > anchor.seq && e.event == "audit.recovered");
-        if !sealed.contains(m.sample_id.as_str()) && !recovered_after {
-            out.failures.push((
-                who,
-                format!(
-                    "the log holds its anchor (event {}) but no take.sealed event for it: lines after the anchor were cut off or rewritten",
-                    anchor.seq
-                ),
-            ));
+        if !sealed.contains(m.sample_id.as_str()) {
+            unsealed.push((who, anchor.seq));
+        }
+    }
+    for (who, seq) in unsealed {
+        if !torn_after(report, seq, out.newest) {
+            let why = format!(
+                "the log holds its anchor (event {seq}) but no take.sealed event for it: lines after the anchor were cut off or rewritten"
+            );
+            out.failures.push((who, why));
         }
     }
     Ok(out)
+}
+
+/// Whether a crash may have torn the take.sealed line after anchor `seq`: a later
+/// `audit.recovered` event says so, and until the next append the newest sample's line may be
+/// the torn tail itself.
+fn torn_after(report: &VerifyReport, seq: u64, newest: u64) -> bool {
+    report
+        .entries
+        .iter()
+        .any(|e| e.seq > seq && e.event == "audit.recovered")
+        || (report.torn_bytes > 0 && seq == newest)
 }
 
 /// Collects `manifest.json` files under `dir`, `depth` levels deep.
