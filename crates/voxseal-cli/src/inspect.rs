@@ -55,6 +55,10 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     ));
     if a.accept_consent.is_some() {
         crate::consent::ensure(&ws, &config, a.accept_consent.as_deref(), false)?;
+    } else if ws.consent_for(&config)?.is_none() {
+        eprintln!(
+            "   before recording, accept the project's consent text: `voxseal record` shows it and asks (or pass --accept-consent)"
+        );
     }
     Ok(())
 }
