@@ -81,14 +81,20 @@ def _at(value, path):
 
 
 def check(manifest, plain):
-    """Raises BindingMismatch unless `plain` (a decrypted payload) was sealed with `manifest`."""
+    """Raises BindingMismatch unless `plain` (a decrypted payload) was sealed with `manifest`.
+
+    Returns True when checked; False for a `voxseal.manifest/1` manifest whose payload predates
+    the binding (nothing to check beyond the ciphertext's SHA-256)."""
     sealed = sealed_binding(plain)
+    if sealed is None and manifest.get("schema") == "voxseal.manifest/1":
+        return False
     if sealed is None:
         raise BindingMismatch("schema", manifest.get("schema"), None)
     stated = binding_of_manifest(manifest)
     field = _first_difference(sealed, stated)
     if field:
         raise BindingMismatch(field, _at(stated, field), _at(sealed, field))
+    return True
 
 
 def main(argv):
@@ -98,11 +104,14 @@ def main(argv):
     key = next(l for l in open(argv[2]) if l.startswith("AGE-SECRET-KEY-"))
     plain = pyrage.decrypt(open(argv[3], "rb").read(), [pyrage.x25519.Identity.from_str(key.strip())])
     try:
-        check(manifest, plain)
+        bound = check(manifest, plain)
     except BindingMismatch as e:
         print(f"{argv[3]}: {e}", file=sys.stderr)
         return 4
-    print(f"{argv[3]}: the manifest matches the binding sealed inside")
+    if bound:
+        print(f"{argv[3]}: the manifest matches the binding sealed inside")
+    else:
+        print(f"{argv[3]}: schema 1 manifest, sealed before payloads carried a binding")
     return 0
 
 

@@ -518,6 +518,28 @@ mod tests {
         assert_eq!(f32_to_i16(-1.0), i16::MIN);
     }
 
+    /// The sealed WAV's extra chunk (the manifest binding) sits between `fmt ` and `data`;
+    /// hound skips it and reads the same samples, and the RIFF size counts it.
+    #[test]
+    fn an_extra_chunk_is_skipped_by_readers() {
+        let samples: Vec<f32> = (0..500).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        let body = br#"{"sample_id":"x"} "#;
+        let chunk = Some((*b"vxsb", &body[..]));
+        let mut w = Pcm16Writer::with_chunk(Vec::new(), 16_000, 500, chunk).unwrap();
+        w.write(&samples).unwrap();
+        let bytes = w.finish().unwrap();
+        let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff + 8, bytes.len());
+        assert_eq!(
+            crate::binding::wav_data_offset(&bytes),
+            Some(44 + 8 + body.len() as u64)
+        );
+        let mut r = hound::WavReader::new(&bytes[..]).unwrap();
+        let back: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(back.len(), 500);
+        assert_eq!(back[77], f32_to_i16(samples[77]));
+    }
+
     #[test]
     fn pcm16_writer_refuses_wrong_counts() {
         let mut w = Pcm16Writer::new(Vec::new(), 16_000, 10).unwrap();
