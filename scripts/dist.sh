@@ -49,7 +49,11 @@ if [[ ${VOXSEAL_EPHEMERAL_KEYS:-0} == 1 ]]; then
     fi
     say "ephemeral keys in $keys_dir (CI: nothing here is a real release)"
     cargo build --quiet -p voxseal-cli
-    "$CARGO_TARGET_DIR/debug/voxseal" project init "$keys_dir/project" --name dist-check --no-password >/dev/null
+    # A project needs prompts and a consent text; these only exist to make the ephemeral lead key.
+    printf 'Say hello.\n' >"$keys_dir/prompts.txt"
+    printf 'Ephemeral dist-check project; nothing is recorded for it.\n' >"$keys_dir/consent.txt"
+    "$CARGO_TARGET_DIR/debug/voxseal" project init "$keys_dir/project" --name dist-check --no-password \
+        --prompts "$keys_dir/prompts.txt" --consent "$keys_dir/consent.txt" >/dev/null
     export VOXSEAL_LEAD_KEY="$keys_dir/project/keys/lead.key"
     export VOXSEAL_LEAD_PUBKEY="$(grep -v '^untrusted comment' "$keys_dir/project/lead.pub" | head -1)"
     export TAURI_SIGNING_PRIVATE_KEY_PASSWORD="ephemeral-$RANDOM$RANDOM"

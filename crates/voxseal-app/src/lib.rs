@@ -312,9 +312,7 @@ impl App {
             })
             .collect();
         let consent_given = match (&settings.consent, &config) {
-            (Some(c), Some(cfg)) => {
-                c.text_sha256 == hex::encode(Sha256::digest(cfg.project.consent_text.as_bytes()))
-            }
+            (Some(c), Some(cfg)) => c.text_sha256 == Consent::sha256_of(&cfg.project.consent_text),
             _ => false,
         };
         let mut demo_code = None;
@@ -412,17 +410,7 @@ impl App {
     /// Records the contractor's consent to the project's consent text.
     pub fn give_consent(&self) -> AppResult<AppState> {
         let config = self.config()?;
-        let consent = Consent {
-            text_sha256: hex::encode(Sha256::digest(config.project.consent_text.as_bytes())),
-            accepted_at: voxseal_core::time::now_rfc3339(),
-        };
-        let mut settings = self.inner.ws.settings()?;
-        settings.consent = Some(consent.clone());
-        self.inner.ws.save_settings(&settings)?;
-        self.inner.ws.audit.append(
-            "consent.given",
-            serde_json::json!({ "contractor": settings.contractor, "text_sha256": consent.text_sha256 }),
-        )?;
+        self.inner.ws.give_consent(&config)?;
         self.state()
     }
 

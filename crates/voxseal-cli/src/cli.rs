@@ -301,6 +301,10 @@ pub struct InitArgs {
     /// to it.
     #[arg(long, value_name = "FILE")]
     pub project: PathBuf,
+    /// Accept the project's consent text (shown) without asking: at least 12 hex digits of
+    /// its SHA-256, which the refusal message prints. Recorded once per machine and project.
+    #[arg(long, value_name = "SHA256_PREFIX")]
+    pub accept_consent: Option<String>,
 }
 
 /// `voxseal devices`
@@ -340,6 +344,10 @@ pub struct RecordArgs {
     /// Decision without asking.
     #[command(flatten)]
     pub decision: DecisionArgs,
+    /// Accept the project's consent text (shown) without asking: at least 12 hex digits of
+    /// its SHA-256, which the refusal message prints. Recorded once per machine and project.
+    #[arg(long, value_name = "SHA256_PREFIX")]
+    pub accept_consent: Option<String>,
 }
 
 /// What to do with a take without asking.
@@ -371,6 +379,10 @@ pub struct SealArgs {
     /// Seal even if a quality check fails.
     #[arg(long)]
     pub accept_failed: bool,
+    /// Accept the project's consent text (shown) without asking: at least 12 hex digits of
+    /// its SHA-256, which the refusal message prints. Recorded once per machine and project.
+    #[arg(long, value_name = "SHA256_PREFIX")]
+    pub accept_consent: Option<String>,
 }
 
 /// `voxseal takes`
@@ -434,7 +446,8 @@ pub struct WipeArgs {
 /// `voxseal audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain; report the first bad line.
+    /// Verify the hash chain (report the first bad line) and the anchors sealed manifests
+    /// recorded in it (lines cut off at the end, or a rewritten chain).
     Verify(AuditVerifyArgs),
     /// Print the newest events.
     Show(AuditShowArgs),
@@ -446,6 +459,11 @@ pub struct AuditVerifyArgs {
     /// A log file to check instead of the data directory's.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Check the log against the audit anchors of these manifests: a directory searched for
+    /// `manifest.json` files (an outbox, or manifests downloaded from the bucket), or one
+    /// manifest. Default: the data directory's outbox.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub against: Vec<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

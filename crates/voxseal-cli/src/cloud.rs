@@ -446,7 +446,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         if a.join {
             let mut ws = ui::open_workspace(cli)?;
             ws.trust(info.lead_pubkey.clone());
-            ws.install_project(&info.project_path)?;
+            let config = ws.install_project(&info.project_path)?;
             let (contractor, token) = BrokerSource::enroll(&info.broker_url, &code).await?;
             let pass = passphrase(true).unwrap_or_else(|| SecretString::from("voxseal-dev-stack".to_owned()));
             let store = TokenStore::new(ws.root());
@@ -455,6 +455,10 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             let mut settings = ws.settings()?;
             settings.contractor = Some(contractor.clone());
             ws.save_settings(&settings)?;
+            // The local stack's demo contractor accepts the demo consent, visibly.
+            let hash = voxseal_core::manifest::Consent::sha256_of(&config.project.consent_text);
+            eprintln!("   (accepting the local demo project's consent, as with --accept-consent {})", &hash[..16]);
+            crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
             ui::step(&format!("data directory {} is set up and enrolled as {contractor}", ws.root().display()));
             eprintln!("   the stack signs its config with its own lead key; trust it in each command:");
             eprintln!("   export VOXSEAL_TRUST_LEAD_KEY={}", info.keys_dir.join("lead.pub").display());

@@ -81,6 +81,13 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         "data directory {} for contractor {contractor}",
         ws.root().display()
     ));
+    // The demo contractor accepts the demo consent, visibly, as a real one does at the terminal.
+    let hash = voxseal_core::manifest::Consent::sha256_of(&config.project.consent_text);
+    eprintln!(
+        "   (the demo accepts its consent text, as with --accept-consent {})",
+        &hash[..16]
+    );
+    let consent = crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
 
     // 3. Record.
     let source = match &a.source {
@@ -109,6 +116,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let review = Review {
         prompt_id: Some(config.prompts[0].id.clone()),
         accept_failed: true, // a demo seals whatever it recorded
+        consent: Some(consent),
         ..Default::default()
     };
     let (bar, mut update) = ui::seal_bar();
@@ -142,7 +150,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     )?);
     voxseal_core::fsutil::create_private_dir(&opened)?;
     let (_, results) = voxseal_core::open::open_item(&item.dir, &ids, Some(&opened))?;
-    ui::step("opened with both identities, hashes verified against the manifest:");
+    ui::step(
+        "opened with both identities, hashes verified against the manifest, the manifest against what was sealed:",
+    );
     for r in results {
         let o = r.context("opening a payload")?;
         eprintln!("   {:<9} {}", o.kind.as_str(), o.summary);

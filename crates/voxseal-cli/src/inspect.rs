@@ -37,6 +37,13 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
             "raw + features"
         }
     ));
+    if a.accept_consent.is_some() {
+        crate::consent::ensure(&ws, &config, a.accept_consent.as_deref(), false)?;
+    } else if ws.consent_for(&config)?.is_none() {
+        eprintln!(
+            "   before recording, accept the project's consent text: `voxseal record` shows it and asks (or pass --accept-consent)"
+        );
+    }
     Ok(())
 }
 
@@ -264,6 +271,14 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
     }
     let report = voxseal_core::audit::verify(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut sources = a.against.clone();
+    if sources.is_empty() && a.file.is_none() {
+        let outbox = ui::data_dir(cli)?.join("outbox");
+        if outbox.is_dir() {
+            sources.push(outbox);
+        }
+    }
+    let anchors = crate::anchors::check(&report, &sources)?;
     if a.json {
         println!(
             "{}",
@@ -274,6 +289,9 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
                 "first_bad_line": report.first_bad.as_ref().map(|b| b.line),
                 "reason": report.first_bad.as_ref().map(|b| &b.reason),
                 "torn_bytes": report.torn_bytes,
+                "anchors_checked": anchors.anchored,
+                "anchored_up_to": anchors.newest,
+                "anchor_failures": anchors.failures.iter().map(|(m, why)| serde_json::json!({"manifest": m, "reason": why})).collect::<Vec<_>>(),
             }))?
         );
     }
@@ -284,18 +302,11 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
             report.torn_bytes
         );
     }
-    match report.first_bad {
-        None => {
-            if !a.json {
-                println!(
-                    "{} {} events, chain intact",
-                    ui::green("ok:"),
-                    report.entries.len()
-                );
-            }
-            Ok(())
-        }
-        Some(bad) => Err(Exit {
+    for (m, why) in &anchors.failures {
+        eprintln!("   {} {m}: {why}", ui::red("anchor:"));
+    }
+    if let Some(bad) = report.first_bad {
+        return Err(Exit {
             code: exit::VERIFY,
             message: format!(
                 "audit log {} is damaged at line {}: {} ({} lines before it verify)",
@@ -305,8 +316,40 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
                 report.entries.len()
             ),
         }
-        .into()),
+        .into());
     }
+    if !anchors.failures.is_empty() {
+        return Err(Exit {
+            code: exit::VERIFY,
+            message: format!(
+                "audit log {}: the chain is intact, but {} of {} sealed manifests anchor events it no longer holds: lines were cut off or the log was rewritten",
+                path.display(),
+                anchors.failures.len(),
+                anchors.anchored
+            ),
+        }
+        .into());
+    }
+    if !a.json {
+        println!(
+            "{} {} events, chain intact",
+            ui::green("ok:"),
+            report.entries.len()
+        );
+        if anchors.anchored == 0 {
+            eprintln!(
+                "   no sealed manifest anchors this log: lines cut off at its end or a rewritten chain cannot be detected (pass --against <manifests>)"
+            );
+        } else {
+            eprintln!(
+                "   {} manifest anchor(s) hold, up to event {}; the {} event(s) after it are not anchored yet",
+                anchors.anchored,
+                anchors.newest,
+                (report.entries.len() as u64).saturating_sub(anchors.newest)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `voxseal audit show`

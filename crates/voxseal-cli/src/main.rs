@@ -1,8 +1,10 @@
 //! `voxseal`: record, seal, inspect and open voice samples from the command line.
 #![forbid(unsafe_code)]
 
+mod anchors;
 mod cli;
 mod cloud;
+mod consent;
 mod demo;
 mod inspect;
 mod open;

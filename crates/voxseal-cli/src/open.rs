@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use voxseal_core::manifest::PayloadKind;
-use voxseal_core::open::{OpenError, Opened, open_file, open_item, read_manifest};
+use voxseal_core::open::{OpenError, Opened, open_file, open_item, open_payload, read_manifest};
 
 use crate::cli::OpenArgs;
 use crate::{Exit, exit, ui};
@@ -45,30 +45,37 @@ pub fn open(a: &OpenArgs) -> Result<()> {
             } else {
                 None
             };
-            let expected = match (&manifest, kind) {
-                (Some(m), Some(k)) => match m.payload(k) {
-                    Some(p) => Some((k, p.sha256.as_str())),
-                    None => bail!(
-                        "the manifest lists no {} payload for {}",
-                        k.as_str(),
-                        path.display()
-                    ),
-                },
+            let opened = match (&manifest, kind) {
+                (Some(m), Some(k)) => {
+                    if m.payload(k).is_none() {
+                        bail!(
+                            "the manifest lists no {} payload for {}",
+                            k.as_str(),
+                            path.display()
+                        );
+                    }
+                    ui::step(&path.display().to_string());
+                    open_payload(path, &identities, m, k, a.out.as_deref())
+                }
                 (Some(_), None) => bail!(
                     "cannot tell what {} holds: name it *.wav.age or *.safetensors.age",
                     path.display()
                 ),
-                (None, _) => None,
+                (None, _) => {
+                    ui::step(&path.display().to_string());
+                    open_file(path, &identities, None, a.out.as_deref())
+                }
             };
-            ui::step(&path.display().to_string());
-            vec![open_file(path, &identities, expected, a.out.as_deref())]
+            vec![opened]
         };
         for r in results {
             match r {
                 Ok(o) => {
                     opened += 1;
-                    let check = if o.verified {
+                    let check = if o.verified && o.bound {
                         ui::green("verified")
+                    } else if o.verified {
+                        ui::yellow("hash verified; manifest not bound (schema 1)")
                     } else {
                         ui::yellow("not checked (no manifest)")
                     };
@@ -84,6 +91,7 @@ pub fn open(a: &OpenArgs) -> Result<()> {
                     verify_failed |= matches!(
                         e,
                         OpenError::HashMismatch { .. }
+                            | OpenError::BindingMismatch { .. }
                             | OpenError::Damaged { .. }
                             | OpenError::NotAge { .. }
                     );

@@ -57,19 +57,28 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             a.dir.display()
         );
     }
-    let prompts = match &a.prompts {
-        Some(p) => parse_prompt_set(
-            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
-        None => Vec::new(),
+    // A project without prompts or consent text could not be recorded for: refuse it here.
+    let (Some(prompts_file), Some(consent_file)) = (&a.prompts, &a.consent) else {
+        bail!(
+            "a project needs prompts and a consent text (contractors accept it before recording): pass --prompts <file> (CSV `id,text,note` or one prompt per line) and --consent <text file>"
+        );
     };
-    let consent = match &a.consent {
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
-        }
-        None => String::new(),
-    };
+    let prompts = parse_prompt_set(
+        &std::fs::read_to_string(prompts_file)
+            .with_context(|| format!("cannot read {}", prompts_file.display()))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", prompts_file.display()))?;
+    if prompts.is_empty() {
+        bail!("{} holds no prompts", prompts_file.display());
+    }
+    let consent = std::fs::read_to_string(consent_file)
+        .with_context(|| format!("cannot read {}", consent_file.display()))?;
+    if consent.trim().is_empty() {
+        bail!(
+            "{} is empty: contractors must have a consent text to accept",
+            consent_file.display()
+        );
+    }
     let password = match &a.lead_key {
         Some(k) => password_for(k)?,
         None if a.no_password => None,

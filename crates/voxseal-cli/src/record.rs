@@ -35,6 +35,7 @@ pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
         .as_deref()
         .map(str::parse::<SampleId>)
         .transpose()?;
+    let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let decided = args.decision.accept || args.decision.accept_failed || args.decision.discard;
     let interactive = std::io::stdin().is_terminal() && !decided;
     if !interactive && !decided {
@@ -61,7 +62,7 @@ pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
             prompt_id: prompt.as_ref().map(|p| p.id.clone()),
             supersedes: supersedes.clone(),
             accept_failed: false,
-            consent: ws.settings()?.consent,
+            consent: Some(consent.clone()),
         };
         match finish_take(
             &ws,
@@ -92,6 +93,7 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
         .as_deref()
         .map(str::parse::<SampleId>)
         .transpose()?;
+    let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let factory = ui::source_factory(&format!("file:{}", args.wav.display()), true, 48_000)?;
     let take = capture(factory, &ws, &config, None)?;
     if let Some(why) = take.interrupted.clone() {
@@ -104,7 +106,7 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
         prompt_id: prompt.map(|p| p.id),
         supersedes,
         accept_failed: false,
-        consent: ws.settings()?.consent,
+        consent: Some(consent),
     };
     let decision = DecisionArgs {
         accept: !args.accept_failed,

@@ -58,6 +58,9 @@ impl Env {
     /// A signed project and a data directory set up for it (`voxseal project init` + `init`).
     fn project(&self) -> PathBuf {
         let proj = self.path("proj");
+        let consent_text = "I agree to the bad-input test's terms.";
+        std::fs::write(self.path("prompts.txt"), "Say one.\nSay two.\n").unwrap();
+        std::fs::write(self.path("consent.txt"), consent_text).unwrap();
         let out = self.run([
             "project",
             "init",
@@ -65,6 +68,10 @@ impl Env {
             "--name",
             "bad-input",
             "--no-password",
+            "--prompts",
+            self.path("prompts.txt").to_str().unwrap(),
+            "--consent",
+            self.path("consent.txt").to_str().unwrap(),
         ]);
         assert!(
             out.status.success(),
@@ -79,6 +86,8 @@ impl Env {
             proj.join("project.toml").to_str().unwrap(),
             "--trust-lead-key",
             proj.join("lead.pub").to_str().unwrap(),
+            "--accept-consent",
+            &voxseal_core::manifest::Consent::sha256_of(consent_text)[..16],
         ]);
         assert!(
             out.status.success(),

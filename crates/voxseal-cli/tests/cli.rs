@@ -60,6 +60,11 @@ impl Env {
     /// A signed project (`voxseal project init`) with two prompts, and `voxseal init` trusting
     /// its lead key. The identities are copied to `training.key` / `archive.key`.
     fn setup(&self, features_only: bool) -> (String, String) {
+        self.setup_with(features_only, true)
+    }
+
+    /// [`Self::setup`], accepting the consent at `voxseal init` only if `accept`.
+    fn setup_with(&self, features_only: bool, accept: bool) -> (String, String) {
         std::fs::write(
             self.path("prompts.csv"),
             "id,text,note\np1,One.,\np2,Two.,\n",
@@ -76,6 +81,9 @@ impl Env {
         ];
         let prompts = self.path("prompts.csv");
         args.extend(["--prompts", prompts.to_str().unwrap()]);
+        std::fs::write(self.path("consent.txt"), CONSENT).unwrap();
+        let consent = self.path("consent.txt");
+        args.extend(["--consent", consent.to_str().unwrap()]);
         if features_only {
             args.push("--features-only");
         }
@@ -84,15 +92,21 @@ impl Env {
         if !features_only {
             std::fs::copy(proj.join("keys/archive.key"), self.path("archive.key")).unwrap();
         }
-        self.ok(&[
+        let prefix = consent_prefix();
+        let (toml, lead) = (proj.join("project.toml"), proj.join("lead.pub"));
+        let mut init = vec![
             "init",
             "--contractor",
             "alice-01",
             "--project",
-            proj.join("project.toml").to_str().unwrap(),
+            toml.to_str().unwrap(),
             "--trust-lead-key",
-            proj.join("lead.pub").to_str().unwrap(),
-        ]);
+            lead.to_str().unwrap(),
+        ];
+        if accept {
+            init.extend(["--accept-consent", &prefix]);
+        }
+        self.ok(&init);
         let r = |f: &str| {
             voxseal_core::keys::recipients_of_identity_file(&self.path(f))
                 .map(|v| v[0].clone())
@@ -100,6 +114,14 @@ impl Env {
         };
         (r("training.key"), r("archive.key"))
     }
+}
+
+/// The test projects' consent text.
+const CONSENT: &str = "I agree that my test recordings are used to train speech models.";
+
+/// What `--accept-consent` takes for [`CONSENT`]: the first 16 hex digits of its SHA-256.
+fn consent_prefix() -> String {
+    voxseal_core::manifest::Consent::sha256_of(CONSENT)[..16].to_owned()
 }
 
 fn speech_wav(path: &Path, rate: u32, seconds: f32) {
@@ -617,6 +639,10 @@ fn unsigned_tampered_or_foreign_configs_are_refused() {
         "--name",
         "evil-proj",
         "--no-password",
+        "--prompts",
+        env.path("prompts.csv").to_str().unwrap(),
+        "--consent",
+        env.path("consent.txt").to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&init(&other.join("project.toml")).stderr).into_owned();
     assert!(err.contains("does not verify"), "{err}");
@@ -702,5 +728,469 @@ fn the_age_cli_decrypts_our_encryptor_at_every_chunk_boundary() {
                 .unwrap_or_else(|e| panic!("age -d of {len} bytes with {key}: {e}"));
             assert!(got == plain, "{len} bytes decrypt to the same bytes");
         }
+    }
+}
+
+/// Copies an outbox item to `to` with its manifest changed by `edit`.
+fn edited_copy(item: &Path, to: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["raw.wav.age", "features.safetensors.age"] {
+        if item.join(f).exists() {
+            std::fs::copy(item.join(f), to.join(f)).unwrap();
+        }
+    }
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(item.join("manifest.json")).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(
+        to.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+}
+
+fn record_prompt(env: &Env, prompt: &str) -> String {
+    env.ok(&[
+        "record",
+        "--source",
+        "synthetic:speech",
+        "--fast",
+        "--seconds",
+        "2",
+        "--prompt",
+        prompt,
+        "--accept-failed",
+    ])
+    .trim()
+    .to_owned()
+}
+
+/// Issue 12 finding 5: every field of the manifest that matters to training is sealed inside
+/// both payloads; an edited manifest fails `open` (exit 4, naming the field) with either key.
+#[test]
+fn an_edited_manifest_does_not_open() {
+    let env = Env::new();
+    env.setup(false);
+    let a = record_prompt(&env, "p1");
+    let b = record_prompt(&env, "p2");
+    let item = item_dir(&env, &a);
+    let (training, archive) = (env.path("training.key"), env.path("archive.key"));
+    let (training, archive) = (training.to_str().unwrap(), archive.to_str().unwrap());
+    env.ok(&[
+        "open",
+        item.to_str().unwrap(),
+        "-i",
+        training,
+        "-i",
+        archive,
+    ]);
+
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let b2 = b.clone();
+    let edits: Vec<(&str, Edit)> = vec![
+        ("prompt_id", Box::new(|m| m["prompt_id"] = "p2".into())),
+        (
+            "contractor",
+            Box::new(|m| m["contractor"] = "mallory-01".into()),
+        ),
+        (
+            "quality.overall",
+            Box::new(|m| {
+                let v = if m["quality"]["overall"] == "pass" {
+                    "warn"
+                } else {
+                    "pass"
+                };
+                m["quality"]["overall"] = v.into();
+            }),
+        ),
+        (
+            "accepted_despite",
+            Box::new(|m| {
+                let v = if m["accepted_despite"] == serde_json::json!([]) {
+                    serde_json::json!(["clipping"])
+                } else {
+                    serde_json::json!([])
+                };
+                m["accepted_despite"] = v;
+            }),
+        ),
+        (
+            "consent",
+            Box::new(|m| m["consent"] = serde_json::Value::Null),
+        ),
+        (
+            "consent.text_sha256",
+            Box::new(|m| m["consent"]["text_sha256"] = "ab".repeat(32).into()),
+        ),
+        (
+            "sample_id",
+            Box::new(move |m| m["sample_id"] = b2.clone().into()),
+        ),
+        (
+            "take_id",
+            Box::new(|m| m["take_id"] = format!("take-{}", "0".repeat(32)).into()),
+        ),
+        (
+            "supersedes",
+            Box::new(move |m| m["supersedes"] = b.clone().into()),
+        ),
+        (
+            "project",
+            Box::new(|m| m["project"] = "other-project".into()),
+        ),
+        (
+            "config_sha256",
+            Box::new(|m| m["config_sha256"] = "0".repeat(64).into()),
+        ),
+        (
+            "audit_anchor.seq",
+            Box::new(|m| {
+                let s = m["audit_anchor"]["seq"].as_u64().unwrap();
+                m["audit_anchor"]["seq"] = (s + 1).into();
+            }),
+        ),
+        (
+            "audio.duration_s",
+            Box::new(|m| m["audio"]["duration_s"] = 9.5.into()),
+        ),
+        (
+            "features.params.n_mels",
+            Box::new(|m| m["features"]["params"]["n_mels"] = 64.into()),
+        ),
+    ];
+    for (i, (field, edit)) in edits.into_iter().enumerate() {
+        let dir = env.path(&format!("edited-{i}"));
+        edited_copy(&item, &dir, edit);
+        for key in [training, archive] {
+            let err = env.fails(&["open", dir.to_str().unwrap(), "-i", key], 4);
+            assert!(
+                err.contains(&format!("`{field}` does not match")),
+                "{field} with {key}: {err}"
+            );
+        }
+    }
+}
+
+/// Issue 12 finding 5: another sample's features moved in, with the manifest's hash and size
+/// fixed to match, fail `open` (exit 4).
+#[test]
+fn another_samples_features_with_fixed_hash_do_not_open() {
+    use sha2::Digest;
+    let env = Env::new();
+    env.setup(false);
+    let a = record_prompt(&env, "p1");
+    let b = record_prompt(&env, "p1");
+    let (item_a, item_b) = (item_dir(&env, &a), item_dir(&env, &b));
+    let moved = std::fs::read(item_b.join("features.safetensors.age")).unwrap();
+    let dir = env.path("swapped");
+    edited_copy(&item_a, &dir, |m| {
+        let p = m["payloads"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["kind"] == "features")
+            .unwrap();
+        p["size"] = moved.len().into();
+        p["sha256"] = hex::encode(sha2::Sha256::digest(&moved)).into();
+    });
+    std::fs::write(dir.join("features.safetensors.age"), &moved).unwrap();
+    let training = env.path("training.key");
+    let err = env.fails(
+        &[
+            "open",
+            dir.to_str().unwrap(),
+            "-i",
+            training.to_str().unwrap(),
+        ],
+        4,
+    );
+    assert!(
+        err.contains("does not match the one sealed inside"),
+        "{err}"
+    );
+    assert!(!err.contains("SHA-256"), "the hash itself matches: {err}");
+}
+
+/// Issue 12 finding 5: the same check in Python (scripts/check_binding.py, which the README's
+/// pyrage recipe uses) on real sealed output; and the WAV with its binding chunk still reads
+/// with Python's `wave`, `soundfile` and sox.
+#[test]
+fn python_checks_the_binding_and_reads_the_wav() {
+    let Some(py) = voxseal_testkit::venv_python() else {
+        return;
+    };
+    let env = Env::new();
+    env.setup(false);
+    let a = record_prompt(&env, "p1");
+    let item = item_dir(&env, &a);
+    let script = repo().join("scripts/check_binding.py");
+    let run = |manifest: &Path, key: &str, payload: &Path| {
+        Command::new(&py)
+            .arg(&script)
+            .args([manifest, &env.path(key), payload])
+            .output()
+            .unwrap()
+    };
+    for (key, file) in [
+        ("training.key", "features.safetensors.age"),
+        ("archive.key", "raw.wav.age"),
+    ] {
+        let o = run(&item.join("manifest.json"), key, &item.join(file));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let dir = env.path(&format!("edited-{key}"));
+        edited_copy(&item, &dir, |m| m["prompt_id"] = "p2".into());
+        let o = run(&dir.join("manifest.json"), key, &item.join(file));
+        assert_eq!(o.status.code(), Some(4), "{file}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("`prompt_id` does not match"), "{err}");
+    }
+
+    let out = env.path("opened");
+    env.ok(&[
+        "open",
+        item.to_str().unwrap(),
+        "-i",
+        env.path("archive.key").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let wav = out.join("raw.wav");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(item.join("manifest.json")).unwrap()).unwrap();
+    let samples = m["audio"]["samples"].as_u64().unwrap();
+    let o = Command::new(&py)
+        .args([
+            "-c",
+            "import sys, wave, soundfile\n\
+             w = wave.open(sys.argv[1]); d, sr = soundfile.read(sys.argv[1])\n\
+             print(w.getnframes(), w.getframerate(), len(d), sr)",
+            wav.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rate = m["audio"]["sample_rate"].as_u64().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("{samples} {rate} {samples} {rate}")
+    );
+    if let Some(sox) = voxseal_testkit::require_tool("sox") {
+        let o = Command::new(sox)
+            .args(["--i", "-s", wav.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            samples.to_string()
+        );
+    }
+}
+
+/// Rewrites an audit log's lines with `edit` and re-hashes the whole chain, as someone with
+/// the file (and the documented format) can: the chain alone still verifies.
+fn rehash_chain(lines: &[String], edit: impl Fn(usize, String) -> String) -> String {
+    use sha2::Digest;
+    let mut prev = "0".repeat(64);
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        // `{...,"prev":"<64 hex>","hash":"<64 hex>"}`: drop the hash, set prev, hash again.
+        let body = format!("{}}}", &line[..line.len() - 75]);
+        let body = edit(i, body);
+        let body = format!("{}{prev}\"}}", &body[..body.len() - 66]);
+        let hash = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        out.push_str(&format!(
+            "{},\"hash\":\"{hash}\"}}\n",
+            &body[..body.len() - 1]
+        ));
+        prev = hash;
+    }
+    out
+}
+
+/// Issue 12 finding 14: the chain alone cannot show lines cut off at its end or a chain
+/// re-hashed after an edit; the anchors in sealed manifests (the data directory's outbox, or
+/// copies from the bucket via --against) do.
+#[test]
+fn a_cut_or_rewritten_audit_log_is_caught_by_the_manifest_anchors() {
+    let env = Env::new();
+    env.setup(false);
+    record_prompt(&env, "p1");
+    let b = record_prompt(&env, "p2");
+    // The bucket's copies of the manifests, out of the laptop's reach.
+    let bucket = env.path("bucket");
+    for e in std::fs::read_dir(env.path("data/outbox")).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            let to = bucket.join(e.file_name());
+            std::fs::create_dir_all(&to).unwrap();
+            std::fs::copy(e.path().join("manifest.json"), to.join("manifest.json")).unwrap();
+        }
+    }
+    let log = env.path("data/audit.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    let against = ["audit", "verify", "--against", bucket.to_str().unwrap()];
+    let out = env.ok(&against);
+    assert!(out.contains("chain intact"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(item_dir(&env, &b).join("manifest.json")).unwrap())
+            .unwrap();
+    let anchor = m["audit_anchor"]["seq"].as_u64().unwrap() as usize;
+    assert!(
+        anchor >= 1 && anchor < lines.len(),
+        "{anchor} of {}",
+        lines.len()
+    );
+    let keep = |n: usize| {
+        let mut s = lines[..n].join("\n");
+        s.push('\n');
+        std::fs::write(&log, s).unwrap();
+    };
+    let plain = ["audit", "verify", "--file", log.to_str().unwrap()];
+
+    // Cut back past the newest anchor: the chain verifies on its own, the anchors catch it
+    // (from the bucket's copies, and from the data directory's own outbox by default).
+    keep(anchor - 1);
+    env.ok(&plain);
+    let err = env.fails(&against, 4);
+    assert!(err.contains("lines were deleted from its end"), "{err}");
+    env.fails(&["audit", "verify"], 4);
+
+    // Cut only the newest sample's take.sealed and what follows: its anchor holds, but its
+    // take.sealed event is missing.
+    let sealed_at = lines
+        .iter()
+        .rposition(|l| l.contains("\"event\":\"take.sealed\""))
+        .unwrap();
+    keep(sealed_at);
+    env.ok(&plain);
+    let err = env.fails(&against, 4);
+    assert!(err.contains("no take.sealed event"), "{err}");
+
+    // A rewritten, re-hashed chain (the contractor changed in an early event).
+    std::fs::write(
+        &log,
+        rehash_chain(&lines, |_, body| {
+            if body.contains("\"event\":\"contractor.configured\"") {
+                body.replace("alice-01", "mallory-01")
+            } else {
+                body
+            }
+        }),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&log).unwrap(), original);
+    env.ok(&plain);
+    let err = env.fails(&against, 4);
+    assert!(err.contains("rewritten"), "{err}");
+
+    // The untouched log passes; lines after the newest sample's take.sealed are anchored only
+    // by the next sealed sample (documented in docs/format.md).
+    std::fs::write(&log, &original).unwrap();
+    env.ok(&against);
+    keep(lines.len() - 1);
+    env.ok(&against);
+}
+
+/// Issue 12 finding 8: the CLI records and seals only after the project's consent was accepted
+/// (shown, then `--accept-consent <hash prefix>` or at the terminal), and every manifest carries
+/// it; a project without prompts or consent text is refused.
+#[test]
+fn nothing_is_recorded_or_sealed_without_consent() {
+    let env = Env::new();
+    env.setup_with(false, false);
+    let wav = env.path("take.wav");
+    speech_wav(&wav, 16_000, 2.0);
+    let wav = wav.to_str().unwrap();
+    let prefix = consent_prefix();
+    for args in [
+        vec!["seal", wav, "--accept-failed"],
+        vec![
+            "record",
+            "--source",
+            "synthetic:speech",
+            "--fast",
+            "--seconds",
+            "1",
+            "--accept",
+        ],
+    ] {
+        let err = env.fails(&args, 1);
+        assert!(err.contains(&format!("--accept-consent {prefix}")), "{err}");
+        assert!(err.contains(CONSENT.trim()), "the text is shown: {err}");
+    }
+    let wrong = env.fails(&["seal", wav, "--accept-consent", "0123456789abcdef"], 1);
+    assert!(
+        wrong.contains("does not name this project's consent text"),
+        "{wrong}"
+    );
+    let short = env.fails(&["seal", wav, "--accept-consent", &prefix[..6]], 1);
+    assert!(short.contains("at least 12 hex digits"), "{short}");
+    assert!(
+        !env.path("data/outbox").exists()
+            || std::fs::read_dir(env.path("data/outbox"))
+                .unwrap()
+                .all(|e| e.unwrap().file_name().to_string_lossy().starts_with('.'))
+    );
+
+    let sample = env
+        .ok(&["seal", wav, "--accept-failed", "--accept-consent", &prefix])
+        .trim()
+        .to_owned();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(item_dir(&env, &sample).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let hash = voxseal_core::manifest::Consent::sha256_of(CONSENT);
+    assert_eq!(m["consent"]["text_sha256"], hash.as_str());
+    // Given once, it stays on record for this project.
+    let again = env.ok(&["seal", wav, "--accept-failed"]).trim().to_owned();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(item_dir(&env, &again).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["consent"]["text_sha256"], hash.as_str());
+    let log = std::fs::read_to_string(env.path("data/audit.log")).unwrap();
+    assert_eq!(log.matches("\"consent.given\"").count(), 1, "{log}");
+
+    // `voxseal project init` without prompts or consent text is refused.
+    std::fs::write(env.path("empty.txt"), " \n").unwrap();
+    let prompts = env.path("prompts.csv");
+    let consent = env.path("consent.txt");
+    let empty = env.path("empty.txt");
+    for (i, extra) in [
+        vec![],
+        vec!["--prompts", prompts.to_str().unwrap()],
+        vec!["--consent", consent.to_str().unwrap()],
+        vec![
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--consent",
+            empty.to_str().unwrap(),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = env.path(&format!("p{i}"));
+        let mut args = vec![
+            "project",
+            "init",
+            dir.to_str().unwrap(),
+            "--name",
+            "no-consent",
+            "--no-password",
+        ];
+        args.extend(extra);
+        let err = env.fails(&args, 1);
+        assert!(err.contains("consent") || err.contains("prompts"), "{err}");
+        assert!(!dir.join("project.toml").exists(), "{i}");
     }
 }

@@ -4,7 +4,10 @@
 //! where `hash` is the SHA-256 of the line's own text without the `hash` member (the exact bytes
 //! up to `,"hash"` followed by `}`) and `prev` is the previous line's `hash` (64 zeros for the first
 //! line). [`verify`] therefore pinpoints the first edited, deleted, reordered, inserted or
-//! duplicated line. A crash in the middle of an append leaves a torn last line without a newline;
+//! duplicated line *within* the chain. The chain has no key, so on its own it cannot show lines
+//! cut off at the end or a chain rewritten (re-hashed) from some line on: for that, every sealed
+//! manifest records the head at sealing time ([`AuditAnchor`]), and [`check_anchor`] tells
+//! whether the log still holds that line with that hash. A crash in the middle of an append leaves a torn last line without a newline;
 //! [`AuditLog::append`] cuts it off and records an `audit.recovered` event.
 //!
 //! Details must never hold secrets or audio: callers pass ids, sizes, hashes and verdicts only.
@@ -15,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+pub use crate::manifest::AuditAnchor;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// `,"hash":"` + 64 hex digits + `"}`.
@@ -132,6 +137,48 @@ impl AuditLog {
         write_line(&mut f, &line).map_err(io)?;
         f.unlock().map_err(io)?;
         Ok(seq + 1)
+    }
+
+    /// The chain's head: the last complete line's `seq` and hash (`seq` 0 and 64 zeros for an
+    /// empty or missing log). Sealing records it in the manifest as the audit anchor.
+    pub fn head(&self) -> Result<AuditAnchor, AuditError> {
+        let io = |source| AuditError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let mut f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(AuditAnchor {
+                    seq: 0,
+                    hash: GENESIS.into(),
+                });
+            }
+            Err(e) => return Err(io(e)),
+        };
+        f.lock_shared().map_err(io)?;
+        let tail = read_tail(&mut f).map_err(io)?;
+        let Some(line) = tail.last_line else {
+            return Ok(AuditAnchor {
+                seq: 0,
+                hash: GENESIS.into(),
+            });
+        };
+        match parse_line(&line) {
+            Ok((entry, hash)) => Ok(AuditAnchor {
+                seq: entry.seq,
+                hash,
+            }),
+            Err(reason) => {
+                let report = verify(&self.path).map_err(io)?;
+                let bad = report.first_bad.unwrap_or(BadLine { line: 0, reason });
+                Err(AuditError::Damaged {
+                    path: self.path.display().to_string(),
+                    line: bad.line,
+                    reason: bad.reason,
+                })
+            }
+        }
     }
 
     /// Reads and verifies every entry (for display); fails at the first bad line.
@@ -287,6 +334,8 @@ pub struct BadLine {
 pub struct VerifyReport {
     /// Entries that verified, in order, up to the first bad line.
     pub entries: Vec<AuditEntry>,
+    /// Each of those entries' line hash, in the same order.
+    pub hashes: Vec<String>,
     /// The first bad line, if any.
     pub first_bad: Option<BadLine>,
     /// Bytes after the last newline (a write torn by a crash); the next append recovers them.
@@ -298,6 +347,37 @@ impl VerifyReport {
     pub fn is_intact(&self) -> bool {
         self.first_bad.is_none()
     }
+}
+
+/// Checks that the verified log in `report` still holds `anchor`'s line with its hash; says what
+/// is wrong otherwise (lines cut off at the end, or the chain rewritten up to that line).
+pub fn check_anchor(report: &VerifyReport, anchor: &AuditAnchor) -> Result<(), String> {
+    if anchor.seq == 0 {
+        return Ok(());
+    }
+    let Some(hash) = usize::try_from(anchor.seq - 1)
+        .ok()
+        .and_then(|i| report.hashes.get(i))
+    else {
+        let why = match &report.first_bad {
+            Some(bad) => format!("the chain breaks at line {} ({})", bad.line, bad.reason),
+            None => "lines were deleted from its end".to_owned(),
+        };
+        return Err(format!(
+            "the log has {} intact events but a sealed manifest anchors event {}: {why}",
+            report.entries.len(),
+            anchor.seq
+        ));
+    };
+    if !hash.eq_ignore_ascii_case(&anchor.hash) {
+        return Err(format!(
+            "event {} has hash {}…, but a sealed manifest recorded {}… for it: the log was rewritten up to that event",
+            anchor.seq,
+            &hash[..12],
+            crate::ids::shown(anchor.hash.get(..12).unwrap_or(&anchor.hash))
+        ));
+    }
+    Ok(())
 }
 
 /// Verifies the chain of a whole log file. A missing file is an empty, intact log.
@@ -360,8 +440,9 @@ pub fn verify_reader(mut r: impl BufRead) -> io::Result<VerifyReport> {
             break;
         }
         prev_seq = entry.seq;
-        prev_hash = hash;
+        prev_hash = hash.clone();
         report.entries.push(entry);
+        report.hashes.push(hash);
     }
     Ok(report)
 }
@@ -413,6 +494,45 @@ mod tests {
             .unwrap()
             .first_bad
             .expect("damage must be found")
+    }
+
+    /// Issue 12 finding 14: a cut end or a re-hashed chain verifies on its own; the anchor
+    /// (the head a sealed manifest recorded) catches both.
+    #[test]
+    fn anchors_catch_a_cut_end_and_a_rewritten_chain() {
+        let (_d, log) = log_with(3);
+        let anchor = log.head().unwrap();
+        assert_eq!(anchor.seq, 3);
+        log.append("after", json!({})).unwrap();
+        let report = verify(log.path()).unwrap();
+        check_anchor(&report, &anchor).unwrap();
+        assert_eq!(report.hashes.len(), 4);
+
+        let orig = lines(&log);
+        write_lines(&log, &orig[..2]);
+        let report = verify(log.path()).unwrap();
+        assert!(report.is_intact());
+        let err = check_anchor(&report, &anchor).unwrap_err();
+        assert!(err.contains("deleted from its end"), "{err}");
+
+        // Rewritten from line 2 on, every hash recomputed.
+        let (_d2, forged) = log_with(0);
+        forged.append("test.event", json!({"i": 0})).unwrap();
+        for i in 1..4 {
+            forged.append("test.event", json!({"i": i * 10})).unwrap();
+        }
+        let report = verify(forged.path()).unwrap();
+        assert!(report.is_intact());
+        let err = check_anchor(&report, &anchor).unwrap_err();
+        assert!(err.contains("rewritten"), "{err}");
+        check_anchor(
+            &report,
+            &AuditAnchor {
+                seq: 0,
+                hash: GENESIS.into(),
+            },
+        )
+        .unwrap();
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod age_writer;
 pub mod audio;
 pub mod audit;
+pub mod binding;
 pub mod config;
 pub mod enroll_link;
 pub mod fault;

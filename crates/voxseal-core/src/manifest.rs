@@ -3,7 +3,8 @@
 //! It travels in the clear next to the ciphertexts (and is uploaded last), so it holds no
 //! biometric content: ids, times, durations, rates, parameters, quality measures, sizes and
 //! SHA-256s of the ciphertexts, and the app version. Versioned by `schema`; readers refuse
-//! versions they do not know.
+//! versions they do not know. Since `/2` every field but the payload list and the frame count
+//! is also sealed inside each payload ([`crate::binding`]), so an edited manifest is detected.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,11 @@ use crate::ids::{ContractorId, PromptId, SampleId, TakeId};
 use crate::quality::QualityReport;
 
 /// The schema identifier this code writes and reads.
-pub const SCHEMA: &str = "voxseal.manifest/1";
+pub const SCHEMA: &str = "voxseal.manifest/2";
+
+/// The previous schema, still read (items queued before an upgrade): no config hash, no audit
+/// anchor, and payloads without a binding.
+pub const SCHEMA_V1: &str = "voxseal.manifest/1";
 
 /// A sealed sample's manifest (`manifest.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +38,14 @@ pub struct Manifest {
     pub contractor: ContractorId,
     /// The project's name.
     pub project: String,
+    /// SHA-256 (hex) of the signed project config (the installed `project.toml` bytes) that
+    /// sealed it. Absent only in `/1` manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+    /// The local audit log's head when sealing began, so a verifier holding this manifest can
+    /// tell whether the log was later cut or rewritten. Absent only in `/1` manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor: Option<AuditAnchor>,
     /// When recording started (RFC 3339 UTC).
     pub recorded_at: String,
     /// When it was sealed (RFC 3339 UTC).
@@ -97,6 +110,33 @@ pub struct Consent {
     pub text_sha256: String,
     /// When (RFC 3339 UTC).
     pub accepted_at: String,
+}
+
+impl Consent {
+    /// SHA-256 (hex) of a consent text's UTF-8 bytes, as in [`Consent::text_sha256`].
+    pub fn sha256_of(text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// Consent to `text`, given now.
+    pub fn given_now(text: &str) -> Self {
+        Self {
+            text_sha256: Self::sha256_of(text),
+            accepted_at: crate::time::now_rfc3339(),
+        }
+    }
+}
+
+/// A point in the audit log's hash chain: the line with `seq` has hash `hash` (`seq` 0 and 64
+/// zeros: the log was empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditAnchor {
+    /// The line's sequence number.
+    pub seq: u64,
+    /// The line's hash, hex.
+    pub hash: String,
 }
 
 /// Kinds of payload.
@@ -172,13 +212,35 @@ impl Manifest {
         }
         let probe: Probe =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-        match probe.schema.as_deref() {
-            Some(SCHEMA) => {}
+        let v1 = match probe.schema.as_deref() {
+            Some(SCHEMA) => false,
+            Some(SCHEMA_V1) => true,
             Some(other) => return Err(ManifestError::UnsupportedSchema(crate::ids::shown(other))),
             None => return Err(ManifestError::Invalid("missing field `schema`".into())),
-        }
+        };
         let m: Self =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let is_hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        match (&m.config_sha256, &m.audit_anchor) {
+            (None, None) if v1 => {}
+            (Some(c), Some(a)) if !v1 => {
+                if !is_hex64(c) || !is_hex64(&a.hash) {
+                    return Err(ManifestError::Invalid(
+                        "config_sha256 and audit_anchor.hash must be 64 hex digits".into(),
+                    ));
+                }
+            }
+            _ if v1 => {
+                return Err(ManifestError::Invalid(format!(
+                    "{SCHEMA_V1} has no config_sha256 or audit_anchor"
+                )));
+            }
+            _ => {
+                return Err(ManifestError::Invalid(
+                    "missing field `config_sha256` or `audit_anchor`".into(),
+                ));
+            }
+        }
         let mut kinds = std::collections::HashSet::new();
         for p in &m.payloads {
             if !kinds.insert(p.kind) {
@@ -194,7 +256,7 @@ impl Manifest {
                     p.kind.file_name()
                 )));
             }
-            if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_hex64(&p.sha256) {
                 return Err(ManifestError::Invalid(
                     "a payload sha256 is not 64 hex digits".into(),
                 ));
@@ -209,6 +271,11 @@ impl Manifest {
             ));
         }
         Ok(m)
+    }
+
+    /// True for a `/1` manifest (sealed before payloads carried a binding).
+    pub fn is_v1(&self) -> bool {
+        self.schema == SCHEMA_V1
     }
 
     /// The payload of a kind, if sealed.

@@ -2,8 +2,10 @@
 //! the plaintext (or just summarize it).
 //!
 //! The ciphertext's SHA-256 is computed while it is decrypted and must equal the manifest's;
-//! decrypted output is written to a temp file and renamed into place only after both the age
-//! authentication and the hash check pass, so a damaged or substituted file never yields output.
+//! with a manifest, the [`crate::binding`] sealed inside the payload must also equal the
+//! manifest's fields. Decrypted output is written to a temp file and renamed into place only
+//! after the age authentication, the hash and the binding checks pass, so a damaged or
+//! substituted file, or one whose manifest was edited, never yields output.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -69,6 +71,18 @@ pub enum OpenError {
         /// The file's hash.
         got: String,
     },
+    /// The manifest says something other than what was sealed inside the payload.
+    #[error(
+        "{path}: the manifest's `{field}` does not match the one sealed inside the payload ({detail}); the manifest was edited, or the payload belongs to another sample"
+    )]
+    BindingMismatch {
+        /// The file.
+        path: String,
+        /// The first differing field (dotted path).
+        field: String,
+        /// Both values.
+        detail: String,
+    },
     /// The decrypted content is not what its kind should be.
     #[error("{path}: decrypted content is not a valid {kind}: {detail}")]
     BadContent {
@@ -94,6 +108,9 @@ pub struct Opened {
     pub plain_bytes: u64,
     /// True when the ciphertext's SHA-256 was checked against a manifest.
     pub verified: bool,
+    /// True when the manifest's fields were checked against the binding sealed in the payload
+    /// (false without a manifest, and for `/1` manifests, which predate the binding).
+    pub bound: bool,
     /// A one-line description (shapes, duration).
     pub summary: String,
 }
@@ -130,6 +147,40 @@ pub fn open_file(
     path: &Path,
     identities: &[Box<dyn age::Identity>],
     expected: Option<(PayloadKind, &str)>,
+    out_dir: Option<&Path>,
+) -> Result<Opened, OpenError> {
+    open_checked(path, identities, expected, None, out_dir)
+}
+
+/// Decrypts the `kind` payload of `manifest` at `path`, checking its SHA-256 and its binding
+/// against the manifest ([`open_file`] otherwise).
+pub fn open_payload(
+    path: &Path,
+    identities: &[Box<dyn age::Identity>],
+    manifest: &Manifest,
+    kind: PayloadKind,
+    out_dir: Option<&Path>,
+) -> Result<Opened, OpenError> {
+    let Some(p) = manifest.payload(kind) else {
+        return Err(OpenError::Manifest {
+            path: path.display().to_string(),
+            detail: format!("the manifest lists no {} payload", kind.as_str()),
+        });
+    };
+    open_checked(
+        path,
+        identities,
+        Some((kind, &p.sha256)),
+        Some(manifest),
+        out_dir,
+    )
+}
+
+fn open_checked(
+    path: &Path,
+    identities: &[Box<dyn age::Identity>],
+    expected: Option<(PayloadKind, &str)>,
+    manifest: Option<&Manifest>,
     out_dir: Option<&Path>,
 ) -> Result<Opened, OpenError> {
     let shown = path.display().to_string();
@@ -183,7 +234,7 @@ pub fn open_file(
             let take = n.min(64 * 1024 - head.len());
             head.extend_from_slice(&buf[..take]);
         }
-        stats.feed(plain_bytes, &buf[..n]);
+        stats.feed(plain_bytes, &buf[..n], &head);
         plain_bytes += n as u64;
         if let Err(source) = sink.write_all(&buf[..n]) {
             cleanup(&tmp_path);
@@ -232,6 +283,14 @@ pub fn open_file(
             });
         }
     };
+    let bound = match manifest.map(|m| check_binding(&shown, kind, &head, m)) {
+        None => false,
+        Some(Ok(bound)) => bound,
+        Some(Err(e)) => {
+            cleanup(&tmp_path);
+            return Err(e);
+        }
+    };
     let mut output = None;
     if let (Some(dir), Some(tmp)) = (out_dir, tmp_path) {
         let stem = path
@@ -253,8 +312,67 @@ pub fn open_file(
         output,
         plain_bytes,
         verified: expected.is_some(),
+        bound,
         summary,
     })
+}
+
+/// Compares the binding sealed in a payload (`head`: its first plaintext bytes) with `manifest`.
+/// Ok(false): a `/1` manifest and a payload without a binding (sealed before there was one).
+fn check_binding(
+    path: &str,
+    kind: PayloadKind,
+    head: &[u8],
+    manifest: &Manifest,
+) -> Result<bool, OpenError> {
+    let sealed = match kind {
+        PayloadKind::Raw => crate::binding::from_wav(head),
+        PayloadKind::Features => crate::binding::from_safetensors(head),
+    };
+    let mismatch = |field: &str, detail: String| OpenError::BindingMismatch {
+        path: path.to_owned(),
+        field: field.to_owned(),
+        detail,
+    };
+    let sealed = match sealed {
+        Ok(Some(v)) => v,
+        Ok(None) if manifest.is_v1() => return Ok(false),
+        Ok(None) => {
+            return Err(mismatch(
+                "schema",
+                "the payload carries no binding: it was not sealed with this manifest".into(),
+            ));
+        }
+        Err(detail) => {
+            return Err(OpenError::BadContent {
+                path: path.to_owned(),
+                kind: match kind {
+                    PayloadKind::Raw => "WAV",
+                    PayloadKind::Features => "safetensors",
+                },
+                detail,
+            });
+        }
+    };
+    let stated = crate::binding::of_manifest(manifest);
+    match crate::binding::first_difference(&sealed, &stated) {
+        None => Ok(true),
+        Some(field) => {
+            let show = |v: Option<&serde_json::Value>| {
+                let s = v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+                match s.char_indices().nth(80) {
+                    Some((i, _)) => format!("{}…", &s[..i]),
+                    None => s,
+                }
+            };
+            let detail = format!(
+                "manifest: {}, sealed: {}",
+                show(crate::binding::at(&stated, &field)),
+                show(crate::binding::at(&sealed, &field))
+            );
+            Err(mismatch(&field, detail))
+        }
+    }
 }
 
 fn classify(path: &str, e: age::DecryptError) -> OpenError {
@@ -281,12 +399,18 @@ fn classify(path: &str, e: age::DecryptError) -> OpenError {
 struct ContentStats {
     peak: i32,
     odd: Option<u8>,
+    data_at: Option<u64>,
 }
 
 impl ContentStats {
-    fn feed(&mut self, offset: u64, bytes: &[u8]) {
-        // Sample data starts after the 44-byte header of the WAVs we write.
-        let skip = 44u64.saturating_sub(offset).min(bytes.len() as u64) as usize;
+    /// Takes the plaintext `bytes` at `offset`; `head` holds the plaintext's first bytes read so
+    /// far (up to 64 KiB), where the `data` chunk is looked for.
+    fn feed(&mut self, offset: u64, bytes: &[u8], head: &[u8]) {
+        if self.data_at.is_none() {
+            self.data_at = crate::binding::wav_data_offset(head);
+        }
+        let Some(data_at) = self.data_at else { return };
+        let skip = data_at.saturating_sub(offset).min(bytes.len() as u64) as usize;
         let mut b = &bytes[skip..];
         if let Some(lo) = self.odd.take()
             && let Some((&hi, rest)) = b.split_first()
@@ -377,7 +501,8 @@ fn describe(
 }
 
 /// Opens every payload of an item directory (an outbox item, or a folder with `manifest.json`
-/// and the payload files under their outbox names), verifying each against the manifest.
+/// and the payload files under their outbox names), verifying each against the manifest (hash
+/// and binding).
 /// Payloads the identities cannot decrypt are skipped (reported as `Err(WrongIdentity)`).
 pub fn open_item(
     dir: &Path,
@@ -398,12 +523,7 @@ pub fn open_item(
             }));
             continue;
         }
-        results.push(open_file(
-            &path,
-            identities,
-            Some((p.kind, &p.sha256)),
-            out_dir,
-        ));
+        results.push(open_payload(&path, identities, &manifest, p.kind, out_dir));
     }
     Ok((manifest, results))
 }

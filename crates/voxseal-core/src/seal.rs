@@ -52,6 +52,11 @@ pub enum SealError {
     /// The audit log could not be written.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The installed project config is not the one the take was reviewed under.
+    #[error(
+        "the installed project config changed while the take was under review ({0}); nothing was sealed: start again"
+    )]
+    ConfigChanged(String),
 }
 
 /// Size and SHA-256 of a sealed file.
@@ -187,6 +192,8 @@ pub struct SealProgress {
 pub struct SealContext<'a> {
     /// The project config (recipients, parameters).
     pub config: &'a ProjectConfig,
+    /// SHA-256 (hex) of the signed config file `config` was parsed from.
+    pub config_sha256: &'a str,
     /// Who recorded.
     pub contractor: &'a ContractorId,
     /// Where the item goes.
@@ -234,11 +241,52 @@ pub fn seal_take(
         return Err(SealError::Empty);
     }
     let sample_id = SampleId::generate();
+    // The audit head now: anchors everything logged before this sample (its take.recorded too).
+    let anchor = ctx.audit.head()?;
+    let mut manifest = Manifest {
+        schema: SCHEMA.into(),
+        sample_id: sample_id.clone(),
+        take_id: take.take_id.clone(),
+        prompt_id: review.prompt_id.clone(),
+        supersedes: review.supersedes.clone(),
+        contractor: ctx.contractor.clone(),
+        project: cfg.project.name.clone(),
+        config_sha256: Some(ctx.config_sha256.to_owned()),
+        audit_anchor: Some(anchor),
+        recorded_at: take.started_at.clone(),
+        sealed_at: crate::time::now_rfc3339(),
+        app_version: crate::VERSION.into(),
+        source: take.source.clone(),
+        audio: AudioInfo {
+            sample_rate: kept.sample_rate(),
+            samples: kept.len(),
+            duration_s: kept.len() as f64 / kept.sample_rate() as f64,
+            kept: (start, start + kept.len()),
+            take_samples: audio.len(),
+            dropped_samples: take.counters.dropped,
+            interrupted: take.interrupted.clone(),
+            wav_format: "pcm_s16le mono".into(),
+        },
+        features: FeaturesInfo {
+            params: cfg.features.clone(),
+            frames: 0, // filled in below; not part of the binding
+        },
+        quality: quality.clone(),
+        accepted_despite: failed.iter().map(|s| (*s).to_owned()).collect(),
+        consent: review.consent.clone(),
+        features_only: cfg.capture.features_only,
+        payloads: Vec::new(),
+    };
     let staging = ctx.outbox.staging(&sample_id)?;
     let io = |what: &str| {
         let what = what.to_owned();
         move |source| SealError::Io { what, source }
     };
+    let mut binding = crate::binding::to_bytes(&manifest).map_err(io("the manifest binding"))?;
+    if binding.len() % 2 == 1 {
+        // An even-length WAV chunk needs no pad byte (which some readers forget to skip).
+        binding.push(b' ');
+    }
 
     let mut payloads = Vec::new();
     if !cfg.capture.features_only {
@@ -251,7 +299,8 @@ pub fn seal_take(
             &staging.path(PayloadKind::Raw.file_name()),
             &recipients,
             |w| {
-                let mut wav = Pcm16Writer::new(w, kept.sample_rate(), total)?;
+                let chunk = Some((crate::binding::WAV_CHUNK, &binding[..]));
+                let mut wav = Pcm16Writer::with_chunk(w, kept.sample_rate(), total, chunk)?;
                 let mut reader = kept.open()?;
                 let mut buf = zeroize::Zeroizing::new(vec![0f32; 16 * 1024]);
                 let mut done = 0;
@@ -292,6 +341,10 @@ pub fn seal_take(
     if let Some(p) = &review.prompt_id {
         meta.insert("prompt_id".to_owned(), p.to_string());
     }
+    meta.insert(
+        crate::binding::METADATA_KEY.to_owned(),
+        String::from_utf8(binding).expect("JSON is UTF-8"),
+    );
     let frames_total = 3 * cfg.features.frames_for(crate::resample::output_len(
         kept.len(),
         kept.sample_rate(),
@@ -319,39 +372,9 @@ pub fn seal_take(
         recipients: cfg.recipients.training.clone(),
     });
     crate::fault::point("seal.features");
+    manifest.features.frames = summary.frames;
+    manifest.payloads = payloads;
 
-    let manifest = Manifest {
-        schema: SCHEMA.into(),
-        sample_id: sample_id.clone(),
-        take_id: take.take_id.clone(),
-        prompt_id: review.prompt_id.clone(),
-        supersedes: review.supersedes.clone(),
-        contractor: ctx.contractor.clone(),
-        project: cfg.project.name.clone(),
-        recorded_at: take.started_at.clone(),
-        sealed_at: crate::time::now_rfc3339(),
-        app_version: crate::VERSION.into(),
-        source: take.source.clone(),
-        audio: AudioInfo {
-            sample_rate: kept.sample_rate(),
-            samples: kept.len(),
-            duration_s: kept.len() as f64 / kept.sample_rate() as f64,
-            kept: (start, start + kept.len()),
-            take_samples: audio.len(),
-            dropped_samples: take.counters.dropped,
-            interrupted: take.interrupted.clone(),
-            wav_format: "pcm_s16le mono".into(),
-        },
-        features: FeaturesInfo {
-            params: cfg.features.clone(),
-            frames: summary.frames,
-        },
-        quality: quality.clone(),
-        accepted_despite: failed.iter().map(|s| (*s).to_owned()).collect(),
-        consent: review.consent.clone(),
-        features_only: cfg.capture.features_only,
-        payloads,
-    };
     let mpath = staging.path(crate::outbox::MANIFEST_FILE);
     crate::fsutil::write_json_atomic(&mpath, &manifest).map_err(io("the manifest"))?;
     let state = ItemState::sealed();
@@ -367,6 +390,7 @@ pub fn seal_take(
             "prompt": review.prompt_id,
             "supersedes": review.supersedes,
             "accepted_despite": manifest.accepted_despite,
+            "config_sha256": manifest.config_sha256,
             "payloads": manifest.payloads.iter().map(|p| serde_json::json!({
                 "kind": p.kind, "size": p.size, "sha256": p.sha256,
             })).collect::<Vec<_>>(),

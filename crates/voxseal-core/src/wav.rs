@@ -247,19 +247,31 @@ pub struct Pcm16Writer<W: Write> {
 
 impl<W: Write> Pcm16Writer<W> {
     /// Writes the header for `samples` samples at `sample_rate`.
-    pub fn new(mut out: W, sample_rate: u32, samples: u64) -> io::Result<Self> {
+    pub fn new(out: W, sample_rate: u32, samples: u64) -> io::Result<Self> {
+        Self::with_chunk(out, sample_rate, samples, None)
+    }
+
+    /// As [`Self::new`], with an extra RIFF chunk `(id, body)` between `fmt ` and `data`
+    /// (readers skip chunks they do not know).
+    pub fn with_chunk(
+        mut out: W,
+        sample_rate: u32,
+        samples: u64,
+        extra: Option<([u8; 4], &[u8])>,
+    ) -> io::Result<Self> {
+        let extra_len = extra.map_or(0, |(_, b)| 8 + b.len() as u64 + (b.len() as u64 & 1));
         let data_len = samples
             .checked_mul(2)
-            .filter(|&n| n <= u32::MAX as u64 - 36)
+            .filter(|&n| n + extra_len <= u32::MAX as u64 - 36)
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     "the take is too long for one WAV file (4 GiB)",
                 )
             })? as u32;
-        let mut h = Vec::with_capacity(44);
+        let mut h = Vec::with_capacity(44 + extra_len as usize);
         h.extend_from_slice(b"RIFF");
-        h.extend_from_slice(&(36 + data_len).to_le_bytes());
+        h.extend_from_slice(&(36 + extra_len as u32 + data_len).to_le_bytes());
         h.extend_from_slice(b"WAVEfmt ");
         h.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
         h.extend_from_slice(&1u16.to_le_bytes()); // PCM
@@ -268,6 +280,14 @@ impl<W: Write> Pcm16Writer<W> {
         h.extend_from_slice(&(sample_rate * 2).to_le_bytes()); // byte rate
         h.extend_from_slice(&2u16.to_le_bytes()); // block align
         h.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+        if let Some((id, body)) = extra {
+            h.extend_from_slice(&id);
+            h.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            h.extend_from_slice(body);
+            if body.len() % 2 == 1 {
+                h.push(0); // chunks are padded to an even length
+            }
+        }
         h.extend_from_slice(b"data");
         h.extend_from_slice(&data_len.to_le_bytes());
         out.write_all(&h)?;
@@ -496,6 +516,28 @@ mod tests {
         assert_eq!(back[123], f32_to_i16(samples[123]));
         assert_eq!(f32_to_i16(1.5), i16::MAX);
         assert_eq!(f32_to_i16(-1.0), i16::MIN);
+    }
+
+    /// The sealed WAV's extra chunk (the manifest binding) sits between `fmt ` and `data`;
+    /// hound skips it and reads the same samples, and the RIFF size counts it.
+    #[test]
+    fn an_extra_chunk_is_skipped_by_readers() {
+        let samples: Vec<f32> = (0..500).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        let body = br#"{"sample_id":"x"} "#;
+        let chunk = Some((*b"vxsb", &body[..]));
+        let mut w = Pcm16Writer::with_chunk(Vec::new(), 16_000, 500, chunk).unwrap();
+        w.write(&samples).unwrap();
+        let bytes = w.finish().unwrap();
+        let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff + 8, bytes.len());
+        assert_eq!(
+            crate::binding::wav_data_offset(&bytes),
+            Some(44 + 8 + body.len() as u64)
+        );
+        let mut r = hound::WavReader::new(&bytes[..]).unwrap();
+        let back: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(back.len(), 500);
+        assert_eq!(back[77], f32_to_i16(samples[77]));
     }
 
     #[test]

@@ -281,6 +281,44 @@ impl Workspace {
         }
     }
 
+    /// SHA-256 (hex) of the installed, signature-verified `project.toml` bytes, provided they
+    /// are the config `expected` (the one a take was reviewed under); recorded in manifests.
+    pub fn project_sha256(&self, expected: &ProjectConfig) -> Result<String, WorkspaceError> {
+        let path = self.project_path();
+        if !path.exists() {
+            return Err(WorkspaceError::NoProject(self.root.display().to_string()));
+        }
+        let (config, bytes, _) = self.verified(&path)?;
+        if config != *expected {
+            return Err(WorkspaceError::Config(ConfigError::Invalid {
+                path: path.display().to_string(),
+                detail: "it is not the config the take was recorded under".into(),
+            }));
+        }
+        Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+    }
+
+    /// The consent on record for `config`'s consent text (`None`: none given, or given to a
+    /// different text).
+    pub fn consent_for(&self, config: &ProjectConfig) -> Result<Option<Consent>, WorkspaceError> {
+        let want = Consent::sha256_of(&config.project.consent_text);
+        Ok(self.settings()?.consent.filter(|c| c.text_sha256 == want))
+    }
+
+    /// Records the contractor's consent to `config`'s consent text: kept in the settings (and
+    /// copied into every manifest sealed from then on) and logged as `consent.given`.
+    pub fn give_consent(&self, config: &ProjectConfig) -> Result<Consent, WorkspaceError> {
+        let consent = Consent::given_now(&config.project.consent_text);
+        let mut settings = self.settings()?;
+        settings.consent = Some(consent.clone());
+        self.save_settings(&settings)?;
+        self.audit.append(
+            "consent.given",
+            serde_json::json!({ "contractor": settings.contractor, "text_sha256": consent.text_sha256 }),
+        )?;
+        Ok(consent)
+    }
+
     /// The configured contractor.
     pub fn contractor(&self) -> Result<ContractorId, WorkspaceError> {
         self.settings()?
@@ -299,8 +337,16 @@ impl Workspace {
         review: &Review,
         progress: &mut dyn FnMut(SealProgress),
     ) -> Result<OutboxItem, Box<AcceptError>> {
+        let config_sha256 = match self.project_sha256(config) {
+            Ok(h) => h,
+            Err(e) => {
+                let error = SealError::ConfigChanged(e.to_string());
+                return Err(Box::new(AcceptError { error, take }));
+            }
+        };
         let ctx = SealContext {
             config,
+            config_sha256: &config_sha256,
             contractor,
             outbox: &self.outbox,
             audit: &self.audit,

@@ -35,7 +35,23 @@ fn fixture(features_only: bool) -> Fixture {
          [capture]\nfeatures_only = {features_only}\n[[prompts]]\nid = \"p1\"\ntext = \"Hello there.\"\n"
     );
     let config = ProjectConfig::parse(&text, "test").unwrap();
-    let (ws, _) = Workspace::open(&root.join("data")).unwrap();
+    let (mut ws, _) = Workspace::open(&root.join("data")).unwrap();
+    // Installed and signed, as sealing hashes the installed config into the manifest.
+    let lead = voxseal_core::signing::generate_lead_key(
+        &root.join("lead.key"),
+        &root.join("lead.pub"),
+        None,
+    )
+    .unwrap();
+    let sig =
+        voxseal_core::signing::sign(&root.join("lead.key"), None, text.as_bytes(), "t").unwrap();
+    fs::write(root.join("project.toml"), &text).unwrap();
+    fs::write(root.join("project.toml.sig"), sig).unwrap();
+    ws.trust(lead);
+    assert_eq!(
+        ws.install_project(&root.join("project.toml")).unwrap(),
+        config
+    );
     Fixture {
         root,
         ws,
@@ -150,7 +166,7 @@ fn record_seal_open_round_trip() {
             .into_iter()
             .map(|e| e.event)
             .collect();
-    assert_eq!(events, ["take.sealed", "spool.wiped"]);
+    assert_eq!(events, ["project.installed", "take.sealed", "spool.wiped"]);
 }
 
 #[test]
@@ -359,7 +375,7 @@ fn damaged_manifests_and_states_are_reported_not_hidden() {
         ("truncated", good[..good.len() / 2].to_owned()),
         (
             "unknown schema",
-            good.replace("voxseal.manifest/1", "voxseal.manifest/9"),
+            good.replace("voxseal.manifest/2", "voxseal.manifest/9"),
         ),
         ("unknown field", good.replacen('{', "{\"extra\": 1,", 1)),
         ("bad contractor", good.replace("tester-01", "../../etc")),
@@ -406,5 +422,113 @@ fn a_crash_during_sealing_leaves_nothing_half_written() {
         .into_iter()
         .map(|e| e.event)
         .collect();
-    assert_eq!(events, ["spool.swept", "outbox.swept"]);
+    assert_eq!(events, ["project.installed", "spool.swept", "outbox.swept"]);
+}
+
+/// Issue 11 section 3: the manifest records the SHA-256 of the installed, signed config; a take
+/// reviewed under a config that is no longer the installed one is not sealed.
+#[test]
+fn the_manifest_records_the_installed_configs_hash() {
+    use sha2::Digest;
+    let f = fixture(false);
+    let item = seal(&f, 16_000, 2.0);
+    let installed = fs::read(f.ws.project_path()).unwrap();
+    assert_eq!(
+        item.manifest.config_sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(&installed)).as_str())
+    );
+    let other = ProjectConfig::parse(
+        &f.config.to_toml().replace("test-project", "other-project"),
+        "other",
+    )
+    .unwrap();
+    let take = record(&f, 16_000, 2.0);
+    let report = take.analyzer.clone().finish(&f.config.quality);
+    let err =
+        f.ws.accept_take(
+            &other,
+            &f.contractor,
+            take,
+            &report,
+            &Review::default(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err.error, voxseal_core::seal::SealError::ConfigChanged(_)),
+        "{}",
+        err.error
+    );
+}
+
+/// Issue 12 finding 5: the manifest's fields are sealed inside both payloads; `open_item`
+/// refuses an edited manifest (naming the field), and keeps no output.
+#[test]
+fn an_edited_manifest_is_refused_by_either_payload() {
+    let f = fixture(false);
+    let item = seal(&f, 16_000, 2.0);
+    let mpath = item.dir.join("manifest.json");
+    let good = fs::read_to_string(&mpath).unwrap();
+    let all = ids(&f, &["training.key", "archive.key"]);
+    let (_, results) = open_item(&item.dir, &all, None).unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.bound && o.verified))
+    );
+
+    let out = f.root.join("out");
+    fs::create_dir(&out).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    v["contractor"] = "mallory-01".into();
+    fs::write(&mpath, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (_, results) = open_item(&item.dir, &all, Some(&out)).unwrap();
+    for r in results {
+        match r {
+            Err(OpenError::BindingMismatch { field, .. }) => assert_eq!(field, "contractor"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "no output kept");
+
+    // Passing it off as a /1 manifest (no binding expected) does not help: the payloads carry one.
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.insert("schema".into(), "voxseal.manifest/1".into());
+    o.remove("config_sha256");
+    o.remove("audit_anchor");
+    fs::write(&mpath, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (_, results) = open_item(&item.dir, &all, None).unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(OpenError::BindingMismatch { .. }))),
+        "{results:?}"
+    );
+}
+
+/// Issue 12 finding 14: each manifest anchors the audit log's head at sealing; cutting the log
+/// back past it, or rewriting it, no longer holds the anchor.
+#[test]
+fn the_manifest_anchors_the_audit_log() {
+    use voxseal_core::audit::{check_anchor, verify};
+    let f = fixture(false);
+    f.ws.audit
+        .append("test.recorded", serde_json::json!({}))
+        .unwrap();
+    let before = f.ws.audit.head().unwrap();
+    let item = seal(&f, 16_000, 2.0);
+    let anchor = item.manifest.audit_anchor.clone().unwrap();
+    assert_eq!(anchor, before, "the head when sealing began");
+    assert_eq!(anchor.seq, 2);
+    let log = fs::read_to_string(f.ws.audit.path()).unwrap();
+    let report = verify(f.ws.audit.path()).unwrap();
+    check_anchor(&report, &anchor).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let cut = lines[..anchor.seq as usize - 1].join("\n") + "\n";
+    fs::write(f.ws.audit.path(), cut).unwrap();
+    let report = verify(f.ws.audit.path()).unwrap();
+    assert!(report.is_intact(), "the chain alone cannot tell");
+    let err = check_anchor(&report, &anchor).unwrap_err();
+    assert!(err.contains("deleted from its end"), "{err}");
 }

@@ -114,16 +114,22 @@ impl Stack {
             voxseal_core::keys::generate_identity_file(&dir.path().join("t.key"), "t").unwrap();
         let archive =
             voxseal_core::keys::generate_identity_file(&dir.path().join("a.key"), "a").unwrap();
-        let mut config = ProjectConfig::parse(
-            &format!(
-                "[project]\nname = \"reliability\"\n[recipients]\ntraining = [\"{training}\"]\n\
-                 archive = [\"{archive}\"]\n[capture]\nmax_take_s = 600\n"
-            ),
-            "test",
-        )
-        .unwrap();
-        config.capture.trim_silence = false;
-        let (ws, _) = Workspace::open(&dir.path().join("data")).unwrap();
+        // Installed and signed, as sealing records the installed config's SHA-256.
+        let text = format!(
+            "[project]\nname = \"reliability\"\n[recipients]\ntraining = [\"{training}\"]\n\
+             archive = [\"{archive}\"]\n[capture]\nmax_take_s = 600\ntrim_silence = false\n"
+        );
+        let config = ProjectConfig::parse(&text, "test").unwrap();
+        let (mut ws, _) = Workspace::open(&dir.path().join("data")).unwrap();
+        let (key, project) = (dir.path().join("lead.key"), dir.path().join("project.toml"));
+        let lead =
+            voxseal_core::signing::generate_lead_key(&key, &dir.path().join("lead.pub"), None)
+                .unwrap();
+        let sig = voxseal_core::signing::sign(&key, None, text.as_bytes(), "test").unwrap();
+        std::fs::write(&project, &text).unwrap();
+        std::fs::write(voxseal_core::signing::sig_path(&project), sig).unwrap();
+        ws.trust(lead);
+        ws.install_project(&project).unwrap();
         Self {
             dir,
             ws,
