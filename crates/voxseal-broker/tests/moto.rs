@@ -46,24 +46,7 @@ fn moto() -> Option<MotoServer> {
 /// session policy the broker generates for alice-01.
 fn set_up_bucket_and_role(moto: &MotoServer) -> String {
     moto.aws_ok(&["s3api", "create-bucket", "--bucket", BUCKET]);
-    // Compact JSON: with IAM on, moto's SigV4 check fails on form-encoded spaces.
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": moto.admin_arn()},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-        }],
-    })
-    .to_string();
-    moto.aws_ok(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        ROLE,
-        "--assume-role-policy-document",
-        &trust,
-    ]);
+    moto.create_assumable_role(ROLE);
     let alice = cid("alice-01");
     let policy = session_policy(&PolicyInput {
         bucket: BUCKET,

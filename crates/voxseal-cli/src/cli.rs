@@ -274,6 +274,10 @@ pub struct JoinArgs {
     /// installed one wait for upload).
     #[arg(long)]
     pub switch_project: bool,
+    /// Accept the project's consent text (shown) here: at least 12 hex digits of its SHA-256.
+    /// Otherwise `record` and `seal` ask for it first.
+    #[arg(long, value_name = "SHA256_PREFIX")]
+    pub accept_consent: Option<String>,
 }
 
 /// `voxseal upload`

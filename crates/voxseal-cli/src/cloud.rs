@@ -84,7 +84,8 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     {
         refuse_switch_with_queue(&ws, &old.project.name)?;
     }
-    show_project(&config);
+    // With --accept-consent the consent text is shown when it is recorded, below.
+    show_project(&config, a.accept_consent.is_none());
     let store = TokenStore::new(ws.root());
     let (backend, pass) = token_backend(&store, a.file_store)?;
     let replace = if a.switch_project {
@@ -114,6 +115,9 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
         "enrollment.joined",
         serde_json::json!({ "contractor": contractor, "broker": url, "store": backend, "project": config.project.name, "serial": config.project.serial, "install": format!("{installed_now:?}") }),
     )?;
+    if a.accept_consent.is_some() {
+        crate::consent::ensure(&ws, &config, a.accept_consent.as_deref(), false)?;
+    }
     ui::step(&format!(
         "enrolled as {contractor} in project {} with {url}; the device token is in {}",
         config.project.name,
@@ -200,15 +204,15 @@ fn refuse_switch_with_queue(ws: &voxseal_core::workspace::Workspace, old: &str) 
     Ok(())
 }
 
-fn show_project(config: &ProjectConfig) {
+fn show_project(config: &ProjectConfig, with_consent: bool) {
     ui::step(&format!(
         "project {} (config serial {}, valid until {}), signed by the project lead",
         config.project.name,
         config.project.serial,
         config.project.not_after.as_deref().unwrap_or("-")
     ));
-    if !config.project.consent_text.trim().is_empty() {
-        eprintln!("   consent text:");
+    if with_consent && !config.project.consent_text.trim().is_empty() {
+        eprintln!("   consent text (`voxseal record` asks you to accept it):");
         for line in config.project.consent_text.lines() {
             eprintln!("   | {line}");
         }
@@ -218,10 +222,7 @@ fn show_project(config: &ProjectConfig) {
 /// Where the device token will go, settled before the one-time code is spent (a code spent on a
 /// device that cannot keep its token is lost): the keychain, else an encrypted file with a
 /// passphrase from the environment or the terminal.
-fn token_backend(
-    store: &TokenStore,
-    file_store: bool,
-) -> Result<(Backend, Option<SecretString>)> {
+fn token_backend(store: &TokenStore, file_store: bool) -> Result<(Backend, Option<SecretString>)> {
     let file = file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
     let pass = if file { passphrase(true) } else { None };
     match store.usable_backend(file, pass.as_ref()) {

@@ -342,6 +342,29 @@ impl MotoServer {
         }
     }
 
+    /// As the admin: a role the admin may assume (with a source identity) and returns its ARN.
+    /// Compact JSON: with IAM on, moto's SigV4 check fails on form-encoded spaces.
+    pub fn create_assumable_role(&self, role: &str) -> String {
+        let trust = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": self.admin_arn()},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+            }],
+        })
+        .to_string();
+        self.aws_ok(&[
+            "iam",
+            "create-role",
+            "--role-name",
+            role,
+            "--assume-role-policy-document",
+            &trust,
+        ]);
+        format!("arn:aws:iam::{}:role/{role}", Self::ACCOUNT_ID)
+    }
+
     /// What moto printed so far (for failure messages).
     pub fn log(&self) -> String {
         let mut s = String::new();

@@ -67,23 +67,7 @@ fn aws_side(moto: &MotoServer) -> (String, String) {
     let key = moto.aws_ok(&["kms", "create-key", "--description", "voxseal project key"]);
     let key_arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
     moto.aws_ok(&["s3api", "create-bucket", "--bucket", BUCKET]);
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"AWS": moto.admin_arn()},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-        }],
-    })
-    .to_string();
-    moto.aws_ok(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        ROLE,
-        "--assume-role-policy-document",
-        &trust,
-    ]);
+    let role = moto.create_assumable_role(ROLE);
     let prefixes: Vec<String> = ["raw", "features", "manifests"]
         .iter()
         .map(|p| format!("arn:aws:s3:::{BUCKET}/{p}/*"))
@@ -107,10 +91,7 @@ fn aws_side(moto: &MotoServer) -> (String, String) {
         "--policy-document",
         &policy,
     ]);
-    (
-        format!("arn:aws:iam::{}:role/{ROLE}", MotoServer::ACCOUNT_ID),
-        key_arn,
-    )
+    (role, key_arn)
 }
 
 /// The `voxseal-broker` binary with its STS issuer against moto; killed on drop.
@@ -204,6 +185,22 @@ fn contractor(work: &Path, project: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A 4-second take of synthetic speech for `prompt`, accepted.
+fn record(work: &Path, project: &Path, prompt: &str) -> Output {
+    let args = [
+        "record",
+        "--source",
+        "synthetic:speech",
+        "--fast",
+        "--seconds",
+        "4",
+        "--prompt",
+        prompt,
+        "--accept",
+    ];
+    contractor(work, project, &args)
+}
+
 fn resign(project: &Path, serial: u64) {
     let path = project.join("project.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -237,30 +234,20 @@ fn lead_broker_and_contractor_on_the_production_path() {
     let s = |p: &Path| p.to_str().unwrap().to_owned();
 
     // The contractor joins with nothing but the link.
-    let joined = contractor(work, project, &["enroll", "join", link]);
+    let consent = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        "I agree to be recorded for Acme.".as_bytes(),
+    ));
+    let joined = contractor(
+        work,
+        project,
+        &["enroll", "join", link, "--accept-consent", &consent[..16]],
+    );
     let err = String::from_utf8_lossy(&joined.stderr).into_owned();
     ok(joined, "contractor: enroll join");
     assert!(err.contains("project acme-voices"), "{err}");
     assert!(err.contains("I agree to be recorded for Acme."), "{err}");
     for prompt in ["p0001", "p0002"] {
-        ok(
-            contractor(
-                work,
-                project,
-                &[
-                    "record",
-                    "--source",
-                    "synthetic:speech",
-                    "--fast",
-                    "--seconds",
-                    "4",
-                    "--prompt",
-                    prompt,
-                    "--accept",
-                ],
-            ),
-            "contractor: record",
-        );
+        ok(record(work, project, prompt), "contractor: record");
     }
     ok(contractor(work, project, &["upload"]), "contractor: upload");
 
@@ -309,24 +296,7 @@ fn lead_broker_and_contractor_on_the_production_path() {
     );
     // Each upload below has a new take to send, so it contacts the broker.
     let record_and_upload = |prompt: &str| {
-        ok(
-            contractor(
-                work,
-                project,
-                &[
-                    "record",
-                    "--source",
-                    "synthetic:speech",
-                    "--fast",
-                    "--seconds",
-                    "4",
-                    "--prompt",
-                    prompt,
-                    "--accept",
-                ],
-            ),
-            "contractor: record",
-        );
+        ok(record(work, project, prompt), "contractor: record");
         contractor(work, project, &["upload"])
     };
     sign(2);

@@ -123,23 +123,10 @@ export class AppController {
 
   /** A project: fetches and verifies the link's project and shows it before anything is used up. */
   async previewJoin(code: string, switchProject = false): Promise<boolean> {
-    this.enrollError = null;
     this.preview = null;
-    if (code.trim() === '') {
-      this.enrollError = { kind: 'invalid_input', message: '' };
-      return false;
-    }
-    this.enrolling = true;
-    try {
-      this.preview = await this.backend.previewJoin(code.trim(), switchProject);
-      return true;
-    } catch (e) {
-      this.enrollError = normalizeError(e);
-      this.announce(t(`error.${this.enrollError.kind}`));
-      return false;
-    } finally {
-      this.enrolling = false;
-    }
+    return this.withCode(code, async (c) => {
+      this.preview = await this.backend.previewJoin(c, switchProject);
+    });
   }
 
   cancelJoin(): void {
@@ -168,6 +155,16 @@ export class AppController {
   }
 
   async enroll(code: string, switchProject = false): Promise<boolean> {
+    return this.withCode(code, async (c) => {
+      this.setState(await this.backend.enroll(c, switchProject));
+      this.preview = null;
+      this.announce(t('enroll.done'));
+      await this.show(this.home());
+    });
+  }
+
+  /** Runs `step` with a non-empty code while `enrolling`; its error goes to the enroll screen. */
+  private async withCode(code: string, step: (code: string) => Promise<void>): Promise<boolean> {
     this.enrollError = null;
     if (code.trim() === '') {
       this.enrollError = { kind: 'invalid_input', message: '' };
@@ -175,10 +172,7 @@ export class AppController {
     }
     this.enrolling = true;
     try {
-      this.setState(await this.backend.enroll(code.trim(), switchProject));
-      this.preview = null;
-      this.announce(t('enroll.done'));
-      await this.show(this.home());
+      await step(code.trim());
       return true;
     } catch (e) {
       this.enrollError = normalizeError(e);
