@@ -83,7 +83,7 @@ struct Polyphase {
     /// Row `p` is for the fractional position `p / phases` between two input samples.
     phases: usize,
     exact: bool,
-    /// Taps per row (a multiple of 8); tap `i` weighs input sample `base + i + 1 - half`.
+    /// Taps per row (a multiple of [`LANES`]); tap `i` weighs input sample `base + i + 1 - half`.
     taps: usize,
     half: usize,
     rows: Vec<f32>,
@@ -99,7 +99,7 @@ impl Polyphase {
         let width = 2.0 * std::f64::consts::PI * TRANSITION * nyquist / in_rate as f64;
         let reach = (ATTENUATION_DB - 7.95) / (2.285 * width) / 2.0;
         let half = reach.ceil() as usize;
-        let taps = (2 * half).next_multiple_of(8);
+        let taps = (2 * half).next_multiple_of(LANES);
         let exact = l <= MAX_EXACT_PHASES;
         let phases = if exact {
             l as usize
@@ -243,6 +243,7 @@ impl<'f> Converter<'f> {
             }
             let k = arch.dispatch(Block {
                 conv: self,
+                avx2: avx2_token(arch),
                 first: produced,
                 limit: expected,
             });
@@ -264,11 +265,27 @@ impl<'f> Converter<'f> {
     }
 }
 
+/// The AVX2 token when running on AVX2, for [`dot_avx2`].
+#[cfg(target_arch = "x86_64")]
+type Avx2Token = Option<pulp::x86::V3>;
+#[cfg(not(target_arch = "x86_64"))]
+type Avx2Token = Option<std::convert::Infallible>;
+
+fn avx2_token(arch: pulp::Arch) -> Avx2Token {
+    #[cfg(target_arch = "x86_64")]
+    if let pulp::Arch::V3(v3) = arch {
+        return Some(v3);
+    }
+    let _ = arch;
+    None
+}
+
 /// One block of outputs as a [`pulp::WithSimd`] job: `with_simd` and what it calls are
 /// `#[inline(always)]`, so they are compiled for the detected instruction set (AVX2 where
 /// present). Same operations in the same order on every path: results are bit-identical.
 struct Block<'c, 'f> {
     conv: &'c mut Converter<'f>,
+    avx2: Avx2Token,
     first: u64,
     limit: u64,
 }
@@ -278,6 +295,7 @@ impl pulp::WithSimd for Block<'_, '_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> usize {
+        let simd = self.avx2;
         let Converter {
             filter,
             window,
@@ -302,7 +320,11 @@ impl pulp::WithSimd for Block<'_, '_> {
                 interpolate_row(filter, phase, row);
                 &row[..]
             };
-            out[k] = dot(x, coefs);
+            out[k] = match simd {
+                #[cfg(target_arch = "x86_64")]
+                Some(v3) => dot_avx2(v3, x, coefs),
+                _ => dot(x, coefs),
+            };
             k += 1;
         }
         k
@@ -325,16 +347,61 @@ fn interpolate_row(filter: &Polyphase, phase: u64, row: &mut [f32]) {
     }
 }
 
-/// Dot product in eight lanes (lengths are multiples of 8), lanes summed pairwise.
+/// Lanes of the dot product: four 8-lane accumulators, so that four independent chains of
+/// additions hide the adder's latency.
+const LANES: usize = 32;
+
+/// Dot product of two rows whose length is a multiple of [`LANES`]: lane `l` of accumulator `a`
+/// sums the products at `32 i + 8 a + l`; the accumulators are added as `(0 + 1) + (2 + 3)`,
+/// then the eight lanes as `((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7))`.
 #[inline(always)]
 fn dot(x: &[f32], c: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    for (xs, cs) in x.chunks_exact(8).zip(c.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += xs[l] * cs[l];
+    let mut acc = [[0f32; 8]; 4];
+    let (xs, cs) = (x.as_chunks::<LANES>().0, c.as_chunks::<LANES>().0);
+    for (xs, cs) in xs.iter().zip(cs) {
+        for (a, acc) in acc.iter_mut().enumerate() {
+            for l in 0..8 {
+                acc[l] += xs[8 * a + l] * cs[8 * a + l];
+            }
         }
     }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+    let mut s = [0f32; 8];
+    for l in 0..8 {
+        s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    }
+    lane_sum(s)
+}
+
+#[inline(always)]
+fn lane_sum(s: [f32; 8]) -> f32 {
+    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+}
+
+/// [`dot`] in AVX2 registers, operation for operation (no fused multiply-add), so the bits are
+/// the same. The compiler did not vectorise [`dot`] well (pairs of lanes).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_avx2(simd: pulp::x86::V3, x: &[f32], c: &[f32]) -> f32 {
+    use std::arch::x86_64::__m256;
+    let avx = simd.avx;
+    let load = |s: &[f32]| -> __m256 {
+        let a: [f32; 8] = s.try_into().expect("8 values");
+        pulp::cast(a)
+    };
+    let mut acc = [avx._mm256_setzero_ps(); 4];
+    let (xs, cs) = (x.as_chunks::<LANES>().0, c.as_chunks::<LANES>().0);
+    for (xs, cs) in xs.iter().zip(cs) {
+        for (a, acc) in acc.iter_mut().enumerate() {
+            let r = 8 * a..8 * a + 8;
+            let p = avx._mm256_mul_ps(load(&xs[r.clone()]), load(&cs[r]));
+            *acc = avx._mm256_add_ps(*acc, p);
+        }
+    }
+    let s = avx._mm256_add_ps(
+        avx._mm256_add_ps(acc[0], acc[1]),
+        avx._mm256_add_ps(acc[2], acc[3]),
+    );
+    lane_sum(pulp::cast(s))
 }
 
 fn copy_through(
