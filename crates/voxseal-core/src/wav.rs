@@ -30,6 +30,17 @@ pub enum WavError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A pipe, device, socket or directory: it cannot be validated, then read again from the
+    /// start, so it is refused before it is opened (opening a FIFO blocks until a writer comes).
+    #[error(
+        "cannot read WAV file {path}: it is {what}, not a regular file; save it to a file first"
+    )]
+    NotRegular {
+        /// The file.
+        path: String,
+        /// What it is (`a pipe (FIFO)`, `a directory`...).
+        what: &'static str,
+    },
     /// The bytes are not a well-formed WAV file.
     #[error("{path} is not a valid WAV file: {detail}")]
     Malformed {
@@ -72,10 +83,19 @@ impl WavInput {
     /// Opens and validates a WAV file.
     pub fn open(path: &Path) -> Result<Self, WavError> {
         let shown = path.display().to_string();
-        let file = File::open(path).map_err(|source| WavError::Io {
+        let io = |source| WavError::Io {
             path: shown.clone(),
             source,
-        })?;
+        };
+        // `metadata` follows symlinks (/dev/stdin -> a pipe) and never blocks, unlike opening.
+        let kind = std::fs::metadata(path).map_err(io)?.file_type();
+        if !kind.is_file() {
+            return Err(WavError::NotRegular {
+                path: shown,
+                what: describe_file_type(&kind),
+            });
+        }
+        let file = File::open(path).map_err(io)?;
         let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
             // A short read (hound reports it as UnexpectedEof or, from its own helper, as Other)
             // means the header is cut short; any other error is the file's (a directory, say).
@@ -156,6 +176,11 @@ impl WavInput {
         }
     }
 
+    /// Length in seconds, as the header declares it.
+    pub fn duration_s(&self) -> f64 {
+        self.frames() as f64 / self.sample_rate() as f64
+    }
+
     /// Frames (samples per channel) the header declares.
     pub fn frames(&self) -> u64 {
         self.reader.duration() as u64
@@ -230,6 +255,28 @@ impl WavInput {
         }
         self.read += count;
         Ok(got)
+    }
+}
+
+/// What a file that is not a regular file is, in words.
+fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a pipe (FIFO)";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
     }
 }
 
