@@ -100,7 +100,7 @@ fn check_broker_url(url: &str) -> Result<()> {
 pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     let (url, code) = parse_enroll_link(&a.code, a.broker.as_deref())?;
     check_broker_url(&url)?;
-    let ws = ui::open_workspace(cli)?;
+    let ws = ui::create_workspace(cli)?;
     let (contractor, token) = runtime()?.block_on(BrokerSource::enroll(&url, &code))?;
     let store = TokenStore::new(ws.root());
     let file = a.file_store || std::env::var("VOXSEAL_TOKEN_STORE").as_deref() == Ok("file");
@@ -347,7 +347,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             info.admin_access_key, info.admin_secret, info.endpoint, voxseal_broker::devstack::BUCKET
         );
         if a.join {
-            let mut ws = ui::open_workspace(cli)?;
+            let mut ws = ui::create_workspace(cli)?;
             let lead = std::fs::read_to_string(info.keys_dir.join("lead.pub"))?;
             voxseal_core::fsutil::write_atomic(&ws.root().join(ui::TRUSTED_LEAD_FILE), lead.as_bytes(), false)?;
             ws.trust(info.lead_pubkey.clone());
