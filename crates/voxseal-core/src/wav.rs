@@ -32,13 +32,11 @@ pub enum WavError {
     },
     /// A pipe, device, socket or directory: it cannot be validated, then read again from the
     /// start, so it is refused before it is opened (opening a FIFO blocks until a writer comes).
-    #[error(
-        "cannot read WAV file {path}: it is {what}, not a regular file; save it to a file first"
-    )]
+    #[error("cannot read WAV file {path}: it is {what}")]
     NotRegular {
         /// The file.
         path: String,
-        /// What it is (`a pipe (FIFO)`, `a directory`...).
+        /// What it is and what to do (`a pipe (FIFO), not a regular file; save it...`).
         what: &'static str,
     },
     /// The bytes are not a well-formed WAV file.
@@ -264,19 +262,19 @@ fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
     {
         use std::os::unix::fs::FileTypeExt;
         if kind.is_fifo() {
-            return "a pipe (FIFO)";
+            return "a pipe (FIFO), not a regular file; save it to a file first";
         }
         if kind.is_char_device() || kind.is_block_device() {
-            return "a device";
+            return "a device, not a regular file; save the audio to a file first";
         }
         if kind.is_socket() {
-            return "a socket";
+            return "a socket, not a regular file; save the audio to a file first";
         }
     }
     if kind.is_dir() {
-        "a directory"
+        "a directory, not a WAV file"
     } else {
-        "a special file"
+        "not a regular file; save the audio to a file first"
     }
 }
 
@@ -551,5 +549,22 @@ mod tests {
         assert!(w.write(&[0.0; 11]).is_err());
         w.write(&[0.0; 5]).unwrap();
         assert!(w.finish().is_err());
+    }
+
+    /// A FIFO is refused without opening it (opening blocks until a writer comes, and the
+    /// file would be read twice); a directory is named as one.
+    #[cfg(unix)]
+    #[test]
+    fn pipes_and_directories_are_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in.wav");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = WavInput::open(&fifo).err().expect("refused");
+            assert!(matches!(e, WavError::NotRegular { .. }), "{e}");
+            assert!(e.to_string().contains("save it to a file first"), "{e}");
+        }
+        let e = WavInput::open(dir.path()).err().expect("refused");
+        assert!(e.to_string().contains("a directory"), "{e}");
     }
 }
