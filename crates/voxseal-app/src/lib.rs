@@ -591,7 +591,11 @@ impl App {
                 .as_ref()
                 .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no recorder"))?
                 .end_take();
-            if take.as_ref().is_ok_and(|t| t.interrupted.is_some()) {
+            // A lost device ends the recorder; a take cut at max_take_s does not.
+            if take
+                .as_ref()
+                .is_ok_and(|t| t.interrupted.is_some() && !t.reached_limit())
+            {
                 s.recorder = None;
             }
             (take?, prompt)

@@ -130,7 +130,8 @@ pub struct TakeReview {
     pub waveform: Vec<(f32, f32)>,
     /// Quality checks.
     pub quality: QualityReport,
-    /// Why it ended early.
+    /// Why it ended early: the device was lost, or (starting with `max_take_s:`) the take
+    /// reached the project's longest take and was cut there.
     pub interrupted: Option<String>,
 }
 

@@ -51,7 +51,7 @@ pub fn passphrase(confirm: bool) -> Option<SecretString> {
 /// it against the trusted lead key, show it, install it, then redeem the code. Needs no prior
 /// `voxseal init`.
 pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
-    let ws = ui::open_workspace(cli)?;
+    let ws = ui::create_workspace(cli)?;
     let installed = if ws.project_path().exists() {
         Some(ws.project()?)
     } else {
@@ -445,7 +445,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             info.admin_access_key, info.admin_secret, info.endpoint, voxseal_localstack::devstack::BUCKET
         );
         if a.join {
-            let mut ws = ui::open_workspace(cli)?;
+            let mut ws = ui::create_workspace(cli)?;
             ws.trust(info.lead_pubkey.clone());
             let config = ws.install_project(&info.project_path)?;
             let (contractor, token) = BrokerSource::enroll(&info.broker_url, &code).await?;

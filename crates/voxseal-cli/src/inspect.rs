@@ -16,14 +16,18 @@ use crate::{Exit, exit, ui};
 /// `voxseal init`
 pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let contractor: ContractorId = a.contractor.parse()?;
-    let ws = ui::open_workspace(cli)?;
+    let ws = ui::create_workspace(cli)?;
+    let previous = ws.settings()?.contractor;
+    if let Some(previous) = previous.as_ref().filter(|p| **p != contractor) {
+        refuse_switch_with_queued_items(&ws, previous, &contractor)?;
+    }
     let config = ws.install_project(&a.project)?;
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
     ws.audit.append(
         "contractor.configured",
-        serde_json::json!({ "contractor": contractor }),
+        serde_json::json!({ "contractor": contractor, "previous": previous }),
     )?;
     ui::step(&format!(
         "{} set up in {} for project {} ({} prompts, {} mode)",
@@ -42,6 +46,28 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     } else if ws.consent_for(&config)?.is_none() {
         eprintln!(
             "   before recording, accept the project's consent text: `voxseal record` shows it and asks (or pass --accept-consent)"
+        );
+    }
+    Ok(())
+}
+
+/// A data directory holds one contractor's queue: switching while sealed items wait for upload
+/// would upload them under the new contractor's credentials, or strand them.
+fn refuse_switch_with_queued_items(
+    ws: &voxseal_core::workspace::Workspace,
+    previous: &ContractorId,
+    next: &ContractorId,
+) -> Result<()> {
+    let (items, _) = ws.outbox.list()?;
+    let queued = items
+        .iter()
+        .filter(|i| i.state.status != voxseal_core::outbox::ItemStatus::Uploaded)
+        .count();
+    if queued > 0 {
+        bail!(
+            "{} holds {queued} sealed item(s) of {previous} not uploaded yet; the contractor was not changed to {next}. \
+             Upload them first (`voxseal upload`), or set {next} up in another data directory (--data-dir <DIR>)",
+            ws.root().display()
         );
     }
     Ok(())
@@ -264,7 +290,7 @@ pub fn wipe(a: &WipeArgs) -> Result<()> {
 pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
     let path = match &a.file {
         Some(f) => f.clone(),
-        None => ui::data_dir(cli)?.join("audit.log"),
+        None => ui::existing_data_dir(cli)?.join("audit.log"),
     };
     if !path.exists() {
         bail!("no audit log at {}", path.display());
@@ -354,7 +380,7 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
 
 /// `voxseal audit show`
 pub fn audit_show(cli: &Cli, a: &AuditShowArgs) -> Result<()> {
-    let path = ui::data_dir(cli)?.join("audit.log");
+    let path = ui::existing_data_dir(cli)?.join("audit.log");
     let log = voxseal_core::audit::AuditLog::new(path);
     let entries = log.entries()?;
     for e in entries.iter().rev().take(a.last).rev() {

@@ -94,8 +94,72 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);
-            eprintln!("{} {e:#}", ui::red("error:"));
+            eprintln!("{} {}", ui::red("error:"), error_text(&e));
             ExitCode::from(code)
         }
+    }
+}
+
+/// The error and its causes as one line, `outer: cause: root`, saying each text once.
+///
+/// Many errors put their source into their own text (`"{path}: {source}"`) and also return it
+/// from `source()`, so printing the chain (`{:#}`) said the OS error twice. A cause whose text
+/// the line already holds is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says its source in its own text and returns it from `source()`, as thiserror's
+    /// `#[error("{path}: {source}")]` does.
+    #[derive(Debug)]
+    struct Wrapping {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::from(Wrapping {
+            path: "x.wav",
+            source: io(),
+        })
+        .context("cannot seal");
+        let text = error_text(&e);
+        assert_eq!(text.matches(&io().to_string()).count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot seal: cannot read x.wav: "),
+            "{text}"
+        );
+        // A cause that is not in the text yet is still shown.
+        let e = anyhow::Error::from(io()).context("cannot open the data directory");
+        assert_eq!(
+            error_text(&e),
+            format!("cannot open the data directory: {}", io())
+        );
     }
 }

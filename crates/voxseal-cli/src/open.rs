@@ -7,7 +7,8 @@ use voxseal_core::open::{OpenError, Opened, open_file, open_item, open_payload, 
 use crate::cli::OpenArgs;
 use crate::{Exit, exit, ui};
 
-/// `voxseal open`
+/// `voxseal open`: with `--out`, an item's files go to `<out>/<sample id>/`; an existing file is
+/// never overwritten.
 pub fn open(a: &OpenArgs) -> Result<()> {
     let mut identities = Vec::new();
     for i in &a.identity {
@@ -24,6 +25,9 @@ pub fn open(a: &OpenArgs) -> Result<()> {
     let mut failures = Vec::new();
     let mut verify_failed = false;
     for path in &a.paths {
+        // Payloads of an item, or a single file with --manifest, are checked against a manifest
+        // even when they cannot be decrypted.
+        let checked = path.is_dir() || manifest.is_some();
         let results: Vec<Result<Opened, OpenError>> = if path.is_dir() {
             let (m, rs) = open_item(path, &identities, a.out.as_deref())?;
             ui::step(&format!(
@@ -84,14 +88,21 @@ pub fn open(a: &OpenArgs) -> Result<()> {
                         println!("{}", p.display());
                     }
                 }
-                Err(e @ OpenError::WrongIdentity { .. }) => {
-                    eprintln!("   {} {e}", ui::yellow("skipped:"))
-                }
+                Err(e @ OpenError::WrongIdentity { .. }) => eprintln!(
+                    "   {} {e}{}",
+                    ui::yellow("skipped:"),
+                    if checked {
+                        "; its size and SHA-256 match the manifest"
+                    } else {
+                        ""
+                    }
+                ),
                 Err(e) => {
                     verify_failed |= matches!(
                         e,
                         OpenError::HashMismatch { .. }
                             | OpenError::BindingMismatch { .. }
+                            | OpenError::SizeMismatch { .. }
                             | OpenError::Damaged { .. }
                             | OpenError::NotAge { .. }
                     );

@@ -30,11 +30,7 @@ pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
     let config = ws.project()?;
     let contractor = ws.contractor()?;
     let prompt = parse_prompt(&config, args.prompt.as_deref())?;
-    let supersedes = args
-        .supersedes
-        .as_deref()
-        .map(str::parse::<SampleId>)
-        .transpose()?;
+    let supersedes = existing_sample(&ws, args.supersedes.as_deref())?;
     let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let decided = args.decision.accept || args.decision.accept_failed || args.decision.discard;
     let interactive = std::io::stdin().is_terminal() && !decided;
@@ -88,14 +84,23 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
     let config = ws.project()?;
     let contractor = ws.contractor()?;
     let prompt = parse_prompt(&config, args.prompt.as_deref())?;
-    let supersedes = args
-        .supersedes
-        .as_deref()
-        .map(str::parse::<SampleId>)
-        .transpose()?;
+    let supersedes = existing_sample(&ws, args.supersedes.as_deref())?;
+    // Validated here (pipes refused before they are opened) and measured: a file over the
+    // project's longest take is refused, never cut.
+    let seconds = voxseal_core::wav::WavInput::open(&args.wav)?.duration_s();
+    let max = config.capture.max_take_s;
+    if seconds > max {
+        bail!(
+            "{} is {seconds:.1} s long, over the project's limit of {max} s per take (capture.max_take_s); nothing was sealed. \
+             Split it into takes of at most {max} s and seal each (e.g. `sox in.wav part.wav trim 0 {max} : newfile : restart`), \
+             or ask your project lead to raise max_take_s",
+            args.wav.display()
+        );
+    }
     let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let factory = ui::source_factory(&format!("file:{}", args.wav.display()), true, 48_000)?;
-    let take = capture(factory, &ws, &config, None)?;
+    // The limit one second above the file's length: reaching it would mean the file grew.
+    let take = capture_up_to(factory, &ws, max + 1.0, None)?;
     if let Some(why) = take.interrupted.clone() {
         // A file that cannot be read to its end is damaged: sealing what was read would pass a
         // fragment off as the whole recording.
@@ -114,6 +119,21 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
         discard: false,
     };
     finish_take(&ws, &config, &contractor, take, review, &decision, false).map(|_| ())
+}
+
+/// `--supersedes`: a well-formed id of a sample in this data directory's outbox (uploaded ones
+/// included), so a re-recording never points at nothing.
+fn existing_sample(ws: &Workspace, id: Option<&str>) -> Result<Option<SampleId>> {
+    let Some(id) = id else { return Ok(None) };
+    let id: SampleId = id.parse()?;
+    let (items, _) = ws.outbox.list()?;
+    if !items.iter().any(|i| i.manifest.sample_id == id) {
+        bail!(
+            "--supersedes {id}: there is no such sample in {}; `voxseal takes` lists the samples a take can replace",
+            ws.root().display()
+        );
+    }
+    Ok(Some(id))
 }
 
 fn parse_prompt(
@@ -138,23 +158,36 @@ fn parse_prompt(
     }
 }
 
-/// Records one take into the spool, with a live meter, until the source ends, the time limit,
-/// Enter or Ctrl-C.
+/// Records one take into the spool, with a live meter, until the source ends, `seconds`, the
+/// project's longest take (`max_take_s`: the take is then marked as cut), Enter or Ctrl-C.
 pub fn capture(
     factory: SourceFactory,
     ws: &Workspace,
     config: &ProjectConfig,
     seconds: Option<f64>,
 ) -> Result<RecordedTake> {
-    // Checked before `min`, which would turn a NaN into the longest take allowed.
+    capture_up_to(factory, ws, config.capture.max_take_s, seconds)
+}
+
+/// [`capture`] with the longest take given: `cap_s` seconds.
+fn capture_up_to(
+    factory: SourceFactory,
+    ws: &Workspace,
+    cap_s: f64,
+    seconds: Option<f64>,
+) -> Result<RecordedTake> {
     if seconds.is_some_and(|s| s.is_nan() || s <= 0.0) {
         bail!("--seconds must be positive");
     }
-    let limit = seconds
-        .unwrap_or(config.capture.max_take_s)
-        .min(config.capture.max_take_s);
     let mut opts = RecorderOptions::new(ws.spool_dir());
-    opts.max_duration = Some(Duration::from_secs_f64(limit));
+    opts.max_duration = Some(Duration::from_secs_f64(cap_s));
+    match seconds {
+        Some(s) if s > cap_s => eprintln!(
+            "{} --seconds {s} is over the project's limit of {cap_s} s per take (max_take_s): the take will be cut at {cap_s} s",
+            ui::yellow("warning:")
+        ),
+        s => opts.stop_after = s.map(Duration::from_secs_f64),
+    }
     let hint = if seconds.is_some() {
         "recording"
     } else {
@@ -192,7 +225,12 @@ pub fn capture(
     let take = rec.stop();
     meter.finish();
     let take = take?;
-    if let Some(why) = &take.interrupted {
+    if take.reached_limit() {
+        eprintln!(
+            "{} the take reached the project's limit of {cap_s} s per take (max_take_s) and was cut there; its manifest marks it as cut. Re-record it if the end is missing.",
+            ui::yellow("warning:")
+        );
+    } else if let Some(why) = &take.interrupted {
         eprintln!("{} the take was interrupted: {why}", ui::yellow("warning:"));
     }
     if take.counters.dropped > 0 {
@@ -211,6 +249,7 @@ pub fn capture(
             "duration_s": take.duration_s(),
             "dropped": take.counters.dropped,
             "interrupted": take.interrupted.is_some(),
+            "reached_limit": take.reached_limit(),
         }),
     )?;
     Ok(take)

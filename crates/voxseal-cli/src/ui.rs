@@ -89,9 +89,31 @@ fn extra_lead_key(cli: &Cli, data_dir: &std::path::Path) -> Result<Option<String
     Ok(Some(voxseal_core::signing::public_key_from_text(&text)?))
 }
 
-/// Opens the workspace, telling the user about anything a crash left behind.
-pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
+/// The data directory, which must exist: only `init` and `enroll join` create one, so a mistyped
+/// `--data-dir` is reported instead of becoming an empty new directory.
+pub fn existing_data_dir(cli: &Cli) -> Result<PathBuf> {
     let dir = data_dir(cli)?;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "there is no data directory at {}: check --data-dir (or $VOXSEAL_DATA_DIR), or set this machine up first with `voxseal init --contractor <id> --project <project.toml>` or `voxseal enroll join <code>`",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Opens the workspace of an existing data directory, telling the user about anything a crash
+/// left behind.
+pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
+    open_workspace_at(existing_data_dir(cli)?)
+}
+
+/// Opens the workspace, creating the data directory if it is missing (`init`, `enroll join`).
+pub fn create_workspace(cli: &Cli) -> Result<Workspace> {
+    open_workspace_at(data_dir(cli)?)
+}
+
+fn open_workspace_at(dir: PathBuf) -> Result<Workspace> {
     let (mut ws, report) = Workspace::open(&dir)
         .with_context(|| format!("cannot open data directory {}", dir.display()))?;
     if let Some(key) = extra_lead_key(cli, &dir)? {

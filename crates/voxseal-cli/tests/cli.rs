@@ -199,8 +199,9 @@ fn record_seal_then_age_and_python_read_it() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let ours_features = std::fs::read(out.join("features.safetensors")).unwrap();
-    let ours_wav = std::fs::read(out.join("raw.wav")).unwrap();
+    // Each item in its own directory, named by its sample id.
+    let ours_features = std::fs::read(out.join(&sample).join("features.safetensors")).unwrap();
+    let ours_wav = std::fs::read(out.join(&sample).join("raw.wav")).unwrap();
 
     // The Go age CLI decrypts both payloads to the same bytes.
     if let Some(age) = voxseal_testkit::require_tool("age") {
@@ -288,8 +289,11 @@ fn a_16khz_import_matches_librosa_within_tolerance() {
                 .join("scripts/check_features_python.py")
                 .to_str()
                 .unwrap(),
-            out.join("features.safetensors").to_str().unwrap(),
-            out.join("raw.wav").to_str().unwrap(),
+            out.join(&sample)
+                .join("features.safetensors")
+                .to_str()
+                .unwrap(),
+            out.join(&sample).join("raw.wav").to_str().unwrap(),
         ])
         .output()
         .unwrap();

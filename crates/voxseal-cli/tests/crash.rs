@@ -382,8 +382,9 @@ fn the_scanner_finds_decrypted_audio_and_features() {
         .arg(i.stack.dir.join("keys/archive.key"))
         .arg("--out")
         .arg(&out));
-    let wav = std::fs::read(out.join("raw.wav")).unwrap();
-    let features = std::fs::read(out.join("features.safetensors")).unwrap();
+    let opened = out.join(item.dir.file_name().unwrap());
+    let wav = std::fs::read(opened.join("raw.wav")).unwrap();
+    let features = std::fs::read(opened.join("features.safetensors")).unwrap();
     use support::Finding::*;
     assert_eq!(i.scanner.scan(&wav), [WavHeader, Pcm]);
     assert_eq!(i.scanner.scan(&wav[44..]), [Pcm], "headerless PCM too");

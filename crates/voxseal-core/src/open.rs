@@ -36,7 +36,9 @@ pub enum OpenError {
         detail: String,
     },
     /// The file is not an age file, or its header is damaged.
-    #[error("{path} is not a valid age file: {detail}")]
+    #[error(
+        "{path} is not a valid age file: {detail}; get an intact copy of it (download it again)"
+    )]
     NotAge {
         /// The file.
         path: String,
@@ -52,7 +54,7 @@ pub enum OpenError {
         path: String,
     },
     /// Authentication failed: the ciphertext was altered or truncated.
-    #[error("{path} is damaged (altered or truncated): {detail}")]
+    #[error("{path} is damaged: {detail}; get an intact copy of it (download it again)")]
     Damaged {
         /// The file.
         path: String,
@@ -82,6 +84,25 @@ pub enum OpenError {
         field: String,
         /// Both values.
         detail: String,
+    /// The ciphertext's size is not the manifest's.
+    #[error(
+        "{path} is {got} bytes, but the manifest says {want} bytes (a truncated, extended or different file); get an intact copy of it"
+    )]
+    SizeMismatch {
+        /// The file.
+        path: String,
+        /// The manifest's size.
+        want: u64,
+        /// The file's size.
+        got: u64,
+    },
+    /// An output file is already there; it is left as it is.
+    #[error(
+        "{path} already exists and was not overwritten: open into an empty directory, or move the old files away"
+    )]
+    Exists {
+        /// The output file.
+        path: String,
     },
     /// The decrypted content is not what its kind should be.
     #[error("{path}: decrypted content is not a valid {kind}: {detail}")]
@@ -193,9 +214,23 @@ fn open_checked(
         hasher: Sha256::new(),
     };
     let decryptor = age::Decryptor::new(&mut hashing).map_err(|e| classify(&shown, e))?;
-    let mut reader = decryptor
-        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| classify(&shown, e))?;
+    let decrypted = decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity));
+    let mut reader = match decrypted {
+        Ok(r) => r,
+        Err(e) => {
+            let error = classify(&shown, e);
+            // Sealed to other recipients: the ciphertext is still checked against the manifest,
+            // so damage is found by whoever holds the manifest, with or without the key.
+            if let (OpenError::WrongIdentity { .. }, Some((_, want))) = (&error, expected) {
+                io::copy(&mut hashing, &mut io::sink()).map_err(|source| OpenError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
+                check_hash(&shown, want, hashing.hasher.finalize())?;
+            }
+            return Err(error);
+        }
+    };
 
     // Plaintext goes to a temp file (or nowhere) and is kept only if everything checks out.
     let mut head = Vec::with_capacity(64 * 1024);
@@ -226,7 +261,7 @@ fn open_checked(
                 cleanup(&tmp_path);
                 return Err(OpenError::Damaged {
                     path: shown,
-                    detail: e.to_string(),
+                    detail: stream_error(&e),
                 });
             }
         };
@@ -256,21 +291,17 @@ fn open_checked(
     // Drain anything after the age stream (there should be nothing) so the hash covers the file.
     let mut rest = Vec::new();
     let _ = hashing.read_to_end(&mut rest);
-    let got = hex::encode(hashing.hasher.finalize());
+    let digest = hashing.hasher.finalize();
     let kind = match expected {
         Some((k, _)) => k,
         None if head.starts_with(b"RIFF") => PayloadKind::Raw,
         None => PayloadKind::Features,
     };
     if let Some((_, want)) = expected
-        && !want.eq_ignore_ascii_case(&got)
+        && let Err(e) = check_hash(&shown, want, digest)
     {
         cleanup(&tmp_path);
-        return Err(OpenError::HashMismatch {
-            path: shown,
-            want: want.to_owned(),
-            got,
-        });
+        return Err(e);
     }
     let summary = match describe(kind, &head, plain_bytes, &stats) {
         Ok(s) => s,
@@ -300,9 +331,17 @@ fn open_checked(
         let stem = stem.strip_suffix(".age").unwrap_or(stem);
         let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
         let target = dir.join(format!("{stem}.{}", kind.plain_extension()));
-        std::fs::rename(&tmp, &target).map_err(|source| OpenError::Io {
-            path: target.display().to_string(),
-            source,
+        // A hard link never replaces an existing file (a rename would, silently).
+        let linked = std::fs::hard_link(&tmp, &target);
+        cleanup(&Some(tmp));
+        linked.map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => OpenError::Exists {
+                path: target.display().to_string(),
+            },
+            _ => OpenError::Io {
+                path: target.display().to_string(),
+                source,
+            },
         })?;
         output = Some(target);
     }
@@ -375,22 +414,62 @@ fn check_binding(
     }
 }
 
+/// The manifest's SHA-256 (`want`, hex) against the ciphertext's.
+fn check_hash(path: &str, want: &str, digest: impl AsRef<[u8]>) -> Result<(), OpenError> {
+    let got = hex::encode(digest);
+    if want.eq_ignore_ascii_case(&got) {
+        return Ok(());
+    }
+    Err(OpenError::HashMismatch {
+        path: path.to_owned(),
+        want: want.to_owned(),
+        got,
+    })
+}
+
+/// Our words for age's errors: age's own texts ("Unknown age format. Have you tried upgrading
+/// to the latest version?", "failed to fill whole buffer") do not say what happened to a file
+/// that was sealed by this program.
 fn classify(path: &str, e: age::DecryptError) -> OpenError {
     use age::DecryptError as D;
     let path = path.to_owned();
+    let not_age = |detail: &str| OpenError::NotAge {
+        path: path.clone(),
+        detail: detail.to_owned(),
+    };
+    let damaged = |detail: String| OpenError::Damaged {
+        path: path.clone(),
+        detail,
+    };
     match e {
         D::NoMatchingKeys => OpenError::WrongIdentity { path },
-        D::InvalidHeader | D::UnknownFormat => OpenError::NotAge {
-            path,
-            detail: e.to_string(),
-        },
-        D::Io(source) if source.kind() != io::ErrorKind::UnexpectedEof => {
-            OpenError::Io { path, source }
+        D::UnknownFormat => not_age(
+            "it does not start with an age header (\"age-encryption.org/v1\"): the header is damaged, or it is not a sealed payload",
+        ),
+        D::InvalidHeader => not_age("its header is damaged (it cannot be parsed)"),
+        D::InvalidMac => damaged("its header was altered (the header's MAC does not match)".into()),
+        D::KeyDecryptionFailed => {
+            damaged("its header was altered (a recipient's file key does not decrypt)".into())
         }
-        other => OpenError::Damaged {
-            path,
-            detail: other.to_string(),
-        },
+        D::DecryptionFailed => damaged("it does not authenticate (altered or cut short)".into()),
+        D::Io(source) if source.kind() == io::ErrorKind::UnexpectedEof => {
+            damaged("it is truncated: the file ends inside its header".into())
+        }
+        D::Io(source) => OpenError::Io { path, source },
+        other => damaged(other.to_string()),
+    }
+}
+
+/// What an error while reading the age payload stream means.
+fn stream_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "it is truncated: the file ends before its last chunk".into()
+        }
+        io::ErrorKind::InvalidData => {
+            format!("its content was altered or cut short (a chunk does not authenticate: {e})")
+        }
+        _ => format!("it cannot be read: {e}"),
     }
 }
 
@@ -503,13 +582,23 @@ fn describe(
 /// Opens every payload of an item directory (an outbox item, or a folder with `manifest.json`
 /// and the payload files under their outbox names), verifying each against the manifest (hash
 /// and binding).
-/// Payloads the identities cannot decrypt are skipped (reported as `Err(WrongIdentity)`).
+/// Every payload's size and SHA-256 are checked; payloads the identities cannot decrypt are
+/// then skipped (reported as `Err(WrongIdentity)`). With `out_dir`, the plaintext goes to
+/// `<out_dir>/<sample id>/`, so several items never share (or overwrite) a file.
 pub fn open_item(
     dir: &Path,
     identities: &[Box<dyn age::Identity>],
     out_dir: Option<&Path>,
 ) -> Result<(Manifest, Vec<Result<Opened, OpenError>>), OpenError> {
     let manifest = read_manifest(&dir.join(crate::outbox::MANIFEST_FILE))?;
+    let out_dir = out_dir.map(|d| d.join(manifest.sample_id.as_str()));
+    let created = out_dir.as_ref().filter(|d| !d.exists());
+    if let Some(d) = &out_dir {
+        crate::fsutil::create_private_dir(d).map_err(|source| OpenError::Io {
+            path: d.display().to_string(),
+            source,
+        })?;
+    }
     let mut results = Vec::new();
     for p in &manifest.payloads {
         let path = dir.join(&p.file);
@@ -523,7 +612,28 @@ pub fn open_item(
             }));
             continue;
         }
-        results.push(open_payload(&path, identities, &manifest, p.kind, out_dir));
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() != p.size => {
+                results.push(Err(OpenError::SizeMismatch {
+                    path: path.display().to_string(),
+                    want: p.size,
+                    got: m.len(),
+                }));
+                continue;
+            }
+            _ => {}
+        }
+        results.push(open_payload(
+            &path,
+            identities,
+            &manifest,
+            p.kind,
+            out_dir.as_deref(),
+        ));
+    }
+    // Nothing written (all refused or skipped): no empty directory left behind.
+    if let Some(d) = created {
+        let _ = std::fs::remove_dir(d);
     }
     Ok((manifest, results))
 }

@@ -44,8 +44,11 @@ pub struct RecorderOptions {
     pub spool_dir: PathBuf,
     /// Meter readings per second.
     pub levels_per_second: u32,
-    /// A take stops by itself after this long.
+    /// The longest take allowed (the project's `max_take_s`): a take that reaches it stops
+    /// there and is marked as cut ([`RecordedTake::reached_limit`]), so a cut is never silent.
     pub max_duration: Option<Duration>,
+    /// A take stops by itself after this long, as a normal end (`voxseal record --seconds`).
+    pub stop_after: Option<Duration>,
     /// Keep recording this long after a stop request.
     pub post_roll: Duration,
     /// Audio from before `begin_take` included at the start of a take.
@@ -59,6 +62,7 @@ impl RecorderOptions {
             spool_dir: spool_dir.into(),
             levels_per_second: 25,
             max_duration: None,
+            stop_after: None,
             post_roll: Duration::ZERO,
             pre_roll: Duration::ZERO,
         }
@@ -101,11 +105,30 @@ pub struct RecordedTake {
     pub counters: SourceCounters,
     /// The analysis of every sample, ready to be judged.
     pub analyzer: QualityAnalyzer,
-    /// Set when the source failed mid-take (device unplugged): why.
+    /// Set when the take ended early: why. A source that failed mid-take (device unplugged)
+    /// says so; a take cut at `max_duration` starts with [`LIMIT_REACHED`].
     pub interrupted: Option<String>,
 }
 
+/// How [`RecordedTake::interrupted`] starts for a take cut at the project's longest take.
+pub const LIMIT_REACHED: &str = "max_take_s";
+
+/// The `interrupted` text of a take cut at `limit`.
+fn limit_reached(limit: Duration) -> String {
+    format!(
+        "{LIMIT_REACHED}: the take reached the project's limit of {} s and was stopped there",
+        limit.as_secs_f64()
+    )
+}
+
 impl RecordedTake {
+    /// True when the take was cut at the project's longest take (not a device failure).
+    pub fn reached_limit(&self) -> bool {
+        self.interrupted
+            .as_deref()
+            .is_some_and(|w| w.starts_with(LIMIT_REACHED))
+    }
+
     /// Length in seconds.
     pub fn duration_s(&self) -> f64 {
         use crate::pcm::PcmReplay;
@@ -317,6 +340,7 @@ struct Take {
     analyzer: QualityAnalyzer,
     started_at: String,
     limit: Option<u64>,
+    stop_after: Option<u64>,
     stop_at: Option<Instant>,
     reply: Option<SyncSender<Result<RecordedTake, RecordError>>>,
 }
@@ -447,6 +471,10 @@ impl Worker {
                 .opts
                 .max_duration
                 .map(|d| (d.as_secs_f64() * rate as f64).round() as u64),
+            stop_after: self
+                .opts
+                .stop_after
+                .map(|d| (d.as_secs_f64() * rate as f64).round() as u64),
             stop_at: None,
             reply: None,
             id: id.clone(),
@@ -464,13 +492,20 @@ impl Worker {
     /// Reads what the source has and routes it.
     fn pump(&mut self) -> Result<(), RecordError> {
         let mut want = self.buf.len();
-        if let State::Recording(take) = &self.state
-            && let Some(limit) = take.limit
-        {
-            want = want.min(limit.saturating_sub(take.writer.samples()) as usize);
-            if want == 0 {
+        if let State::Recording(take) = &self.state {
+            let done = take.writer.samples();
+            // A requested length ends the take normally, even when it equals the limit.
+            if take.stop_after.is_some_and(|n| done >= n) {
                 self.finish(None);
                 return Ok(());
+            }
+            if take.limit.is_some_and(|n| done >= n) {
+                let why = self.opts.max_duration.map(limit_reached);
+                self.finish(why);
+                return Ok(());
+            }
+            for n in [take.stop_after, take.limit].into_iter().flatten() {
+                want = want.min((n - done) as usize);
             }
         }
         match self.source.read(&mut self.buf[..want]) {
@@ -690,6 +725,33 @@ mod tests {
             .wait()
             .unwrap();
         assert_eq!(take.spool.len(), 24_000);
+        // Cut at the limit: marked, never silent (issue 12, finding 2).
+        assert!(take.reached_limit(), "{:?}", take.interrupted);
+        assert!(
+            take.interrupted
+                .as_deref()
+                .unwrap()
+                .contains("limit of 1.5 s"),
+            "{:?}",
+            take.interrupted
+        );
+
+        // A requested length ends the take normally, also when it equals the limit.
+        for limit in [
+            Some(Duration::from_secs(1)),
+            Some(Duration::from_secs(5)),
+            None,
+        ] {
+            let mut opts = RecorderOptions::new(dir.path());
+            opts.max_duration = limit;
+            opts.stop_after = Some(Duration::from_secs(1));
+            let take = Recording::start(synth(None, false), opts, |_| {})
+                .unwrap()
+                .wait()
+                .unwrap();
+            assert_eq!(take.spool.len(), 16_000);
+            assert!(take.interrupted.is_none(), "{:?}", take.interrupted);
+        }
 
         let mut opts = RecorderOptions::new(dir.path());
         opts.post_roll = Duration::from_millis(300);

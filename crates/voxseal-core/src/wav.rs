@@ -30,6 +30,15 @@ pub enum WavError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A pipe, device, socket or directory: it cannot be validated, then read again from the
+    /// start, so it is refused before it is opened (opening a FIFO blocks until a writer comes).
+    #[error("cannot read WAV file {path}: it is {what}")]
+    NotRegular {
+        /// The file.
+        path: String,
+        /// What it is and what to do (`a pipe (FIFO), not a regular file; save it...`).
+        what: &'static str,
+    },
     /// The bytes are not a well-formed WAV file.
     #[error("{path} is not a valid WAV file: {detail}")]
     Malformed {
@@ -72,10 +81,19 @@ impl WavInput {
     /// Opens and validates a WAV file.
     pub fn open(path: &Path) -> Result<Self, WavError> {
         let shown = path.display().to_string();
-        let file = File::open(path).map_err(|source| WavError::Io {
+        let io = |source| WavError::Io {
             path: shown.clone(),
             source,
-        })?;
+        };
+        // `metadata` follows symlinks (/dev/stdin -> a pipe) and never blocks, unlike opening.
+        let kind = std::fs::metadata(path).map_err(io)?.file_type();
+        if !kind.is_file() {
+            return Err(WavError::NotRegular {
+                path: shown,
+                what: describe_file_type(&kind),
+            });
+        }
+        let file = File::open(path).map_err(io)?;
         let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
             // A short read (hound reports it as UnexpectedEof or, from its own helper, as Other)
             // means the header is cut short; any other error is the file's (a directory, say).
@@ -156,6 +174,11 @@ impl WavInput {
         }
     }
 
+    /// Length in seconds, as the header declares it.
+    pub fn duration_s(&self) -> f64 {
+        self.frames() as f64 / self.sample_rate() as f64
+    }
+
     /// Frames (samples per channel) the header declares.
     pub fn frames(&self) -> u64 {
         self.reader.duration() as u64
@@ -230,6 +253,28 @@ impl WavInput {
         }
         self.read += count;
         Ok(got)
+    }
+}
+
+/// What a file that is not a regular file is, in words.
+fn describe_file_type(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a pipe (FIFO), not a regular file; save it to a file first";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device, not a regular file; save the audio to a file first";
+        }
+        if kind.is_socket() {
+            return "a socket, not a regular file; save the audio to a file first";
+        }
+    }
+    if kind.is_dir() {
+        "a directory, not a WAV file"
+    } else {
+        "not a regular file; save the audio to a file first"
     }
 }
 
@@ -546,5 +591,22 @@ mod tests {
         assert!(w.write(&[0.0; 11]).is_err());
         w.write(&[0.0; 5]).unwrap();
         assert!(w.finish().is_err());
+    }
+
+    /// A FIFO is refused without opening it (opening blocks until a writer comes, and the
+    /// file would be read twice); a directory is named as one.
+    #[cfg(unix)]
+    #[test]
+    fn pipes_and_directories_are_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in.wav");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = WavInput::open(&fifo).err().expect("refused");
+            assert!(matches!(e, WavError::NotRegular { .. }), "{e}");
+            assert!(e.to_string().contains("save it to a file first"), "{e}");
+        }
+        let e = WavInput::open(dir.path()).err().expect("refused");
+        assert!(e.to_string().contains("a directory"), "{e}");
     }
 }

@@ -157,6 +157,7 @@ export const en = {
   'session.quality': 'Quality checks',
   'session.overall': 'Overall: {verdict}',
   'session.interrupted': 'The recording stopped early: {reason}',
+  'session.limitReached': 'Cut at the length limit: {reason}. Listen to its end; if words are missing, re-record it shorter.',
   'session.failExplain': 'This take failed a quality check. Record it again, or accept it anyway if you are sure it is fine.',
   'session.failNeedsConfirm': 'This take failed a quality check. Press R to record again, or choose "Accept anyway".',
   'session.accepted': 'Take accepted and sealed (version {version}).',
