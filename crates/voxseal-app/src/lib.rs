@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use sha2::{Digest, Sha256};
 use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};

@@ -105,15 +105,15 @@ pub fn existing_data_dir(cli: &Cli) -> Result<PathBuf> {
 /// Opens the workspace of an existing data directory, telling the user about anything a crash
 /// left behind.
 pub fn open_workspace(cli: &Cli) -> Result<Workspace> {
-    open_workspace_at(existing_data_dir(cli)?)
+    open_workspace_at(cli, existing_data_dir(cli)?)
 }
 
 /// Opens the workspace, creating the data directory if it is missing (`init`, `enroll join`).
 pub fn create_workspace(cli: &Cli) -> Result<Workspace> {
-    open_workspace_at(data_dir(cli)?)
+    open_workspace_at(cli, data_dir(cli)?)
 }
 
-fn open_workspace_at(dir: PathBuf) -> Result<Workspace> {
+fn open_workspace_at(cli: &Cli, dir: PathBuf) -> Result<Workspace> {
     let (mut ws, report) = Workspace::open(&dir)
         .with_context(|| format!("cannot open data directory {}", dir.display()))?;
     if let Some(key) = extra_lead_key(cli, &dir)? {

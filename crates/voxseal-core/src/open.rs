@@ -84,6 +84,7 @@ pub enum OpenError {
         field: String,
         /// Both values.
         detail: String,
+    },
     /// The ciphertext's size is not the manifest's.
     #[error(
         "{path} is {got} bytes, but the manifest says {want} bytes (a truncated, extended or different file); get an intact copy of it"

@@ -288,14 +288,14 @@ impl Workspace {
         if !path.exists() {
             return Err(WorkspaceError::NoProject(self.root.display().to_string()));
         }
-        let (config, bytes, _) = self.verified(&path)?;
+        let (config, bytes) = self.verified(&path)?;
         if config != *expected {
             return Err(WorkspaceError::Config(ConfigError::Invalid {
                 path: path.display().to_string(),
                 detail: "it is not the config the take was recorded under".into(),
             }));
         }
-        Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+        Ok(crate::project_install::config_sha256(&bytes))
     }
 
     /// The consent on record for `config`'s consent text (`None`: none given, or given to a
