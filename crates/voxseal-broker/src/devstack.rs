@@ -17,7 +17,7 @@ use voxseal_core::ids::ContractorId;
 use crate::issuer::{LocalIssuer, Target};
 use crate::ratelimit::RateLimit;
 use crate::registry::{ContractorStatus, Registry};
-use crate::{AppState, Settings, app};
+use crate::{AppState, Settings};
 
 /// The dev stack's bucket.
 pub const BUCKET: &str = "voxseal-dev";
@@ -289,11 +289,7 @@ impl DevStack {
         let broker_addr = listener.local_addr().map_err(|e| io_err(dir, e))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
+            crate::serve::serve(listener, state, Default::default(), async {
                 let _ = stop_rx.await;
             })
             .await;
