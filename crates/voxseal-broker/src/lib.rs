@@ -25,7 +25,9 @@
 //! - [`ratelimit`]: per-contractor buckets (verified session requests) and per-address buckets
 //!   (refusals).
 //! - [`registry`]: the enrollment registry file, shared with the `voxseal enroll` commands.
-//! - [`issuer`]: [`issuer::StsIssuer`] and [`issuer::LocalIssuer`].
+//! - [`issuer`]: [`issuer::StsIssuer`] and [`issuer::LocalIssuer`] (sessions of at most 900 s).
+//! - [`revocation`]: the bucket-policy statement that stops a revoked contractor's sessions at
+//!   once (`voxseal enroll revoke --now`).
 //! - [`audit`]: every issuance is a line in the broker's hash-chained audit log
 //!   ([`voxseal_core::audit`]): contractor, source IP, outcome, expiry, STS request id; never a
 //!   secret. Every refusal is a line too while its address has refusal budget left; beyond it,
@@ -60,6 +62,7 @@ pub mod error;
 pub mod issuer;
 pub mod ratelimit;
 pub mod registry;
+pub mod revocation;
 pub mod serve;
 
 pub use app::{
