@@ -1,6 +1,7 @@
 //! `voxseal`: record, seal, inspect and open voice samples from the command line.
 #![forbid(unsafe_code)]
 
+mod bucket_policy;
 mod cli;
 mod cloud;
 mod demo;
