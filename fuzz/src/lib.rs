@@ -103,7 +103,7 @@ impl Broker {
             1, // grants expire at once, so the store stays small
         )
         .expect("valid issuer");
-        let state = voxseal_broker::AppState::new(
+        let state = voxseal_broker::AppState::with_limits(
             voxseal_broker::Settings {
                 registry: registry.clone(),
                 audit_log: audit.clone(),
@@ -114,6 +114,15 @@ impl Broker {
                     refill_secs: 30.0,
                 },
                 max_body_bytes: BROKER_MAX_BODY,
+            },
+            // Every input comes from the same (absent) client address: with the default refusal
+            // budget, everything after the first 20 refusals would be an unread 429.
+            voxseal_broker::ClientLimits {
+                refusals: voxseal_broker::ratelimit::RateLimit {
+                    burst: u32::MAX,
+                    refill_secs: 1.0,
+                },
+                ..Default::default()
             },
             Arc::new(issuer),
         );
@@ -184,6 +193,7 @@ pub fn documented_error(kind: &str) -> Option<StatusCode> {
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "unauthorized" | "invalid_code" | "expired_code" | "used_code" => StatusCode::UNAUTHORIZED,
         "revoked" => StatusCode::FORBIDDEN,
+        "timeout" => StatusCode::REQUEST_TIMEOUT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "upstream" => StatusCode::BAD_GATEWAY,
         "not_found" => StatusCode::NOT_FOUND,

@@ -2,17 +2,18 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
@@ -20,9 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
-use voxseal_core::audit::AuditLog;
 use voxseal_core::ids::ContractorId;
 
+use crate::audit::BrokerAudit;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::issuer::{IssueError, Issued, Issuer};
@@ -47,6 +48,35 @@ const ARGON2_SLOTS: usize = 2;
 /// The longest enrollment code accepted in a body, in characters.
 const MAX_CODE_LEN: usize = 128;
 
+/// Limits on what an unauthenticated client can make the broker do (see the operator guide).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientLimits {
+    /// Refused requests allowed per client address (token bucket); an address whose bucket is
+    /// empty is answered 429 before anything is read, verified or audited.
+    pub refusals: RateLimit,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the TCP peer
+    /// is the client).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Time allowed for one request's body and handling. Default 30 s.
+    pub request_timeout: Duration,
+    /// The audit log is rotated when it reaches this size. Default 64 MiB.
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept (`<log>.1` … `<log>.<n>`). Default 4.
+    pub audit_keep: u32,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            refusals: RateLimit::client_default(),
+            trusted_proxies: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            audit_max_bytes: 64 << 20,
+            audit_keep: 4,
+        }
+    }
+}
+
 /// What [`AppState::new`] needs besides the issuer.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -54,7 +84,7 @@ pub struct Settings {
     pub registry: PathBuf,
     /// The broker's audit log.
     pub audit_log: PathBuf,
-    /// Per-contractor rate limit.
+    /// Per-contractor rate limit (verified session requests).
     pub rate_limit: RateLimit,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
@@ -93,8 +123,11 @@ struct Shared {
     registry_path: PathBuf,
     watch: Mutex<Watch>,
     issuer: Arc<dyn Issuer>,
-    audit: AuditLog,
+    audit: Arc<BrokerAudit>,
     limiter: RateLimiter,
+    clients: RateLimiter<IpAddr>,
+    trusted_proxies: Vec<IpAddr>,
+    request_timeout: Duration,
     cache: Mutex<HashMap<[u8; 32], CachedAuth>>,
     cache_key: [u8; 32],
     argon2: Semaphore,
@@ -141,9 +174,14 @@ struct CachedAuth {
 }
 
 impl AppState {
-    /// State for a broker with this issuer. The registry is read on the first request and
-    /// re-read whenever the file changes.
+    /// State for a broker with this issuer and the default [`ClientLimits`]. The registry is read
+    /// on the first request and re-read whenever the file changes.
     pub fn new(settings: Settings, issuer: Arc<dyn Issuer>) -> Self {
+        Self::with_limits(settings, ClientLimits::default(), issuer)
+    }
+
+    /// Like [`new`](Self::new) with these client limits.
+    pub fn with_limits(settings: Settings, limits: ClientLimits, issuer: Arc<dyn Issuer>) -> Self {
         let mut cache_key = [0u8; 32];
         getrandom::getrandom(&mut cache_key).expect("the OS random number generator failed");
         Self {
@@ -151,8 +189,19 @@ impl AppState {
                 registry_path: settings.registry,
                 watch: Mutex::new(Watch::default()),
                 issuer,
-                audit: AuditLog::new(settings.audit_log),
+                audit: Arc::new(BrokerAudit::new(
+                    settings.audit_log,
+                    limits.audit_max_bytes,
+                    limits.audit_keep,
+                )),
                 limiter: RateLimiter::new(settings.rate_limit),
+                clients: RateLimiter::new(limits.refusals),
+                trusted_proxies: limits
+                    .trusted_proxies
+                    .iter()
+                    .map(|a| canonical(*a))
+                    .collect(),
+                request_timeout: limits.request_timeout,
                 cache: Mutex::new(HashMap::new()),
                 cache_key,
                 argon2: Semaphore::new(ARGON2_SLOTS),
@@ -205,6 +254,55 @@ impl AppState {
         mac.finalize().into_bytes().into()
     }
 
+    /// Writes the refusals counted since the last call (one audit line per address; see
+    /// [`crate::audit`]). [`crate::serve::serve`] calls it every minute and at shutdown.
+    pub async fn flush_refusals(&self) {
+        let log = self.inner.audit.clone();
+        match tokio::task::spawn_blocking(move || log.flush_limited()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "audit log append failed"),
+            Err(e) => tracing::error!(error = %e, "audit log task failed"),
+        }
+    }
+
+    /// True when `ip` is one of the configured trusted proxies.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.inner.trusted_proxies.contains(&canonical(ip))
+    }
+
+    /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the rightmost
+    /// `X-Forwarded-For` entry that is not itself a trusted proxy.
+    fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer;
+        if !self.is_trusted_proxy(peer) {
+            return client;
+        }
+        for value in headers.get_all("x-forwarded-for").iter().rev() {
+            let Ok(text) = value.to_str() else {
+                return client;
+            };
+            for part in text.split(',').rev() {
+                match part.trim().parse::<IpAddr>() {
+                    Ok(ip) if self.is_trusted_proxy(ip) => client = ip,
+                    Ok(ip) => return ip,
+                    Err(_) => return client,
+                }
+            }
+        }
+        client
+    }
+
+    /// Charges a refusal to the client's address: within its budget it gets its own audit line,
+    /// beyond it only a count (the budget, not the number of requests in flight, bounds the lines).
+    async fn refused(&self, event: &'static str, who: &Subject, kind: &str) {
+        let key = client_key(who.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        if self.inner.clients.check(&key).is_ok() {
+            let _ = self.audit(event, who.details(kind)).await;
+        } else {
+            self.inner.audit.count_limited(key);
+        }
+    }
+
     pub(crate) async fn audit(&self, event: &'static str, details: Value) -> Result<(), ()> {
         let log = self.inner.audit.clone();
         match tokio::task::spawn_blocking(move || log.append(event, details)).await {
@@ -238,28 +336,97 @@ impl AppState {
     }
 
     pub(crate) fn rate_limit(&self, who: &ContractorId) -> Result<(), AppError> {
-        self.inner
-            .limiter
-            .check(who)
-            .map_err(|wait| AppError::RateLimited {
-                retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
-            })
+        self.inner.limiter.check(who).map_err(retry_after)
     }
 }
 
-/// The client's IP address from axum's `ConnectInfo` (absent in tests that do not set it).
+/// The client's IP address: as resolved by the broker's guard (the TCP peer from axum's
+/// `ConnectInfo`, or a trusted proxy's `X-Forwarded-For`); absent when the router is served
+/// without `ConnectInfo`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        if let Some(ip) = parts.extensions.get::<ClientIp>() {
+            return Ok(*ip);
+        }
         Ok(ClientIp(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip()),
         ))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; anything else unchanged.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The key of an address's refusal bucket: the IPv4 address, or the IPv6 /64 (one host usually
+/// holds a whole /64).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+fn retry_after(wait: Duration) -> AppError {
+    AppError::RateLimited {
+        retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
+}
+
+/// Runs first on every request: resolves the client's address, answers 429 at once when that
+/// address has used up its refusals, and bounds the request's time. Refusals of the two API
+/// routes are charged where they are audited ([`AppState::refused`]); other 4xx answers (404,
+/// 405) here.
+async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = peer.map(|p| st.client_address(p, req.headers()));
+    req.extensions_mut().insert(ClientIp(ip));
+    let key = client_key(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    if let Err(wait) = st.inner.clients.peek(&key) {
+        st.inner.audit.count_limited(key);
+        return retry_after(wait).into_response();
+    }
+    let event = match req.uri().path() {
+        "/v1/enroll" => Some(EVENT_ENROLL_REFUSED),
+        "/v1/sessions" => Some(EVENT_SESSION_REFUSED),
+        _ => None,
+    };
+    match tokio::time::timeout(st.inner.request_timeout, next.run(req)).await {
+        Ok(resp) => {
+            if event.is_none() && resp.status().is_client_error() {
+                st.inner.clients.charge(&key);
+            }
+            resp
+        }
+        Err(_) => {
+            tracing::info!(client = ?ip, "request timed out");
+            let who = Subject {
+                ip,
+                ..Subject::default()
+            };
+            match event {
+                Some(event) => st.refused(event, &who, AppError::Timeout.kind()).await,
+                None => st.inner.clients.charge(&key),
+            }
+            AppError::Timeout.into_response()
+        }
     }
 }
 
@@ -275,6 +442,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().on_response(
                 tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
@@ -369,7 +537,7 @@ async fn enroll(
             ok_json(json!({"contractor": token.contractor(), "token": token.expose_secret()}))
         }
         Err(e) => {
-            let _ = st.audit(EVENT_ENROLL_REFUSED, who.details(e.kind())).await;
+            st.refused(EVENT_ENROLL_REFUSED, &who, e.kind()).await;
             tracing::info!(
                 kind = e.kind(),
                 contractor = who.name(),
@@ -415,7 +583,6 @@ async fn enroll_inner(
         .ok_or(AppError::InvalidCode)?
         .clone();
     who.claimed = Some(claimed.clone());
-    st.rate_limit(&claimed)?;
     let path = st.inner.registry_path.clone();
     let code = req.code;
     let outcome = st
@@ -492,7 +659,7 @@ async fn sessions(
             )
         }
         Err(e) => {
-            let _ = st.audit(EVENT_SESSION_REFUSED, who.details(e.kind())).await;
+            st.refused(EVENT_SESSION_REFUSED, &who, e.kind()).await;
             tracing::info!(kind = e.kind(), contractor = who.name(), "session refused");
             e.into_response()
         }
@@ -527,7 +694,6 @@ async fn sessions_inner(
     let entry = snap.token_entry(lookup).ok_or(AppError::Unauthorized)?;
     let claimed = entry.contractor.clone();
     who.claimed = Some(claimed.clone());
-    st.rate_limit(&claimed)?;
 
     let key = st.cache_key(token);
     let cached = st
@@ -564,6 +730,8 @@ async fn sessions_inner(
         return Err(AppError::Unauthorized);
     }
     who.verified = Some(claimed.clone());
+    // Only after verification: nobody but the token's holder can spend its contractor's bucket.
+    st.rate_limit(&claimed)?;
     if entry.revoked {
         return Err(AppError::Revoked);
     }

@@ -9,33 +9,55 @@
 //! kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 //! role_arn = "arn:aws:iam::123456789012:role/voxseal-contractor"   # required for issuer = "sts"
 //! issuer = "sts"                          # "sts" (default) or "local"
-//! duration_secs = 900                     # default 900; 900..=3600 for sts, 1..=3600 for local
+//! duration_secs = 900                     # default and maximum 900 (sts: exactly 900; local: 1..=900)
 //! max_body_bytes = 4096                   # default
 //! # sts_endpoint = "http://127.0.0.1:5000" # only for tests against moto
 //! project = "project.toml"                # the lead-signed project config served to
 //!                                         # enrolling apps (project.toml.sig next to it)
+//! trusted_proxies = []                    # default: none; e.g. ["127.0.0.1"] behind a local nginx
+//! audit_max_bytes = 67108864              # default 64 MiB: the audit log is rotated at this size
+//! audit_keep = 4                          # default: rotated files kept (<audit_log>.1 .. .4)
 //!
-//! [rate_limit]                            # per contractor, token bucket
+//! [rate_limit]                            # per contractor (verified session requests), token bucket
 //! burst = 10                              # default
 //! refill_secs = 6                         # default: one request regained every 6 s
+//!
+//! [client_limit]                          # per client address, counts refused requests only
+//! burst = 20                              # default
+//! refill_secs = 5                         # default
+//!
+//! [connections]
+//! max = 1024                              # default: open connections at most
+//! per_address = 32                        # default: per client address (not for trusted proxies)
+//! header_timeout_secs = 10                # default: to send a request's headers (and idle keep-alive)
+//! request_timeout_secs = 30               # default: to send the body and get the answer
 //! ```
 //!
 //! Every key can be overridden by an environment variable: `VOXSEAL_BROKER_BIND`,
 //! `_REGISTRY`, `_AUDIT_LOG`, `_BUCKET`, `_REGION`, `_KMS_KEY_ARN`, `_ROLE_ARN`, `_ISSUER`,
 //! `_DURATION_SECS`, `_MAX_BODY_BYTES`, `_STS_ENDPOINT`, `_PROJECT`, `_RATE_BURST`,
-//! `_RATE_REFILL_SECS`.
+//! `_RATE_REFILL_SECS`,
+//! `_TRUSTED_PROXIES` (comma-separated), `_AUDIT_MAX_BYTES`, `_AUDIT_KEEP`, `_CLIENT_BURST`,
+//! `_CLIENT_REFILL_SECS`, `_MAX_CONNECTIONS`, `_MAX_CONNECTIONS_PER_ADDRESS`,
+//! `_HEADER_TIMEOUT_SECS`, `_REQUEST_TIMEOUT_SECS`.
+//!
+//! `X-Forwarded-For` is believed only from `trusted_proxies`; without them, every client behind a
+//! proxy shares the proxy's address (and its refusal budget).
 //! The AWS credentials the STS issuer uses come from the standard AWS chain (`AWS_*` variables,
 //! profile, instance or container role), never from this file.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ClientLimits;
 use crate::issuer::{self, MAX_DURATION_SECS, STS_MIN_DURATION_SECS, Target};
 use crate::ratelimit::RateLimit;
+use crate::serve::ServeLimits;
 
 /// The default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8787";
@@ -118,6 +140,10 @@ pub struct Config {
     pub sts_endpoint: Option<String>,
     /// The lead-signed project config (with `<file>.sig`) served by `POST /v1/project`.
     pub project: Option<PathBuf>,
+    /// Limits on unauthenticated clients and the audit log's size.
+    pub client_limits: ClientLimits,
+    /// Connection limits.
+    pub serve_limits: ServeLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +162,40 @@ struct RawConfig {
     sts_endpoint: Option<String>,
     project: Option<PathBuf>,
     rate_limit: Option<RawRate>,
+    trusted_proxies: Option<AddressList>,
+    audit_max_bytes: Option<u64>,
+    audit_keep: Option<u32>,
+    client_limit: Option<RawRate>,
+    connections: Option<RawConnections>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnections {
+    max: Option<usize>,
+    per_address: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+}
+
+/// IP addresses: a TOML array, or comma-separated in an environment variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+struct AddressList(Vec<IpAddr>);
+
+impl FromStr for AddressList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| format!("{a:?} is not an IP address (no ranges or names)"))
+            })
+            .collect::<Result<_, _>>()
+            .map(AddressList)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,10 +280,93 @@ impl Config {
         over!(raw.max_body_bytes, "MAX_BODY_BYTES");
         over!(raw.sts_endpoint, "STS_ENDPOINT");
         over!(raw.project, "PROJECT");
+        over!(raw.trusted_proxies, "TRUSTED_PROXIES");
+        over!(raw.audit_max_bytes, "AUDIT_MAX_BYTES");
+        over!(raw.audit_keep, "AUDIT_KEEP");
         let mut rate = raw.rate_limit.take().unwrap_or_default();
         over!(rate.burst, "RATE_BURST");
         over!(rate.refill_secs, "RATE_REFILL_SECS");
-        Self::validate(raw, rate)
+        let mut client = raw.client_limit.take().unwrap_or_default();
+        over!(client.burst, "CLIENT_BURST");
+        over!(client.refill_secs, "CLIENT_REFILL_SECS");
+        let mut conn = raw.connections.take().unwrap_or_default();
+        over!(conn.max, "MAX_CONNECTIONS");
+        over!(conn.per_address, "MAX_CONNECTIONS_PER_ADDRESS");
+        over!(conn.header_timeout_secs, "HEADER_TIMEOUT_SECS");
+        over!(conn.request_timeout_secs, "REQUEST_TIMEOUT_SECS");
+        let (client_limits, serve_limits) = Self::validate_limits(&mut raw, client, conn)?;
+        let mut config = Self::validate(raw, rate)?;
+        config.client_limits = client_limits;
+        config.serve_limits = serve_limits;
+        Ok(config)
+    }
+
+    fn validate_limits(
+        raw: &mut RawConfig,
+        client: RawRate,
+        conn: RawConnections,
+    ) -> Result<(ClientLimits, ServeLimits), ConfigError> {
+        let (cd, sd) = (ClientLimits::default(), ServeLimits::default());
+        let refusals = RateLimit {
+            burst: client.burst.unwrap_or(cd.refusals.burst),
+            refill_secs: client.refill_secs.unwrap_or(cd.refusals.refill_secs),
+        };
+        if !refusals.is_valid() {
+            return Err(ConfigError::Invalid(format!(
+                "client_limit burst {} / refill_secs {} is not usable (burst >= 1, 0 < refill_secs <= 86400)",
+                refusals.burst, refusals.refill_secs
+            )));
+        }
+        let secs = |v: Option<u64>, default: Duration, key: &str| match v {
+            None => Ok(default),
+            Some(s @ 1..=3600) => Ok(Duration::from_secs(s)),
+            Some(s) => Err(ConfigError::Invalid(format!(
+                "connections.{key} {s} is outside 1..=3600"
+            ))),
+        };
+        let serve = ServeLimits {
+            max_connections: conn.max.unwrap_or(sd.max_connections),
+            max_connections_per_address: conn.per_address.unwrap_or(sd.max_connections_per_address),
+            header_timeout: secs(
+                conn.header_timeout_secs,
+                sd.header_timeout,
+                "header_timeout_secs",
+            )?,
+            flush_interval: sd.flush_interval,
+        };
+        if serve.max_connections == 0
+            || serve.max_connections_per_address == 0
+            || serve.max_connections_per_address > serve.max_connections
+        {
+            return Err(ConfigError::Invalid(format!(
+                "connections max {} / per_address {} is not usable (1 <= per_address <= max)",
+                serve.max_connections, serve.max_connections_per_address
+            )));
+        }
+        let audit_max_bytes = raw.audit_max_bytes.unwrap_or(cd.audit_max_bytes);
+        if audit_max_bytes < 1 << 20 {
+            return Err(ConfigError::Invalid(format!(
+                "audit_max_bytes {audit_max_bytes} is below 1048576 (1 MiB)"
+            )));
+        }
+        let audit_keep = raw.audit_keep.unwrap_or(cd.audit_keep);
+        if !(1..=1000).contains(&audit_keep) {
+            return Err(ConfigError::Invalid(format!(
+                "audit_keep {audit_keep} is outside 1..=1000"
+            )));
+        }
+        let limits = ClientLimits {
+            refusals,
+            trusted_proxies: raw.trusted_proxies.take().unwrap_or_default().0,
+            request_timeout: secs(
+                conn.request_timeout_secs,
+                cd.request_timeout,
+                "request_timeout_secs",
+            )?,
+            audit_max_bytes,
+            audit_keep,
+        };
+        Ok((limits, serve))
     }
 
     fn validate(raw: RawConfig, rate: RawRate) -> Result<Config, ConfigError> {
@@ -261,8 +404,9 @@ impl Config {
             IssuerKind::Sts => {
                 if !(STS_MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
                     return Err(ConfigError::Invalid(format!(
-                        "duration_secs {duration_secs} is outside {STS_MIN_DURATION_SECS}..={MAX_DURATION_SECS} (STS's \
-                         limits; shorter sessions only with issuer = \"local\")"
+                        "duration_secs {duration_secs} is not allowed with issuer = \"sts\": it must be \
+                         {MAX_DURATION_SECS} (STS's shortest session and Voxseal's longest, so that a \
+                         revoked contractor's last session ends within 15 minutes)"
                     )));
                 }
                 let arn = role_arn.as_deref().ok_or_else(|| {
@@ -323,6 +467,8 @@ impl Config {
             max_body_bytes,
             sts_endpoint,
             project: raw.project,
+            client_limits: ClientLimits::default(),
+            serve_limits: ServeLimits::default(),
         })
     }
 }
@@ -389,6 +535,9 @@ mod tests {
         let p = write(d.path(), &example);
         let c = Config::from_sources(Some(&p), &|_| None).unwrap();
         assert_eq!(c.rate_limit.refill_secs, 6.0);
+        // The example states the defaults.
+        assert_eq!(c.client_limits, ClientLimits::default());
+        assert_eq!(c.serve_limits, ServeLimits::default());
     }
 
     #[test]
@@ -401,6 +550,8 @@ mod tests {
             ("VOXSEAL_BROKER_DURATION_SECS", "5"),
             ("VOXSEAL_BROKER_RATE_REFILL_SECS", "0.5"),
             ("VOXSEAL_BROKER_REGISTRY", "/srv/r.toml"),
+            ("VOXSEAL_BROKER_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+            ("VOXSEAL_BROKER_HEADER_TIMEOUT_SECS", "3"),
         ]
         .into();
         let c = Config::from_sources(Some(&p), &|k| env.get(k).map(|v| v.to_string())).unwrap();
@@ -415,6 +566,14 @@ mod tests {
             }
         );
         assert_eq!(c.registry, PathBuf::from("/srv/r.toml"));
+        assert_eq!(
+            c.client_limits.trusted_proxies,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.serve_limits.header_timeout, Duration::from_secs(3));
 
         let bad: HashMap<&str, &str> = [("VOXSEAL_BROKER_DURATION_SECS", "soon")].into();
         let e = Config::from_sources(Some(&p), &|k| bad.get(k).map(|v| v.to_string())).unwrap_err();
@@ -428,8 +587,22 @@ mod tests {
     fn refusals() {
         let d = tempfile::tempdir().unwrap();
         for (extra, want) in [
-            ("duration_secs = 60\n", "outside 900..=3600"),
-            ("duration_secs = 7200\n", "outside 900..=3600"),
+            ("duration_secs = 60\n", "must be 900"),
+            ("duration_secs = 901\n", "must be 900"),
+            ("duration_secs = 3600\n", "must be 900"),
+            (
+                "issuer = \"local\"\nduration_secs = 901\n",
+                "outside 1..=900",
+            ),
+            ("trusted_proxies = [\"10.0.0.0/8\"]\n", "trusted_proxies"),
+            ("audit_max_bytes = 1000\n", "audit_max_bytes"),
+            ("audit_keep = 0\n", "audit_keep"),
+            ("[client_limit]\nburst = 0\n", "client_limit"),
+            ("[connections]\nper_address = 0\n", "per_address"),
+            (
+                "[connections]\nheader_timeout_secs = 0\n",
+                "header_timeout_secs",
+            ),
             ("max_body_bytes = 10\n", "max_body_bytes"),
             ("unknown = 1\n", "unknown field"),
             ("[rate_limit]\nburst = 0\n", "rate_limit"),

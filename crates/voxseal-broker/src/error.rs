@@ -27,7 +27,10 @@ pub enum AppError {
     UsedCode,
     /// 403 `revoked`: the contractor is revoked.
     Revoked,
-    /// 429 `rate_limited`: too many requests for this contractor.
+    /// 408 `timeout`: the request's body or handling took longer than the broker allows.
+    Timeout,
+    /// 429 `rate_limited`: too many requests for this contractor, or too many refused requests
+    /// from this client address.
     RateLimited {
         /// Seconds until the next request can succeed (at least 1).
         retry_after_s: u64,
@@ -53,6 +56,7 @@ impl AppError {
             Self::ExpiredCode => "expired_code",
             Self::UsedCode => "used_code",
             Self::Revoked => "revoked",
+            Self::Timeout => "timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream => "upstream",
             Self::NotFound => "not_found",
@@ -70,6 +74,7 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             Self::Revoked => StatusCode::FORBIDDEN,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -94,6 +99,7 @@ impl AppError {
                 "the enrollment code was already used; ask the project lead for a new one"
             }
             Self::Revoked => "this contractor's access has been revoked",
+            Self::Timeout => "the request took too long; retry",
             Self::RateLimited { .. } => "too many requests; retry later",
             Self::Upstream => "the credential service is unavailable; retry later",
             Self::NotFound => "no such endpoint",

@@ -21,9 +21,10 @@ use crate::config::ConfigError;
 
 /// STS's shortest session, in seconds.
 pub const STS_MIN_DURATION_SECS: u32 = 900;
-/// The longest session the broker asks for, in seconds (STS's limit for role chaining and the
-/// default maximum of a role).
-pub const MAX_DURATION_SECS: u32 = 3600;
+/// The longest session the broker hands out, in seconds (15 minutes). Revoking a contractor in
+/// the registry stops new sessions at once; this bounds how long the last one keeps working
+/// (docs/threat-model.md). With STS it is also the shortest, so STS sessions are exactly 900 s.
+pub const MAX_DURATION_SECS: u32 = 900;
 
 /// Credentials and what the audit log should record about where they came from.
 #[derive(Debug, Clone)]
@@ -149,7 +150,7 @@ impl fmt::Debug for StsIssuer {
 
 impl StsIssuer {
     /// An issuer using `client` (whose credentials must be allowed to assume `role_arn`).
-    /// `duration_secs` must be within 900..=3600.
+    /// `duration_secs` must be 900 ([`STS_MIN_DURATION_SECS`] = [`MAX_DURATION_SECS`]).
     pub fn new(
         client: aws_sdk_sts::Client,
         role_arn: &str,
@@ -164,7 +165,8 @@ impl StsIssuer {
         }
         if !(STS_MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
             return Err(ConfigError::Invalid(format!(
-                "duration_secs {duration_secs} is outside {STS_MIN_DURATION_SECS}..={MAX_DURATION_SECS} (STS's limits)"
+                "duration_secs {duration_secs} is outside {STS_MIN_DURATION_SECS}..={MAX_DURATION_SECS} (STS's \
+                 minimum and Voxseal's maximum)"
             )));
         }
         Ok(Self {
@@ -266,6 +268,28 @@ mod tests {
         assert_eq!(role_session_name(&short), "contractor-alice-01");
         let long: ContractorId = "a".repeat(63).parse().unwrap();
         assert_eq!(role_session_name(&long).len(), 64);
+    }
+
+    /// Issue 11 section 6: no session outlives 15 minutes, whatever the caller asks for.
+    #[test]
+    fn sessions_are_at_most_900_seconds() {
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_sts::Client::from_conf(conf);
+        let target = Target::new(
+            "voxseal-test",
+            "us-east-1",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        )
+        .unwrap();
+        let role = "arn:aws:iam::123456789012:role/voxseal-contractor";
+        StsIssuer::new(client.clone(), role, target.clone(), 900).unwrap();
+        for too_long in [901, 1800, 3600, 43_200] {
+            let e = StsIssuer::new(client.clone(), role, target.clone(), too_long).unwrap_err();
+            assert!(e.to_string().contains("900..=900"), "{e}");
+        }
     }
 
     #[test]

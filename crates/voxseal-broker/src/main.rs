@@ -2,7 +2,6 @@
 //! SIGINT or SIGTERM. Everything else lives in the library.
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +9,8 @@ use std::sync::Arc;
 use clap::Parser;
 use voxseal_broker::config::{Config, IssuerKind};
 use voxseal_broker::issuer::{Issuer, StsIssuer};
-use voxseal_broker::{AppState, Settings, app};
+use voxseal_broker::serve::serve;
+use voxseal_broker::{AppState, Settings};
 
 /// Voxseal's token-vending service: enrollment codes -> device tokens -> short-lived,
 /// prefix-scoped upload credentials.
@@ -63,7 +63,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?,
     );
-    let state = AppState::new(Settings::from(&config), issuer);
+    let state = AppState::with_limits(
+        Settings::from(&config),
+        config.client_limits.clone(),
+        issuer,
+    );
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
@@ -74,14 +78,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         duration_secs = config.duration_secs,
         registry = %config.registry.display(),
         audit_log = %config.audit_log.display(),
+        trusted_proxies = ?config.client_limits.trusted_proxies,
+        max_connections = config.serve_limits.max_connections,
         "listening"
     );
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    serve(listener, state, config.serve_limits, shutdown()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,12 +1,21 @@
-//! Per-contractor token buckets for credential issuance.
+//! Token buckets: per contractor for credential issuance, per client address for refusals.
 //!
-//! Each contractor has a bucket of [`RateLimit::burst`] tokens that refills by one token every
-//! [`RateLimit::refill_secs`] seconds; every enrollment or session request that names the
-//! contractor takes one. The defaults (burst 10, one token per 6 s: 10 requests a minute
-//! sustained) are far above what a client needs (one session per 15 minutes, a few retries) and
-//! far below what would let a stolen token mint credentials in bulk.
-
+//! A bucket holds up to [`RateLimit::burst`] tokens and regains one every
+//! [`RateLimit::refill_secs`] seconds.
+//! - Per contractor ([`RateLimit::default`]: burst 10, one token per 6 s, 10 a minute sustained):
+//!   every *verified* session request takes one, so only the token's holder can spend it. That is
+//!   far above what a client needs (one session per 15 minutes, a few retries) and far below what
+//!   would let a stolen token mint credentials in bulk.
+//! - Per client address ([`RateLimit::client_default`]: burst 20, one token per 5 s): every
+//!   *refused* request takes one, and an address with an empty bucket is answered 429 before its
+//!   body is read, anything is verified or audited. Honest clients are almost never refused, so
+//!   they never notice it; a client that floods gets a few audit lines, then none.
+//!
+//! Buckets are kept for at most [`MAX_KEYS`] keys; when the map is full, buckets that have
+//! refilled completely (they carry no information) are dropped, and if none has, new keys share
+//! one overflow bucket.
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +34,9 @@ pub struct RateLimit {
     pub refill_secs: f64,
 }
 
+/// The most keys a [`RateLimiter`] keeps a bucket for.
+pub const MAX_KEYS: usize = 65_536;
+
 fn default_burst() -> u32 {
     10
 }
@@ -42,6 +54,14 @@ impl Default for RateLimit {
 }
 
 impl RateLimit {
+    /// The per-client-address default for refusals: burst 20, one regained every 5 s.
+    pub fn client_default() -> Self {
+        Self {
+            burst: 20,
+            refill_secs: 5.0,
+        }
+    }
+
     /// True when both values are usable (burst >= 1, 0 < refill <= 1 day).
     pub fn is_valid(&self) -> bool {
         self.burst >= 1
@@ -57,46 +77,83 @@ struct Bucket {
     last: Instant,
 }
 
-/// Token buckets keyed by contractor (only contractors in the registry ever get one, so the map
-/// is bounded by the registry's size).
+/// Token buckets keyed by `K` (a contractor, or a client address), at most [`MAX_KEYS`] of them.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = ContractorId> {
     limit: RateLimit,
-    buckets: Mutex<HashMap<ContractorId, Bucket>>,
+    buckets: Mutex<Buckets<K>>,
 }
 
-impl RateLimiter {
+#[derive(Debug)]
+struct Buckets<K> {
+    map: HashMap<K, Bucket>,
+    overflow: Option<Bucket>,
+}
+
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A limiter with these parameters.
     pub fn new(limit: RateLimit) -> Self {
         Self {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                map: HashMap::new(),
+                overflow: None,
+            }),
         }
     }
 
     /// Takes one token for `who`, or says how long until one is available.
-    pub fn check(&self, who: &ContractorId) -> Result<(), Duration> {
-        self.check_at(who, Instant::now())
+    pub fn check(&self, who: &K) -> Result<(), Duration> {
+        self.take_at(who, Instant::now(), true)
     }
 
-    fn check_at(&self, who: &ContractorId, now: Instant) -> Result<(), Duration> {
+    /// Says whether `who` has a token left, without taking it (or how long until it has one).
+    pub fn peek(&self, who: &K) -> Result<(), Duration> {
+        self.take_at(who, Instant::now(), false)
+    }
+
+    /// Takes one token for `who` if it has one (a refusal being counted; never fails).
+    pub fn charge(&self, who: &K) {
+        let _ = self.check(who);
+    }
+
+    fn take_at(&self, who: &K, now: Instant, take: bool) -> Result<(), Duration> {
         let burst = f64::from(self.limit.burst);
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let b = map.entry(who.clone()).or_insert(Bucket {
+        let fresh = || Bucket {
             tokens: burst,
             last: now,
-        });
+        };
+        let mut guard = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let Buckets { map, overflow } = &mut *guard;
+        if !map.contains_key(who) && map.len() >= MAX_KEYS {
+            let refill = self.limit.refill_secs;
+            map.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() / refill < burst
+            });
+        }
+        let b = if map.len() < MAX_KEYS || map.contains_key(who) {
+            map.entry(who.clone()).or_insert_with(fresh)
+        } else {
+            overflow.get_or_insert_with(fresh)
+        };
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed / self.limit.refill_secs).min(burst);
         b.last = now;
         if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+            if take {
+                b.tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64(
                 (1.0 - b.tokens) * self.limit.refill_secs,
             ))
         }
+    }
+
+    #[cfg(test)]
+    fn check_at(&self, who: &K, now: Instant) -> Result<(), Duration> {
+        self.take_at(who, now, true)
     }
 }
 
@@ -106,7 +163,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill() {
-        let rl = RateLimiter::new(RateLimit {
+        let rl: RateLimiter = RateLimiter::new(RateLimit {
             burst: 3,
             refill_secs: 6.0,
         });
@@ -132,8 +189,36 @@ mod tests {
     }
 
     #[test]
+    fn peek_does_not_take_and_the_map_stays_bounded() {
+        let rl = RateLimiter::<u32>::new(RateLimit {
+            burst: 1,
+            refill_secs: 60.0,
+        });
+        let t0 = Instant::now();
+        rl.take_at(&7, t0, false).unwrap();
+        rl.take_at(&7, t0, false).unwrap();
+        rl.check_at(&7, t0).unwrap();
+        rl.take_at(&7, t0, false).unwrap_err();
+        // Fill the map (key 7 is in it) with spent buckets: new keys then share the overflow
+        // bucket.
+        for k in 0..MAX_KEYS as u32 - 1 {
+            let _ = rl.check_at(&(k + 100), t0);
+        }
+        let len = || rl.buckets.lock().unwrap().map.len();
+        assert_eq!(len(), MAX_KEYS);
+        rl.check_at(&1, t0)
+            .expect("the overflow bucket's first token");
+        rl.check_at(&2, t0).expect_err("shared with key 1");
+        // Once the buckets have refilled, they are dropped to make room.
+        let later = t0 + Duration::from_secs(120);
+        rl.check_at(&3, later).unwrap();
+        assert_eq!(len(), 1);
+    }
+
+    #[test]
     fn validity() {
         assert!(RateLimit::default().is_valid());
+        assert!(RateLimit::client_default().is_valid());
         assert!(
             !RateLimit {
                 burst: 0,

@@ -651,7 +651,9 @@ impl Registry {
     }
 
     /// Trades a one-time enrollment code for a new device token (returned in clear once; only its
-    /// hash is kept). The code is marked used. Call [`save`](Self::save) afterwards.
+    /// hash is kept). The code's record is deleted, so a second try is
+    /// [`RedeemError::InvalidCode`] ([`RedeemError::UsedCode`] only for codes marked used by
+    /// older versions). Call [`save`](Self::save) afterwards.
     ///
     /// The code's secret is verified before anything about its contractor is revealed: a wrong
     /// code is always [`RedeemError::InvalidCode`].
@@ -682,7 +684,8 @@ impl Registry {
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(random_bytes::<TOKEN_SECRET_BYTES>());
         let token = format!("{TOKEN_PREFIX}{token_lookup}_{secret}");
-        rec.used_at = Some(now);
+        // Forget the code: an old link then names no one and costs the broker no Argon2 run.
+        e.code = None;
         e.token = Some(TokenRecord {
             id: token_lookup,
             hash: hash_secret(&token),
@@ -741,7 +744,8 @@ impl RegistrySnapshot {
             if let Some(t) = &e.token {
                 by_token.insert(t.id.clone(), i);
             }
-            if let Some(c) = &e.code {
+            // Codes marked used by older versions are not indexed: only pending codes are looked up.
+            if let Some(c) = e.code.as_ref().filter(|c| c.used_at.is_none()) {
                 by_code.insert(c.id.clone(), i);
             }
         }
@@ -900,7 +904,7 @@ mod tests {
         reg.redeem(code.expose_secret()).unwrap();
         assert_eq!(
             reg.redeem(code.expose_secret()).unwrap_err(),
-            RedeemError::UsedCode(id("alice-01"))
+            RedeemError::InvalidCode
         );
 
         let short = reg
@@ -933,6 +937,25 @@ mod tests {
                 .to_string(),
             RegistryError::InvalidTtl.to_string()
         );
+    }
+
+    /// Issue 12 finding 11: a redeemed code is forgotten (its hash and lookup id leave the file and
+    /// the broker's index), so an old link costs the broker nothing and names no one.
+    #[test]
+    fn a_redeemed_code_leaves_the_registry() {
+        let (_d, p) = temp_registry();
+        let mut reg = Registry::load(&p).unwrap();
+        let code = reg.add(id("alice-01"), DEFAULT_CODE_TTL).unwrap();
+        reg.redeem(code.expose_secret()).unwrap();
+        reg.save().unwrap();
+        drop(reg);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let (lookup, _) = parse_code(code.expose_secret()).unwrap();
+        assert_eq!(text.matches("$argon2id$").count(), 1, "{text}");
+        assert!(!text.contains(&lookup), "{text}");
+        let snap = RegistrySnapshot::read(&p).unwrap();
+        assert_eq!(snap.code_contractor(&lookup), None);
+        assert_eq!(snap.list()[0].status, ContractorStatus::Enrolled);
     }
 
     #[test]

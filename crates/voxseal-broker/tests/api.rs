@@ -157,9 +157,14 @@ impl Harness {
     }
 
     async fn send(&self, req: Request<Body>) -> Reply {
+        self.send_from([127, 0, 0, 1], req).await
+    }
+
+    /// Sends `req` as if from `ip` (the address the broker's per-address limits key on).
+    async fn send_from(&self, ip: [u8; 4], req: Request<Body>) -> Reply {
         let mut req = req;
         req.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40123))));
+            .insert(ConnectInfo(SocketAddr::from((ip, 40123))));
         let resp = app(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -319,11 +324,49 @@ async fn a_code_works_once() {
     let code = h.add("alice-01");
     let first = h.enroll(&code).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    h.enroll(&code).await.expect_error(401, "used_code");
+    // The redeemed code is forgotten: a second try is an unknown code that names no one.
+    h.enroll(&code).await.expect_error(401, "invalid_code");
     let audit = h.audit();
     assert_eq!(audit[1].event, "broker.enroll.refused");
-    assert_eq!(audit[1].details["outcome"], "used_code");
-    assert_eq!(audit[1].details["contractor"], "alice-01");
+    assert_eq!(audit[1].details["outcome"], "invalid_code");
+    assert!(audit[1].details.get("contractor").is_none());
+    assert!(audit[1].details.get("claimed_contractor").is_none());
+}
+
+/// Issue 12 finding 11: an old enrollment link replayed about once a second (here: ten times at
+/// once) used to drain its contractor's bucket, which `/v1/sessions` shared, so the contractor
+/// got 429 on every credential request.
+#[tokio::test]
+async fn replaying_a_used_enrollment_code_does_not_lock_the_contractor_out() {
+    let h = Harness::with(
+        RateLimit {
+            burst: 3,
+            refill_secs: 60.0,
+        },
+        4096,
+        900,
+    );
+    let code = h.add("alice-01");
+    let r = h.enroll(&code).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    for _ in 0..10 {
+        let replay = h
+            .send_from(
+                [127, 0, 0, 9],
+                post_json("/v1/enroll", &json!({ "code": code }).to_string()),
+            )
+            .await;
+        assert!(
+            matches!(replay.status.as_u16(), 401 | 429),
+            "{}",
+            replay.body
+        );
+    }
+    for _ in 0..3 {
+        let r = h.session(&token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
 }
 
 #[tokio::test]
@@ -346,7 +389,10 @@ async fn concurrent_enrollments_with_one_code_yield_one_token() {
         });
     }
     kinds.sort();
-    assert_eq!(kinds, ["ok", "used_code", "used_code", "used_code"]);
+    assert_eq!(
+        kinds,
+        ["invalid_code", "invalid_code", "invalid_code", "ok"]
+    );
 }
 
 #[tokio::test]
@@ -479,9 +525,9 @@ async fn sessions_are_rate_limited_per_contractor() {
         4096,
         900,
     );
-    let alice = h.enrolled("alice-01").await; // enrollment takes one token of alice's bucket
+    let alice = h.enrolled("alice-01").await; // enrollment does not take from alice's bucket
     let bob = h.enrolled("bob-02").await;
-    for _ in 0..2 {
+    for _ in 0..3 {
         assert_eq!(h.session(&alice).await.status, StatusCode::OK);
     }
     let r = h.session(&alice).await;
@@ -505,7 +551,7 @@ async fn sessions_are_rate_limited_per_contractor() {
         .into_iter()
         .find(|e| e.details["outcome"] == "rate_limited")
         .unwrap();
-    assert_eq!(limited.details["claimed_contractor"], "alice-01");
+    assert_eq!(limited.details["contractor"], "alice-01");
 }
 
 #[tokio::test]
@@ -519,6 +565,7 @@ async fn the_bucket_refills() {
         900,
     );
     let token = h.enrolled("alice-01").await;
+    assert_eq!(h.session(&token).await.status, StatusCode::OK);
     h.session(&token).await.expect_error(429, "rate_limited");
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(h.session(&token).await.status, StatusCode::OK);
@@ -697,7 +744,7 @@ async fn no_secret_reaches_the_audit_log_error_bodies_or_the_server_log() {
     let r = h.enroll(&code).await;
     let token = r.body["token"].as_str().unwrap().to_owned();
     secrets.push(token.clone());
-    h.enroll(&code).await.expect_error(401, "used_code");
+    h.enroll(&code).await.expect_error(401, "invalid_code");
     let expired = h.add_with_ttl("bob-02", time::Duration::milliseconds(1));
     secrets.push(expired.clone());
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -711,7 +758,7 @@ async fn no_secret_reaches_the_audit_log_error_bodies_or_the_server_log() {
     secrets.push(wrong.clone());
     h.enroll(&wrong).await.expect_error(401, "invalid_code");
     // Tokens: good (credentials), wrong, rate limited; an oversized body holding the token.
-    for _ in 0..3 {
+    for _ in 0..4 {
         let r = h.session(&token).await;
         if r.status == StatusCode::OK {
             secrets.push(r.body["SecretAccessKey"].as_str().unwrap().to_owned());
@@ -721,7 +768,7 @@ async fn no_secret_reaches_the_audit_log_error_bodies_or_the_server_log() {
     h.session(&token).await.expect_error(429, "rate_limited");
     let forged = format!("{}{}", &token[..17], "Z".repeat(43));
     secrets.push(forged.clone());
-    h.session(&forged).await.expect_error(429, "rate_limited");
+    h.session(&forged).await.expect_error(401, "unauthorized");
     let dave = h.enrolled("dave-04").await;
     secrets.push(dave.clone());
     let forged_dave = format!("{}{}", &dave[..17], "Y".repeat(43));

@@ -198,7 +198,8 @@ pub enum EnrollCommand {
     Add(EnrollAddArgs),
     /// (Project leads) List contractors and their enrollment state (no secrets).
     List(RegistryArgs),
-    /// (Project leads) Revoke a contractor: the broker refuses them from the next request on.
+    /// (Project leads) Revoke a contractor: the broker issues them no new session (sessions
+    /// already issued end within 15 minutes; the stack's RevokedContractors stops them at once).
     Revoke(EnrollRevokeArgs),
 }
 
@@ -237,6 +238,17 @@ pub struct EnrollRevokeArgs {
     /// The registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Also stop their sessions already issued, at once: add them to the upload bucket's
+    /// DenyRevokedContractors statement (uses your AWS credentials: s3:GetBucketPolicy and
+    /// s3:PutBucketPolicy). Idempotent.
+    #[arg(long, requires = "bucket")]
+    pub now: bool,
+    /// The upload bucket (with --now).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// The bucket's region (with --now; default: AWS_REGION or your AWS profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 /// `voxseal dev-stack`
@@ -251,8 +263,8 @@ pub struct DevStackArgs {
     /// Port of the broker (0: any).
     #[arg(long, default_value_t = 8787)]
     pub broker_port: u16,
-    /// Lifetime of issued credentials, seconds.
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    /// Lifetime of issued credentials, seconds (at most 900, like every broker session).
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=900))]
     pub grant_secs: u32,
     /// Also set up this data directory (--data-dir) for the demo contractor and enroll it.
     #[arg(long)]

@@ -403,10 +403,31 @@ pub fn enroll_revoke(a: &crate::cli::EnrollRevokeArgs) -> Result<()> {
     reg.save()?;
     if changed {
         ui::step(&format!(
-            "revoked {id}: the broker refuses their next request"
+            "revoked {id}: the broker issues them no new session"
         ));
     } else {
         ui::step(&format!("{id} was already revoked"));
+    }
+    let (true, Some(bucket)) = (a.now, &a.bucket) else {
+        ui::step(
+            "sessions already issued end within 15 minutes; to stop them now, run this again with \
+             --now --bucket <upload bucket>",
+        );
+        return Ok(());
+    };
+    match crate::bucket_policy::deny_now(bucket, a.region.as_deref(), &id)? {
+        None => ui::step(&format!(
+            "the bucket policy of {bucket} already denies {id}'s sessions"
+        )),
+        Some(ids) => {
+            ui::step(&format!(
+                "the bucket policy of {bucket} now denies {id}'s sessions, including those already issued"
+            ));
+            ui::step(&format!(
+                "keep it across stack updates: deploy with RevokedContractors={}",
+                ids.join(",")
+            ));
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod anchors;
+mod bucket_policy;
 mod cli;
 mod cloud;
 mod consent;

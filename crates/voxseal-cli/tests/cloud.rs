@@ -201,6 +201,102 @@ fn revoked_contractor_gets_a_clear_error_and_keeps_the_queue() {
     );
 }
 
+/// Issue 11 section 6: `voxseal enroll revoke --now` against moto's S3 (IAM on, the admin's
+/// credentials): the bucket policy gains the contractor under `DenyRevokedContractors`, keeps its
+/// other statements, and a second run changes nothing. moto does not evaluate policy Conditions
+/// (NOTES.md), so this checks the policy document written, not that S3 then denies the session.
+#[test]
+fn revoke_now_denies_the_contractor_in_the_bucket_policy() {
+    let Some(moto) = voxseal_testkit::MotoServer::try_start() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let registry = d.path().join("registry.toml");
+    let bucket = "voxseal-revoke";
+    moto.aws_ok(&["s3api", "create-bucket", "--bucket", bucket]);
+    let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": format!("arn:aws:s3:::{bucket}/*"),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+    .to_string();
+    moto.aws_ok(&[
+        "s3api",
+        "put-bucket-policy",
+        "--bucket",
+        bucket,
+        "--policy",
+        &tls_only,
+    ]);
+    let revoke = |id: &str| {
+        let mut c = voxseal(d.path());
+        c.args([
+            "enroll",
+            "revoke",
+            id,
+            "--now",
+            "--bucket",
+            bucket,
+            "--registry",
+        ])
+        .arg(&registry)
+        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+        for (k, v) in moto
+            .admin_credentials()
+            .env(voxseal_testkit::MotoServer::REGION)
+        {
+            c.env(k, v);
+        }
+        String::from_utf8(run(&mut c).stderr).unwrap()
+    };
+    let policy = || -> serde_json::Value {
+        let out = moto.aws_ok(&["s3api", "get-bucket-policy", "--bucket", bucket]);
+        serde_json::from_str(out["Policy"].as_str().unwrap()).unwrap()
+    };
+    for id in ["alice-01", "bob-02"] {
+        run(voxseal(d.path())
+            .args(["enroll", "add", id, "--registry"])
+            .arg(&registry));
+    }
+    let said = revoke("alice-01");
+    assert!(said.contains("RevokedContractors=alice-01"), "{said}");
+    revoke("bob-02");
+    let first = policy();
+    let statements = first["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{first}");
+    assert_eq!(statements[0]["Sid"], "DenyInsecureTransport");
+    let deny = &statements[1];
+    assert_eq!(deny["Sid"], "DenyRevokedContractors");
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(deny["Principal"], "*");
+    assert_eq!(
+        deny["Condition"]["StringEquals"]["aws:SourceIdentity"],
+        serde_json::json!(["alice-01", "bob-02"])
+    );
+    assert_eq!(
+        deny["Resource"],
+        serde_json::json!([
+            format!("arn:aws:s3:::{bucket}"),
+            format!("arn:aws:s3:::{bucket}/*")
+        ])
+    );
+    let said = revoke("alice-01");
+    assert!(
+        said.contains("already revoked") && said.contains("already denies"),
+        "{said}"
+    );
+    assert_eq!(policy(), first, "idempotent");
+    let list = String::from_utf8(
+        run(voxseal(d.path())
+            .args(["enroll", "list", "--json", "--registry"])
+            .arg(&registry))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(list.matches("\"revoked\"").count(), 2, "{list}");
+}
+
 #[test]
 fn broker_down_means_queued_then_drained_later() {
     let (s3_port, broker_port) = (voxseal_testkit::free_port(), voxseal_testkit::free_port());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use voxseal_broker::issuer::Target;
 use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{ContractorStatus, Registry};
-use voxseal_broker::{AppState, Settings, app};
+use voxseal_broker::{AppState, Settings};
 use voxseal_core::ids::ContractorId;
 
 use crate::grants::GrantStore;
@@ -295,11 +295,7 @@ impl DevStack {
         let broker_addr = listener.local_addr().map_err(|e| io_err(dir, e))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
+            voxseal_broker::serve::serve(listener, state, Default::default(), async {
                 let _ = stop_rx.await;
             })
             .await;

@@ -61,3 +61,23 @@ impl Issuer for LocalIssuer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11 section 6: no session outlives 15 minutes, in the demo stack either.
+    #[test]
+    fn grants_are_at_most_900_seconds() {
+        let target = Target::new(
+            "voxseal-test",
+            "us-east-1",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        )
+        .unwrap();
+        for too_long in [901, 1800, 3600] {
+            LocalIssuer::new(GrantStore::new(), target.clone(), too_long).unwrap_err();
+        }
+        LocalIssuer::new(GrantStore::new(), target, 900).unwrap();
+    }
+}
