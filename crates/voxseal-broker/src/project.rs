@@ -4,6 +4,8 @@
 //! The broker only hands the config out; it cannot change it: the app verifies the signature
 //! against the lead key pinned in its build, and refuses an older serial or an expired config.
 //! The files are read on each request, so a config the lead re-signs is served at once.
+//! Refusals cost the client address's refusal budget (the app's guard); a contractor's own
+//! bucket is charged only after their token verified, so an old link cannot lock them out.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -85,11 +87,7 @@ async fn serve_inner(
 async fn check_code(st: &AppState, code: String) -> Result<ContractorId, AppError> {
     let (lookup, _) = registry::parse_code(&code).ok_or(AppError::InvalidCode)?;
     let snap = st.snapshot()?;
-    let claimed = snap
-        .code_contractor(&lookup)
-        .ok_or(AppError::InvalidCode)?
-        .clone();
-    st.rate_limit(&claimed)?;
+    snap.code_contractor(&lookup).ok_or(AppError::InvalidCode)?;
     match st.argon2(move || snap.check_code(&code)).await? {
         Ok(c) => Ok(c),
         Err(RedeemError::ExpiredCode(_)) => Err(AppError::ExpiredCode),
@@ -102,14 +100,12 @@ async fn check_code(st: &AppState, code: String) -> Result<ContractorId, AppErro
 async fn check_token(st: &AppState, token: String) -> Result<ContractorId, AppError> {
     let snap = st.snapshot()?;
     let lookup = registry::token_lookup_id(&token).ok_or(AppError::Unauthorized)?;
-    let claimed = snap
-        .token_entry(lookup)
-        .ok_or(AppError::Unauthorized)?
-        .contractor
-        .clone();
-    st.rate_limit(&claimed)?;
+    snap.token_entry(lookup).ok_or(AppError::Unauthorized)?;
     match st.argon2(move || snap.authenticate(&token)).await? {
-        Ok(c) => Ok(c),
+        Ok(c) => {
+            st.rate_limit(&c)?;
+            Ok(c)
+        }
         Err(registry::AuthError::Revoked(_)) => Err(AppError::Revoked),
         Err(_) => Err(AppError::Unauthorized),
     }
