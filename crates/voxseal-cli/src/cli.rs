@@ -113,7 +113,7 @@ pub struct VerifyReleaseArgs {
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
     /// Create a project: age identities, a lead signing key, and a signed project.toml.
-    Init(ProjectInitArgs),
+    Init(Box<ProjectInitArgs>),
     /// Sign project.toml (after editing it) with the lead key, writing project.toml.sig.
     Sign(ProjectSignArgs),
     /// Check that project.toml is valid and its signature verifies.
