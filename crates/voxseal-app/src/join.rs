@@ -8,7 +8,6 @@ use voxseal_cloud::provider::{BrokerSource, ProjectProof, SignedProject};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_core::config::ProjectConfig;
 use voxseal_core::enroll_link::{BrokerUrl, EnrollLink};
-use voxseal_core::outbox::ItemStatus;
 use voxseal_core::project_install::{Installed, Replace};
 
 use crate::types::{JoinPreview, ProjectNotice, ProjectView};
@@ -139,7 +138,14 @@ impl App {
                     ),
                 ));
             }
-            self.refuse_switch_with_queue(&old)?;
+            self.refuse_switch_with_queue(&format!("project {old}"))?;
+        }
+        // The broker names the code's contractor: another contractor's queue on this computer
+        // is not handed over before the code is spent.
+        if let (Some(previous), Some(next)) = (self.contractor(), &c.signed.contractor)
+            && previous != *next
+        {
+            self.refuse_switch_with_queue(&previous.to_string())?;
         }
         // Where the token will go is settled before anything is installed or the code is spent.
         let store = TokenStore::new(self.inner.ws.root());
@@ -168,21 +174,12 @@ impl App {
     }
 
     fn refuse_switch_with_queue(&self, old: &str) -> AppResult<()> {
-        let (items, _) = self
-            .inner
-            .ws
-            .outbox
-            .list()
-            .map_err(|e| AppError::new(ErrorKind::Storage, e.to_string()))?;
-        let queued = items
-            .iter()
-            .filter(|i| i.state.status != ItemStatus::Uploaded)
-            .count();
+        let queued = self.inner.ws.queued()?;
         if queued > 0 {
             return Err(AppError::new(
                 ErrorKind::Busy,
                 format!(
-                    "{queued} recording(s) of project {old} still wait for upload: upload them before switching"
+                    "{queued} recording(s) of {old} still wait for upload: upload them before switching"
                 ),
             ));
         }

@@ -43,7 +43,7 @@ pub(crate) async fn serve(
             if st.audit(EVENT_PROJECT_SERVED, details).await.is_err() {
                 return AppError::Internal.into_response();
             }
-            ok_json(json!({ "config": config, "signature": signature }))
+            ok_json(json!({ "config": config, "signature": signature, "contractor": contractor }))
         }
         Err(e) => e.into_response(),
     }

@@ -123,7 +123,8 @@ impl Harness {
                 audit_log: audit.clone(),
                 rate_limit,
                 max_body_bytes,
-                project: None,
+                // Served by /v1/project when the test writes it (see `project_config_...`).
+                project: Some(dir.path().join("project.toml")),
             },
             issuer,
         );
@@ -823,4 +824,66 @@ async fn no_secret_reaches_the_audit_log_error_bodies_or_the_server_log() {
         }
     }
     assert!(voxseal_core::audit::verify(&h.audit).unwrap().is_intact());
+}
+
+/// `POST /v1/project`: the signed config, for an unused code or a device token only; nothing
+/// else, and never more than the files hold.
+#[tokio::test]
+async fn project_config_for_an_unused_code_or_a_token_only() {
+    let h = Harness::new();
+    let project = |req: Request<Body>| h.send(req);
+    let by_code = |code: &str| post_json("/v1/project", &json!({ "code": code }).to_string());
+    let code = h.add("alice-01");
+    // No config written yet: the broker has nothing to serve.
+    project(by_code(&code)).await.expect_error(500, "internal");
+    let dir = h.registry.parent().unwrap();
+    std::fs::write(dir.join("project.toml"), "[project]\nname = \"acme\"\n").unwrap();
+    std::fs::write(
+        dir.join("project.toml.sig"),
+        "untrusted comment: sig\nRW...\n",
+    )
+    .unwrap();
+    let r = project(by_code(&code)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["config"], "[project]\nname = \"acme\"\n");
+    assert!(
+        r.body["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("untrusted comment")
+    );
+    // The code is still unused: it enrolls afterwards, and then no longer opens the config.
+    let token = h.enroll(&code).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    project(by_code(&code))
+        .await
+        .expect_error(401, "invalid_code");
+    project(by_code("vxe_000000000000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"))
+        .await
+        .expect_error(401, "invalid_code");
+    let with_token = |t: &str| {
+        Request::post("/v1/project")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(project(with_token(&token)).await.status, StatusCode::OK);
+    project(with_token("vxt_nope"))
+        .await
+        .expect_error(401, "unauthorized");
+    project(post_json("/v1/project", "{}"))
+        .await
+        .expect_error(401, "unauthorized");
+    h.revoke("alice-01");
+    project(with_token(&token))
+        .await
+        .expect_error(403, "revoked");
+    let served = h
+        .audit()
+        .into_iter()
+        .filter(|e| e.event == "broker.project.served")
+        .count();
+    assert_eq!(served, 2, "one audit line per config handed out");
 }

@@ -78,6 +78,13 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     let origin = format!("the project config from {}", link.broker);
     let config = ws.check_signed(signed.config.as_bytes(), &signed.signature, &origin)?;
     check_config_broker(&config, &link.broker)?;
+    // The broker names the code's contractor: a data directory holding another contractor's
+    // queue is not handed over before the code is spent.
+    if let (Some(previous), Some(next)) = (ws.settings()?.contractor, &signed.contractor)
+        && previous != *next
+    {
+        crate::inspect::refuse_switch_with_queued_items(&ws, &previous, next)?;
+    }
     if a.switch_project
         && let Some(old) = &installed
         && old.project.name != config.project.name
@@ -190,11 +197,7 @@ fn check_config_broker(config: &ProjectConfig, broker: &BrokerUrl) -> Result<()>
 }
 
 fn refuse_switch_with_queue(ws: &voxseal_core::workspace::Workspace, old: &str) -> Result<()> {
-    let (items, _) = ws.outbox.list()?;
-    let queued = items
-        .iter()
-        .filter(|i| i.state.status != ItemStatus::Uploaded)
-        .count();
+    let queued = ws.queued()?;
     if queued > 0 {
         bail!(
             "{queued} sealed sample(s) of project {old} are still waiting for upload in {}: run `voxseal upload` first, then switch",

@@ -53,16 +53,12 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
 
 /// A data directory holds one contractor's queue: switching while sealed items wait for upload
 /// would upload them under the new contractor's credentials, or strand them.
-fn refuse_switch_with_queued_items(
+pub(crate) fn refuse_switch_with_queued_items(
     ws: &voxseal_core::workspace::Workspace,
     previous: &ContractorId,
     next: &ContractorId,
 ) -> Result<()> {
-    let (items, _) = ws.outbox.list()?;
-    let queued = items
-        .iter()
-        .filter(|i| i.state.status != voxseal_core::outbox::ItemStatus::Uploaded)
-        .count();
+    let queued = ws.queued()?;
     if queued > 0 {
         bail!(
             "{} holds {queued} sealed item(s) of {previous} not uploaded yet; the contractor was not changed to {next}. \

@@ -379,3 +379,48 @@ fn enrollment_codes_work_once_and_unknown_tokens_are_refused() {
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("enrollment code refused"));
 }
+
+/// Issue 12 finding 9: a link for another contractor does not take over a data directory that
+/// holds this contractor's queue (the broker names the code's contractor before it is spent), and
+/// the code still works elsewhere.
+#[test]
+fn joining_as_another_contractor_waits_for_the_queue_and_keeps_the_code() {
+    let (root, stack) = dev_stack();
+    let d = root.path();
+    run(voxseal(d).args([
+        "record",
+        "--source",
+        "synthetic:speech",
+        "--fast",
+        "--seconds",
+        "3",
+        "--accept",
+    ]));
+    let out = run(voxseal(d)
+        .args([
+            "enroll",
+            "add",
+            "bob-02",
+            "--broker",
+            &stack.broker,
+            "--registry",
+        ])
+        .arg(d.join("stack/registry.toml")));
+    let link = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("voxseal://enroll?"))
+        .unwrap()
+        .to_owned();
+    let refused = voxseal(d).args(["enroll", "join", &link]).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("not uploaded yet") && err.contains("demo-contractor"),
+        "{err}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    run(support::voxseal(&other.path().join("data"))
+        .args(["enroll", "join", &link])
+        .env("VOXSEAL_TRUST_LEAD_KEY", d.join("stack/keys/lead.pub")));
+}

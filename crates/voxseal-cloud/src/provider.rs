@@ -275,6 +275,9 @@ pub struct SignedProject {
     pub config: String,
     /// Its signature (`project.toml.sig`).
     pub signature: String,
+    /// The contractor the presented code or token belongs to.
+    #[serde(default)]
+    pub contractor: Option<ContractorId>,
 }
 
 fn offline(url: &str, e: &reqwest::Error) -> CredentialError {

@@ -387,6 +387,16 @@ impl Workspace {
         Ok(())
     }
 
+    /// Sealed items not uploaded yet (a data directory with any belongs to their contractor
+    /// and project until they are uploaded).
+    pub fn queued(&self) -> Result<usize, WorkspaceError> {
+        let (items, _) = self.outbox.list()?;
+        Ok(items
+            .iter()
+            .filter(|i| i.state.status != ItemStatus::Uploaded)
+            .count())
+    }
+
     /// Counts raw recordings still on this machine (spool takes and unuploaded raw ciphertext).
     pub fn raw_on_machine(&self) -> Result<RawOnMachine, WorkspaceError> {
         let spool_takes = match std::fs::read_dir(self.spool_dir()) {
