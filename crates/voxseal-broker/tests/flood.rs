@@ -1,6 +1,8 @@
-//! Issue 12 finding 10: the `voxseal-broker` binary (local issuer) on 127.0.0.1 under a bounded
-//! flood of unauthenticated requests and a set of slowloris connections, from other loopback
-//! addresses (127.0.0.2 and up), while honest contractors ask for sessions from 127.0.0.1.
+//! Issue 12 finding 10: the broker's server (`serve`, as `voxseal-broker` runs it, with its
+//! config parsed from a file, and the demo stack's local issuer so no STS is needed) on a real
+//! socket on 127.0.0.1 under a bounded flood of unauthenticated requests and a set of slowloris
+//! connections, from other loopback addresses (127.0.0.2 and up), while honest contractors ask for
+//! sessions from 127.0.0.1.
 //!
 //! Asserted: every honest request gets credentials within 1 s; the audit log grows by at most
 //! the per-address refusal budget plus one summary line per address, however many requests
@@ -9,16 +11,20 @@
 //! (`cargo test -p voxseal-broker --test flood -- --nocapture`) and recorded in
 //! docs/reliability.md.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use voxseal_broker::config::Config;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
+use voxseal_broker::serve::serve;
+use voxseal_broker::{AppState, Settings};
 use voxseal_core::audit::AuditLog;
+use voxseal_localstack::grants::GrantStore;
+use voxseal_localstack::issuer::LocalIssuer;
 
 /// Attacking addresses (127.0.0.2 ..), each with this many concurrent flooding tasks.
 const FLOOD_ADDRESSES: u8 = 4;
@@ -35,16 +41,16 @@ const HEADER_TIMEOUT_SECS: u64 = 2;
 const SLOW_CONNECTIONS: usize = 80;
 
 struct Broker {
-    child: Child,
     addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     registry: std::path::PathBuf,
     audit: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    fn start() -> Broker {
+    async fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("broker.toml");
         std::fs::write(
@@ -61,51 +67,28 @@ impl Broker {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxseal-broker"));
-        cmd.arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("VOXSEAL_BROKER_LOG", "info");
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VOXSEAL_BROKER_") && k != "VOXSEAL_BROKER_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("starting voxseal-broker");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let (log, tx) = (log.clone(), tx.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line)
-                        && v["fields"]["message"] == "listening"
-                    {
-                        let _ =
-                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "the broker did not start:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
+        let config = Config::from_sources(Some(&config), &|_| None).unwrap();
+        let issuer = LocalIssuer::new(
+            GrantStore::new(),
+            config.target.clone(),
+            config.duration_secs,
+        )
+        .unwrap();
+        let state = AppState::with_limits(
+            Settings::from(&config),
+            config.client_limits.clone(),
+            Arc::new(issuer),
+        );
+        let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, config.serve_limits.clone(), async {
+            let _ = stopped.await;
+        }));
         Broker {
-            child,
-            addr: addr.parse().unwrap(),
-            log,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
             registry: dir.path().join("registry.toml"),
             audit: dir.path().join("broker-audit.log"),
             _dir: dir,
@@ -126,8 +109,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -228,7 +212,7 @@ fn audit_lines(b: &Broker) -> Vec<voxseal_core::audit::AuditEntry> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_contractors_get_sessions_during_a_flood_and_the_log_stays_bounded() {
-    let mut b = Broker::start();
+    let mut b = Broker::start().await;
     let local = client_from([127, 0, 0, 1]);
     let mut tokens = Vec::new();
     let mut used_code = String::new();
@@ -269,8 +253,7 @@ async fn honest_contractors_get_sessions_during_a_flood_and_the_log_stays_bounde
     let answered = answered.load(Ordering::Relaxed);
     let limited = limited.load(Ordering::Relaxed);
 
-    let status = b.stop_keep();
-    assert!(status.success(), "{status:?}");
+    b.stop_keep().await;
     let entries = audit_lines(&b);
     let bytes_after = std::fs::metadata(&b.audit).unwrap().len();
     let new = &entries[lines_before..];
@@ -360,7 +343,7 @@ async fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_do_not_block_honest_ones() {
-    let b = Broker::start();
+    let b = Broker::start().await;
     let local = client_from([127, 0, 0, 1]);
     let (_, token) = enroll(&local, &b, "alice-01").await;
     let addr = b.addr;
@@ -436,21 +419,14 @@ async fn slowloris_connections_do_not_block_honest_ones() {
 }
 
 impl Broker {
-    /// SIGTERM, then waits: the broker writes its last refusal counts on the way out.
-    fn stop_keep(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "the broker did not stop:\n{}",
-                self.log.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Stops it as SIGTERM does, then waits: the server writes its last refusal counts on the
+    /// way out.
+    async fn stop_keep(&mut self) {
+        let _ = self.stop.take().expect("running").send(());
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the broker did not stop")
+            .expect("the server task");
     }
 }
