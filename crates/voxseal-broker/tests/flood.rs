@@ -82,7 +82,7 @@ impl Broker {
         let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state, config.serve_limits.clone(), async {
+        let task = tokio::spawn(serve(listener, state, config.serve_limits, async {
             let _ = stopped.await;
         }));
         Broker {
