@@ -541,7 +541,7 @@ fn bad_arguments_get_usage_errors_not_panics() {
             "grants of 0 s",
             s(&["dev-stack", "--grant-secs", "0"]),
             &[2],
-            "1..=3600",
+            "1..=900",
         ),
         (
             "port 70000",
