@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use support::voxseal;
 
+/// The test project's consent text, accepted by `init`.
+const CONSENT: &str = "I agree to the guard-rail tests' terms.";
+
 struct Env {
     dir: tempfile::TempDir,
 }
@@ -59,6 +62,8 @@ impl Env {
     /// `alice-01`. The training and archive identities stay in `proj/keys/`.
     fn project(&self, max_take_s: Option<f64>) -> PathBuf {
         let proj = self.path("proj");
+        std::fs::write(self.path("prompts.txt"), "Say one.\nSay two.\n").unwrap();
+        std::fs::write(self.path("consent.txt"), CONSENT).unwrap();
         self.ok(&[
             "project",
             "init",
@@ -66,6 +71,10 @@ impl Env {
             "--name",
             "guard-rails",
             "--no-password",
+            "--prompts",
+            self.path("prompts.txt").to_str().unwrap(),
+            "--consent",
+            self.path("consent.txt").to_str().unwrap(),
         ]);
         if let Some(s) = max_take_s {
             let path = proj.join("project.toml");
@@ -99,6 +108,8 @@ impl Env {
             proj.join("project.toml").display().to_string(),
             "--trust-lead-key".into(),
             proj.join("lead.pub").display().to_string(),
+            "--accept-consent".into(),
+            voxseal_core::manifest::Consent::sha256_of(CONSENT)[..16].to_owned(),
         ]
     }
 

@@ -112,15 +112,20 @@ fn enrolling_where_the_token_cannot_be_kept_does_not_spend_the_code() {
     let code = code.lines().next().unwrap().trim().to_owned();
     let other = tempfile::tempdir().unwrap();
     let data = other.path().join("data");
+    // The stack's lead key, trusted from outside the data directory (this build pins none).
+    let lead = d.join("stack/keys/lead.pub");
     let out = without_keychain(&data)
         .args(["enroll", "join", &code, "--broker", &stack.broker])
+        .env("VOXSEAL_TRUST_LEAD_KEY", &lead)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("the enrollment code was not used"), "{err}");
     // The same code still works where the token can be kept.
-    run(support::voxseal(&data).args(["enroll", "join", &code, "--broker", &stack.broker]));
+    run(support::voxseal(&data)
+        .args(["enroll", "join", &code, "--broker", &stack.broker])
+        .env("VOXSEAL_TRUST_LEAD_KEY", &lead));
 }
 
 /// A manifest found under another contractor's prefix, or a payload under another prefix than

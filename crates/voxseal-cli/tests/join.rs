@@ -51,6 +51,12 @@ fn an_extra_lead_key_is_never_read_from_inside_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let proj = dir.path().join("proj");
+    std::fs::write(dir.path().join("prompts.txt"), "One sentence.\n").unwrap();
+    std::fs::write(dir.path().join("consent.txt"), "I agree.\n").unwrap();
+    let (prompts, consent) = (
+        dir.path().join("prompts.txt"),
+        dir.path().join("consent.txt"),
+    );
     let out = voxseal(
         &data,
         &[
@@ -60,6 +66,10 @@ fn an_extra_lead_key_is_never_read_from_inside_the_data_directory() {
             "--name",
             "trust-test",
             "--no-password",
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--consent",
+            consent.to_str().unwrap(),
         ],
         &[],
     );

@@ -516,8 +516,13 @@ async fn contractor_app_on_the_production_path() {
                 "prompt {n}: {quality}, speech {speech}"
             );
             d.click("accept").await?;
+            d.wait_attr("accepted-count", "data-count", LONG, |c| {
+                c.parse::<usize>().is_ok_and(|c| c >= n)
+            })
+            .await?;
         }
         d.click("nav-queue").await?;
+        d.wait_id("raw-count", SHORT).await?;
         d.wait_attr("raw-count", "data-count", LONG, |c| c == "0")
             .await
             .context("raw recordings left on the machine")?;
