@@ -237,12 +237,21 @@ impl Workspace {
         };
         let bytes = read(config_path)?;
         let sig_path = crate::signing::sig_path(config_path);
-        let sig =
-            std::fs::read(&sig_path).map_err(|e| crate::signing::SignatureError::Missing {
-                path: sig_path.display().to_string(),
-                detail: e.to_string(),
-            })?;
         let origin = config_path.display().to_string();
+        let sig = match std::fs::read(&sig_path) {
+            Ok(sig) => sig,
+            Err(e) => {
+                let e = crate::signing::SignatureError::Missing {
+                    path: sig_path.display().to_string(),
+                    detail: e.to_string(),
+                };
+                let _ = self.audit.append(
+                    "project.refused",
+                    serde_json::json!({ "origin": origin, "reason": e.to_string() }),
+                );
+                return Err(e.into());
+            }
+        };
         self.install_signed(
             &bytes,
             &String::from_utf8_lossy(&sig),
