@@ -300,6 +300,25 @@ struct TokenRecord {
 }
 
 impl Entry {
+    /// Whether `normalized` (a parsed code) opens this entry's code now: the secret first, so a
+    /// wrong code never learns anything about the contractor.
+    fn check_code(&self, normalized: &str, now: OffsetDateTime) -> Result<(), RedeemError> {
+        let rec = self.code.as_ref().ok_or(RedeemError::InvalidCode)?;
+        if !verify_secret(normalized, &rec.hash) {
+            return Err(RedeemError::InvalidCode);
+        }
+        if self.revoked_at.is_some() {
+            return Err(RedeemError::Revoked(self.id.clone()));
+        }
+        if rec.used_at.is_some() {
+            return Err(RedeemError::UsedCode(self.id.clone()));
+        }
+        if rec.expires_at <= now {
+            return Err(RedeemError::ExpiredCode(self.id.clone()));
+        }
+        Ok(())
+    }
+
     fn summary(&self, now: OffsetDateTime) -> ContractorSummary {
         let status = if self.revoked_at.is_some() {
             ContractorStatus::Revoked
@@ -668,19 +687,7 @@ impl Registry {
             .ok_or(RedeemError::InvalidCode)?;
         let token_lookup = self.file.new_lookup_id();
         let e = &mut self.file.contractors[idx];
-        let rec = e.code.as_mut().expect("found by its code");
-        if !verify_secret(&normalized, &rec.hash) {
-            return Err(RedeemError::InvalidCode);
-        }
-        if e.revoked_at.is_some() {
-            return Err(RedeemError::Revoked(e.id.clone()));
-        }
-        if rec.used_at.is_some() {
-            return Err(RedeemError::UsedCode(e.id.clone()));
-        }
-        if rec.expires_at <= now {
-            return Err(RedeemError::ExpiredCode(e.id.clone()));
-        }
+        e.check_code(&normalized, now)?;
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(random_bytes::<TOKEN_SECRET_BYTES>());
         let token = format!("{TOKEN_PREFIX}{token_lookup}_{secret}");
@@ -795,19 +802,7 @@ impl RegistrySnapshot {
         let (lookup, normalized) = parse_code(code).ok_or(RedeemError::InvalidCode)?;
         let e =
             &self.file.contractors[*self.by_code.get(&lookup).ok_or(RedeemError::InvalidCode)?];
-        let rec = e.code.as_ref().expect("indexed by its code");
-        if !verify_secret(&normalized, &rec.hash) {
-            return Err(RedeemError::InvalidCode);
-        }
-        if e.revoked_at.is_some() {
-            return Err(RedeemError::Revoked(e.id.clone()));
-        }
-        if rec.used_at.is_some() {
-            return Err(RedeemError::UsedCode(e.id.clone()));
-        }
-        if rec.expires_at <= OffsetDateTime::now_utc() {
-            return Err(RedeemError::ExpiredCode(e.id.clone()));
-        }
+        e.check_code(&normalized, OffsetDateTime::now_utc())?;
         Ok(e.id.clone())
     }
 
@@ -867,7 +862,8 @@ mod tests {
         drop(reg);
 
         let on_disk = std::fs::read_to_string(&p).unwrap();
-        let secret_part = |s: &str| s.rsplit_once('_').map(|(_, x)| x.to_owned()).unwrap();
+        // `<prefix>_<lookup>_<secret>`: the secret itself may hold `_` (URL-safe base64).
+        let secret_part = |s: &str| s.splitn(3, '_').nth(2).unwrap().to_owned();
         assert!(!on_disk.contains(&secret_part(&text)) && !on_disk.contains(token.expose_secret()));
         assert!(!on_disk.contains(&secret_part(token.expose_secret())));
         assert!(on_disk.contains("$argon2id$"));

@@ -375,9 +375,11 @@ fn enrollment_codes_work_once_and_unknown_tokens_are_refused() {
             "--broker",
             &stack.broker,
         ])
+        .env("VOXSEAL_TRUST_LEAD_KEY", &lead)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("enrollment code refused"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("enrollment code refused"), "{err}");
 }
 
 /// Issue 12 finding 9: a link for another contractor does not take over a data directory that
