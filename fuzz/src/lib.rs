@@ -114,6 +114,7 @@ impl Broker {
                     refill_secs: 30.0,
                 },
                 max_body_bytes: BROKER_MAX_BODY,
+                project: None,
             },
             // Every input comes from the same (absent) client address: with the default refusal
             // budget, everything after the first 20 refusals would be an unread 429.
