@@ -11,6 +11,7 @@ use std::sync::RwLock;
 
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter, Manager, State};
+use voxseal_app::instance::{self, Claim, InstanceGuard};
 use voxseal_app::types::{ActivityEntry, AppState, JoinPreview, QueueState, TakeReview};
 use voxseal_app::{App, AppError, AppEvent, AppOptions, ErrorKind};
 use voxseal_cloud::uploader::UploadProgress;
@@ -296,6 +297,30 @@ pub const COMMANDS: &[&str] = &[
     "save_preferences",
 ];
 
+/// Claims `data_dir` for this process (`None`: another app has it and took `link`). The
+/// running app shows each handed-over link on its enroll screen and comes to the front.
+fn claim_instance(
+    handle: &AppHandle,
+    data_dir: &Path,
+    link: Option<&str>,
+) -> Result<Option<InstanceGuard>, Box<dyn std::error::Error>> {
+    let h = handle.clone();
+    let on_message = move |link: Option<String>| {
+        if let (Some(link), Some(current)) = (link, h.try_state::<Current>()) {
+            let _ = current.get().open_link(&link);
+        }
+        if let Some(window) = h.get_webview_window("main") {
+            let _ = window.unminimize();
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
+    };
+    Ok(match instance::claim(data_dir, link, on_message)? {
+        Claim::First(guard) => Some(guard),
+        Claim::HandedOver => None,
+    })
+}
+
 /// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
 /// app data directory; with `demo` (`--demo`) it opens the demo instead (its own directory).
 pub fn run(enroll_link: Option<String>, demo: bool) {
@@ -307,6 +332,12 @@ pub fn run(enroll_link: Option<String>, demo: bool) {
                 None => tauri_app.path().app_data_dir()?,
             };
             let handle = tauri_app.handle().clone();
+            // One app per data directory: a second launch hands its link over and ends here.
+            let guard = match claim_instance(&handle, &data_dir, enroll_link.as_deref())? {
+                Some(guard) => guard,
+                None => std::process::exit(0),
+            };
+            tauri_app.manage(guard);
             let demo = demo && voxseal_app::demo::AVAILABLE;
             let dir = if demo {
                 demo_dir(&data_dir)

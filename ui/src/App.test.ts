@@ -64,6 +64,16 @@ describe('enrollment screen', () => {
     expect(screen.queryByTestId('demo-code')).toBeNull();
   });
 
+  it('fills in a link handed over by a second launch, replacing what was typed', async () => {
+    const { user, mem } = start();
+    const input = (await findId('enroll-code')) as HTMLInputElement;
+    await user.type(input, 'half-typed');
+    mem.openLink('voxseal://enroll?code=ABCD-EFGH-JKLM');
+    await waitFor(() => expect(input.value).toBe('voxseal://enroll?code=ABCD-EFGH-JKLM'));
+    mem.openLink('voxseal://enroll?code=WXYZ-EFGH-JKLM');
+    await waitFor(() => expect(input.value).toBe('voxseal://enroll?code=WXYZ-EFGH-JKLM'));
+  });
+
   it('does not treat typing in the code field as shortcuts', async () => {
     const { user, mem } = start();
     const input = await findId('enroll-code');

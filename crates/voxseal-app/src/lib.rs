@@ -13,6 +13,7 @@
 
 pub mod demo;
 mod error;
+pub mod instance;
 mod join;
 pub mod types;
 
@@ -143,7 +144,7 @@ struct Inner {
     upload_lock: tokio::sync::Mutex<()>,
     lost_takes: Mutex<usize>,
     retry_secs: u64,
-    enroll_link: Option<String>,
+    enroll_link: Mutex<Option<String>>,
     token_passphrase: Option<SecretString>,
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -218,9 +219,7 @@ impl App {
             upload_lock: tokio::sync::Mutex::new(()),
             lost_takes: Mutex::new(report.swept_spool.len()),
             retry_secs: opts.retry_secs.max(1),
-            enroll_link: opts
-                .enroll_link
-                .filter(|l| l.starts_with("voxseal://enroll?") && l.len() <= 2048),
+            enroll_link: Mutex::new(opts.enroll_link.filter(|l| instance::is_enroll_link(l))),
             token_passphrase: opts.token_passphrase,
             stopped: std::sync::atomic::AtomicBool::new(false),
         });
@@ -233,6 +232,17 @@ impl App {
 
     fn is_demo(&self) -> bool {
         self.inner.demo.is_some()
+    }
+
+    /// Takes a `voxseal://enroll` link handed over by a second launch: before enrollment it
+    /// fills the enroll screen (the contractor still confirms). Anything else is ignored.
+    pub fn open_link(&self, link: &str) -> AppResult<AppState> {
+        if instance::is_enroll_link(link) {
+            *lock(&self.inner.enroll_link) = Some(link.to_owned());
+        }
+        let state = self.state()?;
+        (self.inner.events)(AppEvent::StateChanged(Box::new(state.clone())));
+        Ok(state)
     }
 
     /// Stops this app's background work (upload worker, recorder, playback, the demo stack's
@@ -351,7 +361,7 @@ impl App {
             enroll_link: if enrolled {
                 None
             } else {
-                self.inner.enroll_link.clone()
+                lock(&self.inner.enroll_link).clone()
             },
         })
     }

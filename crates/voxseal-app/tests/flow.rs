@@ -358,3 +358,22 @@ fn a_data_directory_with_demo_leftovers_does_not_start_the_demo() {
         "a bare code without a broker"
     );
 }
+
+#[test]
+fn a_link_handed_over_by_a_second_launch_fills_the_enroll_screen() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, events) = start_with(dir.path(), &rt, |_| {});
+    assert_eq!(app.state().unwrap().enroll_link, None);
+    let link = "voxseal://enroll?broker=https%3A%2F%2Fbroker.example&code=vxe_ab_CD";
+    let s = app.open_link(link).unwrap();
+    assert_eq!(s.enroll_link.as_deref(), Some(link));
+    assert!(events.lock().unwrap().iter().any(|e| e == "state-changed"));
+    // Anything but an enrollment link leaves the screen as it was.
+    let s = app.open_link("https://evil.example/").unwrap();
+    assert_eq!(s.enroll_link.as_deref(), Some(link));
+}

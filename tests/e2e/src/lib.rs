@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
@@ -308,6 +308,8 @@ pub struct Desktop {
     pub display: String,
     tools: Tools,
     pulse: Vec<(String, String)>,
+    /// The app's environment (display, data directory, sound), for a second launch.
+    app_env: Vec<(String, String)>,
     started: Instant,
     shots: PathBuf,
     dir: tempfile::TempDir,
@@ -348,24 +350,28 @@ impl Desktop {
         }
         let port = free_port_pair()?;
         let log = File::create(dir.path().join("tauri-driver.log"))?;
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut app_env: Vec<(String, String)> = vec![
+            ("DISPLAY".into(), display.clone()),
+            ("GDK_BACKEND".into(), "x11".into()),
+            ("NO_AT_BRIDGE".into(), "1".into()),
+            ("VOXSEAL_DATA_DIR".into(), path(data)),
+            ("XDG_DATA_HOME".into(), path(xdg.join("data"))),
+            ("XDG_CACHE_HOME".into(), path(xdg.join("cache"))),
+            ("XDG_CONFIG_HOME".into(), path(xdg.join("config"))),
+            ("XDG_RUNTIME_DIR".into(), path(xdg.join("runtime"))),
+        ];
+        app_env.extend(pulse.iter().cloned());
+        app_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let child = Command::new(&tools.tauri_driver)
             .args(["--port", &port.to_string()])
             .args(["--native-port", &(port + 1).to_string()])
             .arg("--native-driver")
             .arg(&tools.webkit_driver)
             // tauri-driver passes its environment on to WebKitWebDriver and so to the app.
-            .env("DISPLAY", &display)
             .env_remove("WAYLAND_DISPLAY")
-            .env("GDK_BACKEND", "x11")
-            .env("NO_AT_BRIDGE", "1")
             .env_remove("VOXSEAL_SOURCE")
-            .env("VOXSEAL_DATA_DIR", &data)
-            .env("XDG_DATA_HOME", xdg.join("data"))
-            .env("XDG_CACHE_HOME", xdg.join("cache"))
-            .env("XDG_CONFIG_HOME", xdg.join("config"))
-            .env("XDG_RUNTIME_DIR", xdg.join("runtime"))
-            .envs(pulse.iter().map(|(k, v)| (k, v)))
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(app_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -398,6 +404,7 @@ impl Desktop {
             display,
             tools: tools.clone(),
             pulse,
+            app_env,
             started,
             shots,
             dir,
@@ -407,6 +414,33 @@ impl Desktop {
         };
         d.log(format_args!("app launched on {}", d.display));
         Ok(d)
+    }
+
+    /// Launches the app binary again with `args` in the running app's environment, as a browser
+    /// does for a `voxseal://` link, and waits up to `wait` for that second process to end.
+    pub async fn launch_again(&self, args: &[&str], wait: Duration) -> Result<ExitStatus> {
+        let mut child = Command::new(&self.tools.app)
+            .args(args)
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("VOXSEAL_SOURCE")
+            .envs(self.app_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("launching the app a second time")?;
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("the second launch still ran after {wait:?}: it kept its own window");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// A progress line with the time since launch (stderr, shown with `--nocapture` or on failure).
@@ -539,12 +573,14 @@ impl Desktop {
             .with_context(|| format!("typing into {id}"))
     }
 
-    /// An attribute of the element with `data-testid` (None when either is missing).
+    /// An attribute of the element with `data-testid` (None when either is missing); `value` is
+    /// an input's current value (what the contractor sees), not its initial attribute.
     pub async fn attr(&self, id: &str, attr: &str) -> Result<Option<String>> {
         let v = self
             .js(
                 "const e = document.querySelector(arguments[0]); \
-                 return e ? e.getAttribute(arguments[1]) : null;",
+                 if (!e) return null; \
+                 return arguments[1] === 'value' && 'value' in e ? e.value : e.getAttribute(arguments[1]);",
                 vec![json!(testid(id)), json!(attr)],
             )
             .await?;

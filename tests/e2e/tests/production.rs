@@ -486,7 +486,13 @@ async fn contractor_app_on_the_production_path() {
             d.by_id("try-demo").await.is_err() && d.by_id("demo-code").await.is_err(),
             "the release-style build offers the demo"
         );
-        d.type_text("enroll-code", &st.link).await?;
+        // The contractor clicks the link while the app runs: a second launch hands it over to
+        // this app (one app per data directory) and ends.
+        let second = d.launch_again(&[&st.link], Duration::from_secs(20)).await?;
+        ensure!(second.success(), "the second launch ended with {second}");
+        d.wait_attr("enroll-code", "value", SHORT, |v| v == st.link)
+            .await
+            .context("the handed-over link fills the enroll screen")?;
         d.click("enroll-submit").await?;
         d.wait_id("join-preview", LONG)
             .await

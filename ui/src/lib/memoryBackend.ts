@@ -135,6 +135,7 @@ export class MemoryBackend implements Backend {
   private enrolled: boolean;
   private mode: 'demo' | 'project';
   private contractor: string | null = null;
+  private enrollLink: string | null = null;
   private consent: boolean;
   private micChecked: boolean;
   private device: string | null = null;
@@ -252,6 +253,13 @@ export class MemoryBackend implements Backend {
     this.enrolled = false;
     this.contractor = null;
     this.log('enrollment.revoked', 'The project lead revoked this enrollment');
+    const s = this.state();
+    for (const l of this.stateListeners) l(clone(s));
+  }
+
+  /** Simulates a second launch handing over a `voxseal://` link: the state-changed event tells the UI. */
+  openLink(link: string): void {
+    this.enrollLink = link;
     const s = this.state();
     for (const l of this.stateListeners) l(clone(s));
   }
@@ -671,7 +679,7 @@ export class MemoryBackend implements Backend {
       mic_checked: this.micChecked,
       review: this.review,
       demo_code: this.enrolled || this.mode !== 'demo' ? null : this.opts.demoCode,
-      enroll_link: null,
+      enroll_link: this.enrolled ? null : this.enrollLink,
     });
   }
 
