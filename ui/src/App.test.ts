@@ -74,6 +74,15 @@ describe('enrollment screen', () => {
     await waitFor(() => expect(input.value).toBe('voxseal://enroll?code=WXYZ-EFGH-JKLM'));
   });
 
+  it('says so when the project lead revokes the enrollment', async () => {
+    const { mem } = start();
+    await findId('enroll-code');
+    expect(screen.queryByTestId('revoked-notice')).toBeNull();
+    mem.revoke();
+    const notice = await findId('revoked-notice');
+    expect(notice.textContent).toContain('revoked this enrollment');
+  });
+
   it('does not treat typing in the code field as shortcuts', async () => {
     const { user, mem } = start();
     const input = await findId('enroll-code');

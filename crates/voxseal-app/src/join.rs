@@ -4,7 +4,7 @@
 //! again, so a newer serial the lead signs is installed (and shown) without a reinstall.
 
 use secrecy::SecretString;
-use voxseal_cloud::provider::{BrokerSource, ProjectProof, SignedProject};
+use voxseal_cloud::provider::{BrokerSource, CredentialError, ProjectProof, SignedProject};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_core::config::ProjectConfig;
 use voxseal_core::enroll_link::{BrokerUrl, EnrollLink};
@@ -187,10 +187,17 @@ impl App {
     }
 
     /// On a broker contact: installs a newer signed config if the broker has one. Offline or a
-    /// broker without configs changes nothing; a refused config is audited and shown.
-    pub(crate) async fn refresh_project(&self, url: &str, token: &SecretString) {
-        let Ok(signed) = BrokerSource::fetch_project(url, ProjectProof::Token(token)).await else {
-            return;
+    /// broker without configs changes nothing; a refused config is audited and shown. The one
+    /// error is the broker saying this enrollment is revoked.
+    pub(crate) async fn refresh_project(
+        &self,
+        url: &str,
+        token: &SecretString,
+    ) -> Result<(), CredentialError> {
+        let signed = match BrokerSource::fetch_project(url, ProjectProof::Token(token)).await {
+            Ok(signed) => signed,
+            Err(CredentialError::Revoked) => return Err(CredentialError::Revoked),
+            Err(_) => return Ok(()),
         };
         let ws = &self.inner.ws;
         if ws.installed_config_sha256().ok().flatten()
@@ -198,7 +205,7 @@ impl App {
                 signed.config.as_bytes(),
             ))
         {
-            return;
+            return Ok(());
         }
         let origin = format!("the project config from {url}");
         let outcome = ws.try_install(
@@ -229,5 +236,6 @@ impl App {
                 (self.inner.events)(crate::AppEvent::StateChanged(Box::new(s)));
             }
         }
+        Ok(())
     }
 }

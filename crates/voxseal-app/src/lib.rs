@@ -124,6 +124,8 @@ struct Session {
 #[derive(Default, Clone)]
 struct UploadStatus {
     online: bool,
+    /// The broker's last answer was that this enrollment is revoked.
+    revoked: bool,
     uploading: bool,
     progress: Option<UploadProgress>,
 }
@@ -861,6 +863,7 @@ impl App {
         Ok(QueueState {
             items,
             online: status.online,
+            revoked: status.revoked,
             uploading: status.uploading,
             raw_on_machine: self.inner.ws.raw_on_machine()?.total(),
             last_wipe_at,
@@ -919,8 +922,11 @@ impl App {
     async fn drain(&self, on_progress: Option<Sink<UploadProgress>>) -> AppResult<()> {
         let _one_at_a_time = self.inner.upload_lock.lock().await;
         let (url, token) = self.broker()?;
-        if !self.is_demo() {
-            self.refresh_project(&url, &token).await;
+        if !self.is_demo()
+            && let Err(e) = self.refresh_project(&url, &token).await
+        {
+            self.set_revoked(true);
+            return Err(e.into());
         }
         let uploader = self.uploader(&url, token)?;
         lock(&self.inner.upload).uploading = true;
@@ -941,19 +947,34 @@ impl App {
             st.online = !matches!(&report, Ok(r) if r.offline.is_some())
                 && !matches!(&report, Err(e) if e.is_transient());
         }
-        self.queue_changed();
         match report {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.set_revoked(false);
+                Ok(())
+            }
             Err(voxseal_cloud::uploader::UploadError::Credentials(c)) => {
                 let e: AppError = c.into();
-                if e.kind == ErrorKind::Revoked
-                    && let Ok(s) = self.state()
-                {
-                    (self.inner.events)(AppEvent::StateChanged(Box::new(s)));
+                if e.kind == ErrorKind::Revoked {
+                    self.set_revoked(true);
+                } else {
+                    self.queue_changed();
                 }
                 Err(e)
             }
-            Err(e) => Err(AppError::new(ErrorKind::Offline, e.to_string())),
+            Err(e) => {
+                self.queue_changed();
+                Err(AppError::new(ErrorKind::Offline, e.to_string()))
+            }
+        }
+    }
+
+    /// Records whether the broker's last answer was "revoked" and tells the view (the queue,
+    /// and the state when it changed).
+    fn set_revoked(&self, revoked: bool) {
+        let changed = std::mem::replace(&mut lock(&self.inner.upload).revoked, revoked) != revoked;
+        self.queue_changed();
+        if changed && let Ok(s) = self.state() {
+            (self.inner.events)(AppEvent::StateChanged(Box::new(s)));
         }
     }
 

@@ -161,6 +161,9 @@ pub struct QueueState {
     pub items: Vec<QueueItem>,
     /// False after a failed attempt to reach the broker or S3.
     pub online: bool,
+    /// The broker refused this enrollment as revoked on the last try: uploads stop, sealed
+    /// takes stay on this computer until the contractor enrolls again.
+    pub revoked: bool,
     /// An upload is running.
     pub uploading: bool,
     /// Takes in the spool plus sealed raw audio not yet uploaded.

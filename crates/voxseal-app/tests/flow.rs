@@ -330,6 +330,15 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     ));
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
     assert_eq!(audit.matches("project.refused").count(), 2, "{audit}");
+
+    // The lead revokes the contractor: the next broker contact says so, and the queue shows it.
+    assert!(!app.queue().unwrap().revoked);
+    let mut registry = voxseal_broker::registry::Registry::load(&info.registry_path).unwrap();
+    assert!(registry.revoke(&DEMO_CONTRACTOR.parse().unwrap()).unwrap());
+    registry.save().unwrap();
+    let err = rt.block_on(app.upload_now(Box::new(|_| {}))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Revoked, "{err:?}");
+    assert!(app.queue().unwrap().revoked);
     drop(stack);
 }
 

@@ -234,6 +234,23 @@ fn pulse_env() -> Result<Vec<(String, String)>> {
     Ok(env)
 }
 
+/// A WebDriver session through tauri-driver on `port`: it launches `app`.
+async fn new_session(app: &Path, port: u16) -> Result<Client> {
+    let caps = json!({
+        "browserName": "wry",
+        "tauri:options": { "application": app },
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .context("opening a WebDriver session through tauri-driver")
+}
+
 /// Two free TCP ports `p` and `p + 1` on 127.0.0.1 (tauri-driver's and WebKitWebDriver's).
 fn free_port_pair() -> Result<u16> {
     for _ in 0..50 {
@@ -310,6 +327,8 @@ pub struct Desktop {
     pulse: Vec<(String, String)>,
     /// The app's environment (display, data directory, sound), for a second launch.
     app_env: Vec<(String, String)>,
+    /// tauri-driver's port.
+    port: u16,
     started: Instant,
     shots: PathBuf,
     dir: tempfile::TempDir,
@@ -384,19 +403,7 @@ impl Desktop {
         wait_for_port(port, Duration::from_secs(20), &mut driver)?;
         wait_for_port(port + 1, Duration::from_secs(20), &mut driver)?;
 
-        let caps = json!({
-            "browserName": "wry",
-            "tauri:options": { "application": tools.app },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("opening a WebDriver session through tauri-driver")?;
+        let client = new_session(&tools.app, port).await?;
         let shots = screenshot_dir();
         std::fs::create_dir_all(&shots)?;
         let d = Desktop {
@@ -405,6 +412,7 @@ impl Desktop {
             tools: tools.clone(),
             pulse,
             app_env,
+            port,
             started,
             shots,
             dir,
@@ -414,6 +422,28 @@ impl Desktop {
         };
         d.log(format_args!("app launched on {}", d.display));
         Ok(d)
+    }
+
+    /// Quits the app (ending the WebDriver session) and starts it again on the same data
+    /// directory, as a contractor does after a reboot.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.client.clone().close().await?;
+        // The app holds `app.lock` while it runs: wait until the old one has gone.
+        let lock = File::options()
+            .write(true)
+            .open(self.data_dir().join("app.lock"))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while lock.try_lock().is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "the app still runs 15 s after quitting"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        lock.unlock()?;
+        self.client = new_session(&self.tools.app, self.port).await?;
+        self.log(format_args!("app restarted"));
+        Ok(())
     }
 
     /// Launches the app binary again with `args` in the running app's environment, as a browser

@@ -15,11 +15,13 @@
 //! 7. `voxseal enroll revoke`: the next upload is refused and nothing is lost from the queue.
 //!
 //! `lead_broker_and_contractor_on_the_production_path` plays the contractor with the CLI (QA's
-//! headless path) and covers the updates, the replay and the revocation; in
-//! `contractor_app_on_the_production_path` the contractor is the desktop app as released: built
-//! with the lead key pinned and without the demo (`scripts/test.sh` builds it as
-//! `$CARGO_TARGET_DIR/e2e/voxseal-desktop-pinned` with the key of `$CARGO_TARGET_DIR/e2e-lead`),
-//! driven through WebDriver under Xvfb with speech played into PulseAudio. Properties moto does
+//! headless path); in `contractor_app_on_the_production_path` the contractor is the desktop app
+//! as released: built with the lead key pinned and without the demo (`scripts/test.sh` builds it
+//! as `$CARGO_TARGET_DIR/e2e/voxseal-desktop-pinned` with the key of `$CARGO_TARGET_DIR/e2e-lead`),
+//! driven through WebDriver under Xvfb with speech played into PulseAudio. The app gets its link
+//! from a second launch of the binary (as a browser opens it), and after the revocation it is
+//! restarted: still in the project, the same queue, the revocation shown again. Both cover the
+//! update, the replay and the revocation. Properties moto does
 //! not enforce (session policy, expiry, checksums) are tested elsewhere (docs/reliability.md).
 
 use std::io::{BufRead, BufReader};
@@ -277,35 +279,20 @@ fn lead_broker_and_contractor_on_the_production_path() {
     assert_eq!(&wav[..4], b"RIFF", "{raw}: the archive key opens a WAV");
 
     // A newer config is installed on the next broker contact; an older one is refused.
-    let sign = |serial: u64| {
-        resign(project, serial);
-        lead(
-            work,
-            &[
-                "project",
-                "sign",
-                &s(&project.join("project.toml")),
-                "--key",
-                &s(&project.join("keys/lead.key")),
-            ],
-        );
-    };
-    let saved = (
-        std::fs::read(project.join("project.toml")).unwrap(),
-        std::fs::read(project.join("project.toml.sig")).unwrap(),
-    );
+    let saved = st.signed_config();
     // Each upload below has a new take to send, so it contacts the broker.
     let record_and_upload = |prompt: &str| {
         ok(record(work, project, prompt), "contractor: record");
         contractor(work, project, &["upload"])
     };
-    sign(2);
+    st.sign(2);
     let up = record_and_upload("p0001");
     let err = String::from_utf8_lossy(&up.stderr).into_owned();
     ok(up, "contractor: upload after the update");
     assert!(err.contains("settings version 1 -> 2"), "{err}");
-    std::fs::write(project.join("project.toml"), &saved.0).unwrap();
-    std::fs::write(project.join("project.toml.sig"), &saved.1).unwrap();
+    for (path, bytes) in &saved {
+        std::fs::write(path, bytes).unwrap();
+    }
     let up = record_and_upload("p0002");
     let err = String::from_utf8_lossy(&up.stderr).into_owned();
     ok(up, "contractor: upload with an old config offered");
@@ -315,16 +302,7 @@ fn lead_broker_and_contractor_on_the_production_path() {
     assert_eq!(objects(moto).len(), 12);
 
     // Revoked: the broker refuses, the contractor is told, and the new take stays queued.
-    lead(
-        work,
-        &[
-            "enroll",
-            "revoke",
-            CONTRACTOR,
-            "--registry",
-            &s(&work.join("registry.toml")),
-        ],
-    );
+    st.revoke();
     let up = record_and_upload("p0001");
     let err = String::from_utf8_lossy(&up.stderr).to_lowercase();
     assert!(!up.status.success(), "upload after revocation succeeded");
@@ -342,6 +320,50 @@ struct Stack {
     broker: Broker,
     kms: String,
     link: String,
+    /// The lead's signing key (`keys/lead.key` of the project, or the pinned build's).
+    lead_key: PathBuf,
+}
+
+impl Stack {
+    /// The lead re-signs the project config with `serial`; the broker serves it from now on.
+    fn sign(&self, serial: u64) {
+        resign(&self.project, serial);
+        let s = |p: &Path| p.to_str().unwrap().to_owned();
+        lead(
+            self.work.path(),
+            &[
+                "project",
+                "sign",
+                &s(&self.project.join("project.toml")),
+                "--key",
+                &s(&self.lead_key),
+            ],
+        );
+    }
+
+    /// The config and signature as they are now (to offer them again later: a replay).
+    fn signed_config(&self) -> [(PathBuf, Vec<u8>); 2] {
+        ["project.toml", "project.toml.sig"].map(|f| {
+            let path = self.project.join(f);
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+    }
+
+    /// The lead revokes the contractor (the registry the broker reads).
+    fn revoke(&self) {
+        let registry = self.work.path().join("registry.toml");
+        lead(
+            self.work.path(),
+            &[
+                "enroll",
+                "revoke",
+                CONTRACTOR,
+                "--registry",
+                registry.to_str().unwrap(),
+            ],
+        );
+    }
 }
 
 fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
@@ -354,7 +376,7 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
     let broker = start_broker(&moto, dir, &role, &kms, &project.join("project.toml"));
     std::fs::write(
         dir.join("prompts.txt"),
-        "First sentence.\nSecond sentence.\n",
+        "First sentence.\nSecond sentence.\nThird sentence.\nFourth sentence.\nFifth sentence.\n",
     )
     .unwrap();
     std::fs::write(dir.join("consent.txt"), "I agree to be recorded for Acme.").unwrap();
@@ -407,6 +429,10 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
         .find(|l| l.starts_with("voxseal://enroll?"))
         .unwrap_or_else(|| panic!("no link in: {out}"))
         .to_owned();
+    let lead_key = match lead_key {
+        Some(lead) => lead.join("keys/lead.key"),
+        None => project.join("keys/lead.key"),
+    };
     Some(Stack {
         moto,
         work,
@@ -414,6 +440,7 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
         broker,
         kms,
         link,
+        lead_key,
     })
 }
 
@@ -448,7 +475,7 @@ fn check_bucket(st: &Stack, expected: usize, age: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contractor_app_on_the_production_path() {
     use anyhow::{Context as _, ensure};
-    use voxseal_e2e::steps::{LONG, SHORT, mic_check, take};
+    use voxseal_e2e::steps::{LONG, SHORT, mic_check};
     use voxseal_e2e::{Desktop, Tools};
 
     let Some(mut tools) = Tools::find("contractor_app_on_the_production_path") else {
@@ -477,7 +504,7 @@ async fn contractor_app_on_the_production_path() {
         "VOXSEAL_TOKEN_PASSPHRASE",
         "contractor passphrase".to_owned(),
     )];
-    let d = Desktop::launch_env(&tools, &env)
+    let mut d = Desktop::launch_env(&tools, &env)
         .await
         .expect("launch the app");
     let flow = async {
@@ -511,21 +538,7 @@ async fn contractor_app_on_the_production_path() {
         d.click("consent-accept").await?;
         mic_check(&d, None).await?;
         for n in 1..=2 {
-            d.wait_attr("prompt-progress", "data-index", SHORT, |i| {
-                i == n.to_string()
-            })
-            .await?;
-            let text = d.text("prompt-text").await?;
-            let (quality, speech) = take(&d, &text).await?;
-            ensure!(
-                (quality == "pass" || quality == "warn") && speech == "pass",
-                "prompt {n}: {quality}, speech {speech}"
-            );
-            d.click("accept").await?;
-            d.wait_attr("accepted-count", "data-count", LONG, |c| {
-                c.parse::<usize>().is_ok_and(|c| c >= n)
-            })
-            .await?;
+            record_accepted(&d, n).await?;
         }
         d.click("nav-queue").await?;
         d.wait_id("raw-count", SHORT).await?;
@@ -533,10 +546,44 @@ async fn contractor_app_on_the_production_path() {
             .await
             .context("raw recordings left on the machine")?;
         d.screenshot("12-production-queue").await?;
+        d.click("nav-session").await?;
+
+        // The lead signs serial 2: installed on the next broker contact (the next upload), shown.
+        let serial_1 = st.signed_config();
+        st.sign(2);
+        record_accepted(&d, 3).await?;
+        d.wait_attr("project-notice", "data-kind", LONG, |k| k == "updated")
+            .await
+            .context("the newer config was not installed and shown")?;
+        // The broker offers the old serial-1 config again (a replay): refused, and said so.
+        for (path, bytes) in &serial_1 {
+            std::fs::write(path, bytes)?;
+        }
+        record_accepted(&d, 4).await?;
+        d.wait_attr("project-notice", "data-kind", LONG, |k| k == "refused")
+            .await
+            .context("the replayed older config was not refused")?;
+        let notice = d.text("project-notice").await?;
+        ensure!(notice.contains("older"), "{notice}");
+
+        // Revoked: the next take stays sealed on the machine and the contractor is told.
+        st.revoke();
+        record_accepted(&d, 5).await?;
+        d.wait_id("revoked-notice", LONG)
+            .await
+            .context("the revocation was not shown")?;
+        d.screenshot("13-production-revoked").await?;
+        d.click("nav-queue").await?;
+        d.wait_attr("raw-count", "data-count", SHORT, |c| c == "1")
+            .await
+            .context("the take recorded after the revocation is not kept")?;
         anyhow::Ok(())
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(240), flow).await;
-    let outcome = outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("the flow took over 240 s")));
+    let outcome = tokio::time::timeout(Duration::from_secs(300), flow).await;
+    let mut outcome = outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("the flow took over 300 s")));
+    if outcome.is_ok() {
+        outcome = after_restart(&mut d).await;
+    }
     if outcome.is_err() {
         let _ = d.screenshot("production-failure").await;
         eprintln!("--- app log (end) ---\n{}", d.driver_log_tail(80));
@@ -544,6 +591,51 @@ async fn contractor_app_on_the_production_path() {
     let closed = d.shutdown().await;
     outcome.expect("the contractor's app on the production path");
     closed.expect("shut down");
-    check_bucket(&st, 6, &age);
+    check_bucket(&st, 12, &age);
     drop(st.broker);
+}
+
+/// Records prompt `n` with speech and accepts it (the app then uploads it in the background).
+async fn record_accepted(d: &voxseal_e2e::Desktop, n: usize) -> anyhow::Result<()> {
+    use anyhow::ensure;
+    use voxseal_e2e::steps::{LONG, SHORT, take};
+    d.wait_attr("prompt-progress", "data-index", SHORT, |i| {
+        i == n.to_string()
+    })
+    .await?;
+    let text = d.text("prompt-text").await?;
+    let (quality, speech) = take(d, &text).await?;
+    ensure!(
+        (quality == "pass" || quality == "warn") && speech == "pass",
+        "prompt {n}: {quality}, speech {speech}"
+    );
+    d.click("accept").await?;
+    d.wait_attr("accepted-count", "data-count", LONG, |c| {
+        c.parse::<usize>().is_ok_and(|c| c >= n)
+    })
+    .await?;
+    Ok(())
+}
+
+/// After a restart the app is still in the production project with the same queue, and says
+/// again that the enrollment is revoked.
+async fn after_restart(d: &mut voxseal_e2e::Desktop) -> anyhow::Result<()> {
+    use anyhow::{Context as _, ensure};
+    use voxseal_e2e::steps::LONG;
+    d.restart().await?;
+    d.wait_id("project-name", LONG).await?;
+    let name = d.text("project-name").await?;
+    ensure!(name.contains("acme-voices"), "after the restart: {name}");
+    ensure!(
+        d.by_id("enroll-code").await.is_err(),
+        "the restarted app asks to enroll"
+    );
+    d.wait_id("revoked-notice", LONG)
+        .await
+        .context("the restarted app does not say the enrollment is revoked")?;
+    d.click("nav-queue").await?;
+    d.wait_attr("raw-count", "data-count", LONG, |c| c == "1")
+        .await
+        .context("the queue changed across the restart")?;
+    Ok(())
 }

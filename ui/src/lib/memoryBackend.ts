@@ -161,6 +161,7 @@ export class MemoryBackend implements Backend {
 
   private items: QueueItem[] = [];
   private online = true;
+  private revokedUploads = false;
   private network: boolean;
   private uploading = false;
   private failUploads: number;
@@ -252,9 +253,11 @@ export class MemoryBackend implements Backend {
   revoke(): void {
     this.enrolled = false;
     this.contractor = null;
+    this.revokedUploads = true;
     this.log('enrollment.revoked', 'The project lead revoked this enrollment');
     const s = this.state();
     for (const l of this.stateListeners) l(clone(s));
+    this.emitQueue();
   }
 
   /** Simulates a second launch handing over a `voxseal://` link: the state-changed event tells the UI. */
@@ -689,6 +692,7 @@ export class MemoryBackend implements Backend {
     return clone({
       items: this.items,
       online: this.online,
+      revoked: this.revokedUploads,
       uploading: this.uploading,
       raw_on_machine: pendingRaw + spool,
       last_wipe_at: this.lastWipeAt,

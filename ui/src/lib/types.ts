@@ -198,6 +198,8 @@ export interface QueueState {
   items: QueueItem[];
   /** false after a failed attempt to reach the broker or S3 */
   online: boolean;
+  /** the broker refused this enrollment as revoked on the last try: uploads stop, sealed takes stay */
+  revoked: boolean;
   uploading: boolean;
   /** takes in the spool + sealed raw audio not yet uploaded */
   raw_on_machine: number;

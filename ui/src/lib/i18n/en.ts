@@ -29,6 +29,10 @@ export const en = {
     one: '{count} recording that was not yet accepted was lost when Voxseal closed unexpectedly. Everything you had accepted is safe; please record that prompt again.',
     other: '{count} recordings that were not yet accepted were lost when Voxseal closed unexpectedly. Everything you had accepted is safe; please record those prompts again.',
   },
+  'notice.revoked': {
+    one: 'Your project lead has revoked this enrollment, so uploads have stopped. {count} sealed recording stays encrypted on this computer: ask your project lead for a new enrollment link to upload it.',
+    other: 'Your project lead has revoked this enrollment, so uploads have stopped. {count} sealed recordings stay encrypted on this computer: ask your project lead for a new enrollment link to upload them.',
+  },
   'notice.error': 'Something went wrong',
   'device.lost': 'The microphone was disconnected.',
   'device.lostHint': 'Plug it back in or choose another microphone in Settings.',
