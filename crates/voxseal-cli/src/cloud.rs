@@ -329,6 +329,12 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
             report.queued
         );
     }
+    if let Some(why) = &report.checkpoint_error {
+        eprintln!(
+            "{} the audit checkpoint was not stored ({why}); the uploads stand, and it is tried again after the next upload",
+            ui::yellow("note:")
+        );
+    }
     ui::step(&format!(
         "{} uploaded, {} failed, {} queued; {} raw recording(s) on this machine",
         report.uploaded.len(),

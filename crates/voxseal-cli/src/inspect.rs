@@ -312,6 +312,7 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
                 "reason": report.first_bad.as_ref().map(|b| &b.reason),
                 "torn_bytes": report.torn_bytes,
                 "anchors_checked": anchors.anchored,
+                "checkpoints_checked": anchors.checkpoints,
                 "anchored_up_to": anchors.newest,
                 "anchor_failures": anchors.failures.iter().map(|(m, why)| serde_json::json!({"manifest": m, "reason": why})).collect::<Vec<_>>(),
             }))?
@@ -344,10 +345,10 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
         return Err(Exit {
             code: exit::VERIFY,
             message: format!(
-                "audit log {}: the chain is intact, but {} of {} sealed manifests anchor events it no longer holds: lines were cut off or the log was rewritten",
+                "audit log {}: the chain is intact, but {} of {} sealed manifest(s) and bucket checkpoint(s) record events it no longer holds: lines were cut off or the log was rewritten. Keep this log and the bucket's copies as they are, and do not rely on this log for the events after the last one that holds; ask the contractor what happened",
                 path.display(),
                 anchors.failures.len(),
-                anchors.anchored
+                anchors.anchored + anchors.checkpoints
             ),
         }
         .into());
@@ -358,14 +359,15 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
             ui::green("ok:"),
             report.entries.len()
         );
-        if anchors.anchored == 0 {
+        if anchors.anchored + anchors.checkpoints == 0 {
             eprintln!(
-                "   no sealed manifest anchors this log: lines cut off at its end or a rewritten chain cannot be detected (pass --against <manifests>)"
+                "   no sealed manifest or bucket checkpoint anchors this log: lines cut off at its end or a rewritten chain cannot be detected (pass --against <manifests downloaded from the bucket>)"
             );
         } else {
             eprintln!(
-                "   {} manifest anchor(s) hold, up to event {}; the {} event(s) after it are not anchored yet",
+                "   {} manifest anchor(s) and {} bucket checkpoint(s) hold, up to event {}; the {} event(s) after it are not anchored yet",
                 anchors.anchored,
+                anchors.checkpoints,
                 anchors.newest,
                 (report.entries.len() as u64).saturating_sub(anchors.newest)
             );

@@ -91,7 +91,8 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
     ]) else {
         return;
     };
-    let keys: Vec<String> = serde_json::from_value(list).unwrap();
+    let mut keys: Vec<String> = serde_json::from_value(list).unwrap();
+    keys.retain(|k| !k.ends_with(".checkpoint"));
     assert_eq!(keys.len(), 3, "{keys:?}");
     let fkey = keys
         .iter()
@@ -163,6 +164,94 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         .arg(d.join("opened")));
     let opened = std::fs::read(d.join("opened/features.safetensors")).unwrap();
     assert_eq!(opened, plain, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Issue 12 finding 14: `voxseal upload` leaves the audit log's head in the bucket, so deleting
+/// the log's last lines (the upload events after the newest sealed sample, which no manifest
+/// anchors) is caught by `audit verify --against` a copy of the contractor's `manifests/` prefix.
+#[test]
+fn an_audit_log_cut_after_the_last_sample_is_caught_by_the_bucket_checkpoint() {
+    let (root, stack) = dev_stack();
+    let d = root.path();
+    run(voxseal(d).args([
+        "record",
+        "--source",
+        "synthetic:speech",
+        "--fast",
+        "--seconds",
+        "3",
+        "--accept",
+    ]));
+    run(voxseal(d).arg("upload"));
+    let prefix = "manifests/demo-contractor/";
+    let checkpoints: Vec<String> = stack
+        .objects()
+        .into_keys()
+        .filter(|k| k.ends_with(".checkpoint"))
+        .collect();
+    assert_eq!(checkpoints.len(), 1, "{:?}", stack.objects());
+    assert!(
+        checkpoints[0].starts_with(&format!("{prefix}audit/")),
+        "{checkpoints:?}"
+    );
+    // The contractor's manifests/ prefix as a lead downloads it (`aws s3 cp --recursive`): the
+    // bytes the endpoint holds, under their keys without the prefix.
+    let bucket = stack
+        .dir
+        .join("s3")
+        .join(voxseal_localstack::devstack::BUCKET);
+    let copy = d.join("bucket-manifests");
+    for key in stack
+        .objects()
+        .into_keys()
+        .filter(|k| k.starts_with(prefix))
+    {
+        let to = copy.join(&key[prefix.len()..]);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(bucket.join(&key), &to).unwrap();
+    }
+    let verify = |d: &Path| {
+        voxseal(d)
+            .args(["audit", "verify", "--against"])
+            .arg(&copy)
+            .output()
+            .unwrap()
+    };
+    let out = verify(d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("1 manifest anchor(s) and 1 bucket checkpoint(s) hold"),
+        "{err}"
+    );
+
+    // Delete every line after the sample's take.sealed: the manifest's anchor still holds.
+    let log = d.join("data/audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let sealed = lines
+        .iter()
+        .rposition(|l| l.contains("\"event\":\"take.sealed\""))
+        .unwrap();
+    assert!(
+        lines[sealed + 1..]
+            .iter()
+            .any(|l| l.contains("\"event\":\"item.uploaded\"")),
+        "{text}"
+    );
+    std::fs::write(&log, format!("{}\n", lines[..=sealed].join("\n"))).unwrap();
+    let plain = voxseal(d).args(["audit", "verify"]).output().unwrap();
+    assert!(plain.status.success(), "the chain alone cannot tell");
+    let out = verify(d);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the log ends at event {} but the bucket holds a checkpoint at event",
+            sealed + 1
+        )) && err.contains("lines were deleted from its end"),
+        "{err}"
+    );
 }
 
 #[test]

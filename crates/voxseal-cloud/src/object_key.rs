@@ -4,11 +4,15 @@
 //! raw/<contractor>/<yyyy>/<mm>/<dd>/<sample>-<hash>.wav.age
 //! features/<contractor>/<yyyy>/<mm>/<dd>/<sample>-<hash>.safetensors.age
 //! manifests/<contractor>/<yyyy>/<mm>/<dd>/<sample>.json
+//! manifests/<contractor>/audit/<seq>-<hash>.checkpoint
 //! ```
 //! `<hash>` is the first 16 hex digits of the ciphertext's SHA-256 and the date is the sealing
 //! date (UTC), so a key never names two different contents: a `412 Precondition Failed` on
-//! `If-None-Match: *` means "already stored by an earlier attempt".
+//! `If-None-Match: *` means "already stored by an earlier attempt". Audit checkpoints are named by
+//! the audit log head they record (its seq, 12 digits, and the first 16 hex digits of its hash).
 
+use voxseal_core::audit::Checkpoint;
+use voxseal_core::key_layout::CHECKPOINT_DIR;
 use voxseal_core::manifest::{Manifest, PayloadKind};
 
 /// What an object is.
@@ -56,4 +60,14 @@ pub fn object_key(m: &Manifest, kind: ObjectKind) -> String {
         }
         ObjectKind::Manifest => format!("manifests/{c}/{date}/{}.json", m.sample_id),
     }
+}
+
+/// The key of an audit checkpoint: under its contractor's `manifests/` prefix, in a directory that
+/// is not a date, with a name that does not end in `.json` (not a sample manifest).
+pub fn checkpoint_key(cp: &Checkpoint) -> String {
+    format!(
+        "manifests/{}/{CHECKPOINT_DIR}/{}",
+        cp.contractor.as_str(),
+        cp.file_name()
+    )
 }

@@ -23,6 +23,12 @@
 //! server a core-second per GiB.
 //!
 //! Offline is a state, not an error: a network failure leaves the item queued for the next run.
+//!
+//! After a drain that uploaded items (or after one whose checkpoint failed), the audit log's head
+//! goes to the bucket as an audit checkpoint (`manifests/<c>/audit/<seq>-<hash>.checkpoint`, see
+//! [`voxseal_core::audit::Checkpoint`]) with the same session, so a verifier holding the bucket can
+//! tell whether the log was later cut back or rewritten. A checkpoint that fails never fails the
+//! upload: it is audited (`audit.checkpoint_failed`) and tried again after the next drain.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,13 +42,13 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use voxseal_core::audit::AuditLog;
+use voxseal_core::audit::{AuditLog, Checkpoint};
 use voxseal_core::manifest::PayloadKind;
 use voxseal_core::outbox::{
     DonePart, ItemStatus, MultipartState, ObjectState, Outbox, OutboxItem, PartChecksum,
 };
 
-use crate::object_key::{ObjectKind, object_key};
+use crate::object_key::{ObjectKind, checkpoint_key, object_key};
 use crate::provider::{CachingProvider, CredentialError};
 
 const MIB: u64 = 1024 * 1024;
@@ -184,6 +190,11 @@ pub struct DrainReport {
     pub offline: Option<String>,
     /// Items still queued.
     pub queued: usize,
+    /// The key of the audit checkpoint uploaded after the items, if one was.
+    pub checkpoint: Option<String>,
+    /// Why the audit checkpoint due after this drain was not uploaded (it is tried again after
+    /// the next drain; the items' uploads stand).
+    pub checkpoint_error: Option<String>,
 }
 
 /// Uploads outbox items.
@@ -316,8 +327,92 @@ impl Uploader {
 
     /// Uploads every item that is not uploaded yet, oldest first. Stops at the first sign of
     /// being offline (the rest stay queued); permanent failures are recorded on the item and
-    /// the drain continues with the next one.
+    /// the drain continues with the next one. Then, unless offline, uploads an audit checkpoint
+    /// when one is due ([`Self::checkpoint_due`]); its failure is reported, not returned.
     pub async fn drain(
+        &self,
+        progress: &(dyn Fn(UploadProgress) + Send + Sync),
+    ) -> Result<DrainReport, UploadError> {
+        let mut report = self.drain_items(progress).await?;
+        if report.offline.is_none() && self.checkpoint_due() {
+            match self.checkpoint().await {
+                Ok(key) => report.checkpoint = Some(key),
+                Err(e) => {
+                    let _ = self.audit.append(
+                        "audit.checkpoint_failed",
+                        serde_json::json!({
+                            "error": e.to_string(),
+                            "reason": "the audit log's head could not be stored in the bucket; tried again after the next upload",
+                        }),
+                    );
+                    report.checkpoint_error = Some(e.to_string());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Whether events since the newest uploaded checkpoint include an upload: every drain that
+    /// stored an item ends with a checkpoint, and one that failed is tried again next time. A
+    /// log that does not verify gets none (appending to it fails too; `audit verify` says why).
+    pub fn checkpoint_due(&self) -> bool {
+        let Ok(entries) = self.audit.entries() else {
+            return false;
+        };
+        entries
+            .iter()
+            .rev()
+            .take_while(|e| e.event != "audit.checkpointed")
+            .any(|e| e.event == "item.uploaded")
+    }
+
+    /// Uploads the audit log's head as a checkpoint under the session's own `manifests/`
+    /// prefix, with SSE-KMS, its SHA-256 and `If-None-Match: *` like every object, then records
+    /// `audit.checkpointed`. Returns its key.
+    pub async fn checkpoint(&self) -> Result<String, UploadError> {
+        let creds = self.provider.current().await?;
+        let contractor = creds
+            .prefixes
+            .iter()
+            .find_map(|p| p.strip_prefix("manifests/")?.strip_suffix('/'))
+            .ok_or_else(|| {
+                UploadError::Local(
+                    "the upload session allows no manifests/ prefix for the audit checkpoint"
+                        .into(),
+                )
+            })?
+            .parse()
+            .map_err(|e| UploadError::Local(format!("the session's manifests/ prefix: {e}")))?;
+        let head = self
+            .audit
+            .head()
+            .map_err(|e| UploadError::Local(e.to_string()))?;
+        let cp = Checkpoint::new(contractor, &head);
+        let key = checkpoint_key(&cp);
+        let body = cp.to_json();
+        let expected = b64(&Sha256::digest(&body));
+        match self.put(&key, ByteStream::from(body), &expected).await? {
+            Outcome::Stored {
+                checksum: Some(got),
+            } if got == expected => {}
+            Outcome::Stored { checksum } => {
+                return Err(UploadError::ChecksumMismatch {
+                    key,
+                    want: expected,
+                    got: checksum.unwrap_or_else(|| "none".to_owned()),
+                });
+            }
+            // The name carries the head's seq and hash: an earlier attempt stored this head.
+            Outcome::AlreadyThere => {}
+        }
+        let _ = self.audit.append(
+            "audit.checkpointed",
+            serde_json::json!({ "key": key, "seq": head.seq, "hash": head.hash }),
+        );
+        Ok(key)
+    }
+
+    async fn drain_items(
         &self,
         progress: &(dyn Fn(UploadProgress) + Send + Sync),
     ) -> Result<DrainReport, UploadError> {
@@ -594,7 +689,10 @@ impl Uploader {
         } else {
             let expected =
                 b64(&hex::decode(&sha_hex).map_err(|e| UploadError::Local(e.to_string()))?);
-            (self.put(&key, &path, &expected).await?, expected)
+            let body = ByteStream::from_path(&path)
+                .await
+                .map_err(|e| UploadError::Local(format!("{}: {e}", path.display())))?;
+            (self.put(&key, body, &expected).await?, expected)
         };
         cell.with(|item| -> Result<(), UploadError> {
             let sample = item.manifest.sample_id.to_string();
@@ -652,11 +750,13 @@ impl Uploader {
         Ok(())
     }
 
-    async fn put(&self, key: &str, path: &Path, checksum: &str) -> Result<Outcome, UploadError> {
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        checksum: &str,
+    ) -> Result<Outcome, UploadError> {
         self.provider.current().await?;
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| UploadError::Local(format!("{}: {e}", path.display())))?;
         let res = self
             .client
             .put_object()

@@ -89,8 +89,131 @@ async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
             .all(|o| o.done && o.confirmed_checksum.is_some())
     );
     assert_eq!(s.ws.raw_on_machine().unwrap().total(), 0);
-    // A second drain has nothing to do.
-    assert!(up.drain(&|_| {}).await.unwrap().uploaded.is_empty());
+    // A second drain has nothing to do, and no new checkpoint either.
+    let again = up.drain(&|_| {}).await.unwrap();
+    assert!(again.uploaded.is_empty() && again.checkpoint.is_none());
+    assert_eq!(s.checkpoint_keys().await.len(), 1);
+}
+
+async fn get(s: &Stack, key: &str) -> Vec<u8> {
+    s.admin()
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Issue 12 finding 14: after a drain that stored items, the audit log's head is in the bucket
+/// (under the contractor's own prefix, SSE-KMS like every object), and the log records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_ends_with_an_audit_checkpoint_in_the_bucket() {
+    use voxseal_core::audit::Checkpoint;
+    let s = Stack::new().await;
+    s.seal(2.0);
+    let up = s.uploader(
+        s.endpoint(),
+        s.minter(time::Duration::minutes(15)),
+        8 * MIB,
+        2,
+    );
+    let report = up.drain(&|_| {}).await.unwrap();
+    let key = report
+        .checkpoint
+        .clone()
+        .expect("a checkpoint was uploaded");
+    assert_eq!(report.checkpoint_error, None);
+    assert_eq!(s.checkpoint_keys().await, vec![key.clone()]);
+    assert!(
+        key.starts_with("manifests/alice-01/audit/") && key.ends_with(".checkpoint"),
+        "{key}"
+    );
+    let head = s
+        .admin()
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.ssekms_key_id(), Some(KEY));
+    let cp = Checkpoint::from_json(&get(&s, &key).await).unwrap();
+    assert_eq!(cp.contractor.as_str(), "alice-01");
+    // It records the head after the item's upload events, and the log says so right after.
+    let report = voxseal_core::audit::verify(s.ws.audit.path()).unwrap();
+    let n = report.entries.len();
+    assert_eq!(cp.seq as usize, n - 1);
+    assert_eq!(report.entries[n - 2].event, "item.uploaded");
+    assert_eq!(report.hashes[n - 2], cp.hash);
+    let last = &report.entries[n - 1];
+    assert_eq!(last.event, "audit.checkpointed");
+    assert_eq!(last.details["key"], key.as_str());
+    voxseal_core::audit::check_checkpoint(&report, &cp).unwrap();
+}
+
+/// Credentials that claim another contractor's prefixes than the grant allows: the samples go
+/// to the grant's own keys, but the checkpoint (keyed by the claimed `manifests/` prefix) is
+/// refused by the endpoint.
+#[derive(Debug)]
+struct ClaimingOtherPrefix(
+    Arc<dyn voxseal_cloud::provider::CredentialSource>,
+    AtomicBool,
+);
+
+impl voxseal_cloud::provider::CredentialSource for ClaimingOtherPrefix {
+    fn fetch(&self) -> voxseal_cloud::provider::CredentialFuture<'_> {
+        Box::pin(async move {
+            let mut c = self.0.fetch().await?;
+            if self.1.load(Ordering::SeqCst) {
+                c.prefixes = vec!["manifests/bob-02/".into()];
+            }
+            Ok(c)
+        })
+    }
+}
+
+/// A checkpoint the bucket refuses never fails the contractor's upload: the item is uploaded,
+/// the failure is audited, and the next drain stores the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_checkpoint_does_not_fail_the_upload_and_is_retried() {
+    let s = Stack::new().await;
+    let item = s.seal(2.0);
+    let source = Arc::new(ClaimingOtherPrefix(
+        s.minter(time::Duration::minutes(15)),
+        AtomicBool::new(true),
+    ));
+    let up = s.uploader(s.endpoint(), source.clone(), 8 * MIB, 2);
+    let report = up.drain(&|_| {}).await.unwrap();
+    assert_eq!(report.uploaded, vec![item.manifest.sample_id.to_string()]);
+    assert!(report.failed.is_empty());
+    let why = report.checkpoint_error.expect("the checkpoint was refused");
+    assert!(why.contains("AccessDenied"), "{why}");
+    assert!(s.checkpoint_keys().await.is_empty());
+    let events = s.ws.audit.entries().unwrap();
+    assert_eq!(events.last().unwrap().event, "audit.checkpoint_failed");
+    assert_eq!(
+        s.ws.outbox
+            .get(&item.manifest.sample_id)
+            .unwrap()
+            .state
+            .status,
+        ItemStatus::Uploaded
+    );
+
+    // Nothing left to upload, but the checkpoint is still due: the next drain stores it.
+    source.1.store(false, Ordering::SeqCst);
+    let up = s.uploader(s.endpoint(), source, 8 * MIB, 2);
+    let report = up.drain(&|_| {}).await.unwrap();
+    assert!(report.uploaded.is_empty());
+    let key = report.checkpoint.expect("retried");
+    assert_eq!(s.checkpoint_keys().await, vec![key]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

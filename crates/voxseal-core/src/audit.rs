@@ -7,7 +7,9 @@
 //! duplicated line *within* the chain. The chain has no key, so on its own it cannot show lines
 //! cut off at the end or a chain rewritten (re-hashed) from some line on: for that, every sealed
 //! manifest records the head at sealing time ([`AuditAnchor`]), and [`check_anchor`] tells
-//! whether the log still holds that line with that hash. A crash in the middle of an append leaves a torn last line without a newline;
+//! whether the log still holds that line with that hash. Events after the newest sealed sample
+//! are covered by the [`Checkpoint`] the uploader puts into the bucket after each drain, checked
+//! by [`check_checkpoint`] (docs/format.md says what is detected with and without it). A crash in the middle of an append leaves a torn last line without a newline;
 //! [`AuditLog::append`] cuts it off and records an `audit.recovered` event.
 //!
 //! Details must never hold secrets or audio: callers pass ids, sizes, hashes and verdicts only.
@@ -352,6 +354,55 @@ impl VerifyReport {
 /// Checks that the verified log in `report` still holds `anchor`'s line with its hash; says what
 /// is wrong otherwise (lines cut off at the end, or the chain rewritten up to that line).
 pub fn check_anchor(report: &VerifyReport, anchor: &AuditAnchor) -> Result<(), String> {
+    check_held(report, anchor, |why| match why {
+        Missing::Cut { ends_at, reason } => format!(
+            "the log has {ends_at} intact events but a sealed manifest anchors event {}: {reason}",
+            anchor.seq
+        ),
+        Missing::Other { held } => format!(
+            "event {} has hash {held}…, but a sealed manifest recorded {}… for it: the log was rewritten up to that event",
+            anchor.seq,
+            short(&anchor.hash)
+        ),
+    })
+}
+
+/// Checks that the verified log in `report` still holds the event an uploaded [`Checkpoint`]
+/// recorded, with the same hash: a log that ends before it was cut, one with another hash there
+/// was rewritten.
+pub fn check_checkpoint(report: &VerifyReport, cp: &Checkpoint) -> Result<(), String> {
+    let anchor = AuditAnchor {
+        seq: cp.seq,
+        hash: cp.hash.clone(),
+    };
+    check_held(report, &anchor, |why| match why {
+        Missing::Cut { ends_at, reason } => format!(
+            "the log ends at event {ends_at} but the bucket holds a checkpoint at event {} (uploaded {}): {reason}",
+            cp.seq,
+            crate::ids::shown(&cp.time)
+        ),
+        Missing::Other { held } => format!(
+            "event {} has hash {held}…, but the bucket's checkpoint (uploaded {}) recorded {}… for it: the log was rewritten up to that event",
+            cp.seq,
+            crate::ids::shown(&cp.time),
+            short(&cp.hash)
+        ),
+    })
+}
+
+/// Why the log does not hold an anchored event.
+enum Missing<'a> {
+    /// It ends (or its chain breaks) before the event.
+    Cut { ends_at: usize, reason: String },
+    /// It has the event with another hash (its first 12 digits).
+    Other { held: &'a str },
+}
+
+fn check_held(
+    report: &VerifyReport,
+    anchor: &AuditAnchor,
+    message: impl FnOnce(Missing<'_>) -> String,
+) -> Result<(), String> {
     if anchor.seq == 0 {
         return Ok(());
     }
@@ -359,25 +410,111 @@ pub fn check_anchor(report: &VerifyReport, anchor: &AuditAnchor) -> Result<(), S
         .ok()
         .and_then(|i| report.hashes.get(i))
     else {
-        let why = match &report.first_bad {
+        let reason = match &report.first_bad {
             Some(bad) => format!("the chain breaks at line {} ({})", bad.line, bad.reason),
             None => "lines were deleted from its end".to_owned(),
         };
-        return Err(format!(
-            "the log has {} intact events but a sealed manifest anchors event {}: {why}",
-            report.entries.len(),
-            anchor.seq
-        ));
+        return Err(message(Missing::Cut {
+            ends_at: report.entries.len(),
+            reason,
+        }));
     };
     if !hash.eq_ignore_ascii_case(&anchor.hash) {
-        return Err(format!(
-            "event {} has hash {}…, but a sealed manifest recorded {}… for it: the log was rewritten up to that event",
-            anchor.seq,
-            &hash[..12],
-            crate::ids::shown(anchor.hash.get(..12).unwrap_or(&anchor.hash))
-        ));
+        return Err(message(Missing::Other { held: &hash[..12] }));
     }
     Ok(())
+}
+
+/// The first 12 digits of a hash, for messages (made safe to print: it comes from a file).
+fn short(hash: &str) -> String {
+    crate::ids::shown(hash.get(..12).unwrap_or(hash))
+}
+
+/// The schema identifier of an audit checkpoint.
+pub const CHECKPOINT_SCHEMA: &str = "voxseal.audit-checkpoint/1";
+
+/// How a checkpoint object's name ends. Not `.json`, so that readers of the bucket's
+/// `manifests/` that take every `*.json` for a sample manifest pass it by.
+pub const CHECKPOINT_SUFFIX: &str = ".checkpoint";
+
+/// The audit log's head as uploaded after a drain, under the contractor's own `manifests/`
+/// prefix with the upload session (`manifests/<c>/audit/<file_name>`). The laptop cannot delete or
+/// overwrite it later, so a verifier holding it can tell whether the log was cut back before
+/// `seq` or rewritten up to it. It has no signature: any key on the laptop is the attacker's
+/// too; what proves who wrote it is the prefix only that contractor's credentials can write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Always [`CHECKPOINT_SCHEMA`].
+    pub schema: String,
+    /// Whose log it is (the prefix it is stored under names the same contractor).
+    pub contractor: crate::ids::ContractorId,
+    /// The head's sequence number, which is also the number of events up to it.
+    pub seq: u64,
+    /// The head line's hash (64 hex digits).
+    pub hash: String,
+    /// When it was made (RFC 3339 UTC, the laptop's clock).
+    pub time: String,
+    /// Voxseal's version.
+    pub app_version: String,
+}
+
+/// Why a checkpoint could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Not the JSON of a checkpoint.
+    #[error("not an audit checkpoint: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A schema this version does not know.
+    #[error("unknown audit checkpoint schema {0:?} (this version reads {CHECKPOINT_SCHEMA})")]
+    Schema(String),
+    /// The hash is not 64 hex digits.
+    #[error("the checkpoint's hash is not 64 hex digits")]
+    Hash,
+}
+
+impl Checkpoint {
+    /// A checkpoint of `head` (from [`AuditLog::head`]) of `contractor`'s log, made now.
+    pub fn new(contractor: crate::ids::ContractorId, head: &AuditAnchor) -> Self {
+        Self {
+            schema: CHECKPOINT_SCHEMA.into(),
+            contractor,
+            seq: head.seq,
+            hash: head.hash.clone(),
+            time: crate::time::now_rfc3339(),
+            app_version: crate::VERSION.into(),
+        }
+    }
+
+    /// Its object name: `<seq, 12 digits>-<first 16 hex of hash>.checkpoint`, so names sort by
+    /// `seq` and a name never stands for two heads.
+    pub fn file_name(&self) -> String {
+        format!(
+            "{:012}-{}{CHECKPOINT_SUFFIX}",
+            self.seq,
+            self.hash.get(..16).unwrap_or(&self.hash)
+        )
+    }
+
+    /// The JSON uploaded.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("checkpoints always serialize");
+        v.push(b'\n');
+        v
+    }
+
+    /// Reads one, refusing unknown schemas and malformed hashes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let cp: Self = serde_json::from_slice(bytes)?;
+        if cp.schema != CHECKPOINT_SCHEMA {
+            return Err(CheckpointError::Schema(cp.schema));
+        }
+        if cp.hash.len() != 64 || !cp.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CheckpointError::Hash);
+        }
+        Ok(cp)
+    }
 }
 
 /// Verifies the chain of a whole log file. A missing file is an empty, intact log.
@@ -533,6 +670,76 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    /// Issue 12 finding 14, remaining part: an uploaded checkpoint catches a log cut back
+    /// before it and a chain rewritten (re-hashed) up to it; an intact log passes.
+    #[test]
+    fn checkpoints_catch_a_cut_end_and_a_rewritten_chain() {
+        let (_d, log) = log_with(5);
+        let cp = Checkpoint::new("alice-01".parse().unwrap(), &log.head().unwrap());
+        assert_eq!((cp.seq, cp.file_name().len()), (5, 12 + 1 + 16 + 11));
+        assert!(
+            cp.file_name().starts_with("000000000005-"),
+            "{}",
+            cp.file_name()
+        );
+        let cp = Checkpoint::from_json(&cp.to_json()).unwrap();
+        log.append("after", json!({})).unwrap();
+        check_checkpoint(&verify(log.path()).unwrap(), &cp).unwrap();
+
+        let orig = lines(&log);
+        write_lines(&log, &orig[..4]);
+        let report = verify(log.path()).unwrap();
+        assert!(report.is_intact());
+        let err = check_checkpoint(&report, &cp).unwrap_err();
+        assert!(
+            err.contains("the log ends at event 4 but the bucket holds a checkpoint at event 5")
+                && err.contains("deleted from its end"),
+            "{err}"
+        );
+
+        // The same number of events, every hash recomputed after an edit of event 2.
+        let (_d2, forged) = log_with(1);
+        for i in 1..6 {
+            forged.append("test.event", json!({"i": i * 10})).unwrap();
+        }
+        let report = verify(forged.path()).unwrap();
+        assert!(report.is_intact() && report.entries.len() == 6);
+        let err = check_checkpoint(&report, &cp).unwrap_err();
+        assert!(
+            err.contains("event 5 has hash") && err.contains("rewritten"),
+            "{err}"
+        );
+
+        // A chain broken before the checkpoint says where.
+        let mut broken = orig.clone();
+        broken[1] = broken[1].replace("test.event", "test.evenx");
+        write_lines(&log, &broken);
+        let err = check_checkpoint(&verify(log.path()).unwrap(), &cp).unwrap_err();
+        assert!(err.contains("chain breaks at line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_schema_or_hash_is_refused() {
+        let cp = Checkpoint::new(
+            "alice-01".parse().unwrap(),
+            &AuditAnchor {
+                seq: 3,
+                hash: "ab".repeat(32),
+            },
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&cp.to_json()).unwrap();
+        v["schema"] = json!("voxseal.audit-checkpoint/9");
+        let err = Checkpoint::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, CheckpointError::Schema(_)), "{err}");
+        let mut v: serde_json::Value = serde_json::from_slice(&cp.to_json()).unwrap();
+        v["hash"] = json!("zz");
+        let err = Checkpoint::from_json(v.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, CheckpointError::Hash), "{err}");
+        // A sample manifest is not a checkpoint.
+        let err = Checkpoint::from_json(br#"{"schema":"voxseal.manifest/2"}"#).unwrap_err();
+        assert!(matches!(err, CheckpointError::Json(_)), "{err}");
     }
 
     #[test]

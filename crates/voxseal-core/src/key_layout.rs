@@ -5,6 +5,7 @@
 //! raw/<contractor>/<yyyy>/<mm>/<dd>/<sample>-<hash>.wav.age
 //! features/<contractor>/<yyyy>/<mm>/<dd>/<sample>-<hash>.safetensors.age
 //! manifests/<contractor>/<yyyy>/<mm>/<dd>/<sample>.json
+//! manifests/<contractor>/audit/<seq>-<hash>.checkpoint     (audit checkpoints, not samples)
 //! ```
 //! Only the contractor's credentials can write under its prefix, so the prefix is the one thing
 //! about an object that the contractor's laptop cannot choose. A manifest whose `contractor`
@@ -41,6 +42,54 @@ pub fn contractor_in_key(path: &Path) -> Option<&str> {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     (KINDS.contains(kind) && digits(yyyy, 4) && digits(mm, 2) && digits(dd, 2))
         .then_some(*contractor)
+}
+
+/// The directory under `manifests/<contractor>/` that holds audit checkpoints
+/// ([`crate::audit::Checkpoint`]); never a date, so sample readers that expect
+/// `<yyyy>/<mm>/<dd>/` after the contractor do not take it for a sample.
+pub const CHECKPOINT_DIR: &str = "audit";
+
+/// Whether `path` names an audit checkpoint (by its `.checkpoint` suffix).
+pub fn is_checkpoint(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.len() > crate::audit::CHECKPOINT_SUFFIX.len()
+            && n.ends_with(crate::audit::CHECKPOINT_SUFFIX)
+    })
+}
+
+/// The contractor named by a checkpoint's key (`manifests/<contractor>/audit/<file>`, after any
+/// leading directories); `None` when `path` is not in that layout (e.g. a prefix downloaded
+/// without its first two segments).
+pub fn contractor_of_checkpoint(path: &Path) -> Option<&str> {
+    let parts: Vec<&str> = path
+        .components()
+        .map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    match parts.as_slice() {
+        [.., "manifests", contractor, CHECKPOINT_DIR, _file] if is_checkpoint(path) => {
+            Some(contractor)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `path` is a sample manifest as copied from the bucket: `<yyyy>/<mm>/<dd>/<name>.json`
+/// (with or without the `manifests/<contractor>/` before it).
+pub fn is_bucket_manifest(path: &Path) -> bool {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts.as_slice(), [.., yyyy, mm, dd, file]
+        if digits(yyyy, 4) && digits(mm, 2) && digits(dd, 2) && file.len() > 5 && file.ends_with(".json"))
 }
 
 /// A manifest claimed a sample found under another contractor's prefix.
@@ -94,6 +143,37 @@ mod tests {
         ] {
             assert_eq!(contractor_in_key(Path::new(other)), None, "{other}");
         }
+    }
+
+    #[test]
+    fn checkpoints_and_bucket_manifests_are_told_apart() {
+        let cp = Path::new("dl/manifests/alice-01/audit/000000000042-0123456789abcdef.checkpoint");
+        assert!(is_checkpoint(cp) && !is_bucket_manifest(cp));
+        assert_eq!(contractor_of_checkpoint(cp), Some("alice-01"));
+        assert_eq!(contractor_in_key(cp), None, "not a sample key");
+        // Downloaded without the `manifests/<c>/` part: still a checkpoint, no contractor.
+        let cp = Path::new("alice/audit/000000000042-0123456789abcdef.checkpoint");
+        assert!(is_checkpoint(cp));
+        assert_eq!(contractor_of_checkpoint(cp), None);
+        for m in [
+            "manifests/alice-01/2026/01/02/s.json",
+            "alice-manifests/2026/01/02/s.json",
+        ] {
+            assert!(
+                is_bucket_manifest(Path::new(m)) && !is_checkpoint(Path::new(m)),
+                "{m}"
+            );
+        }
+        for other in [
+            "outbox/0190/state.json",
+            "outbox/0190/manifest.json",
+            "2026/01/02/s.checkpoint",
+            "2026/1/02/s.json",
+            ".checkpoint",
+        ] {
+            assert!(!is_bucket_manifest(Path::new(other)), "{other}");
+        }
+        assert!(!is_checkpoint(Path::new("audit/.checkpoint")));
     }
 
     #[test]

@@ -258,7 +258,9 @@ fn lead_broker_and_contractor_on_the_production_path() {
     for kind in ["raw/", "features/", "manifests/"] {
         let prefix = format!("{kind}{CONTRACTOR}/");
         assert_eq!(
-            keys.iter().filter(|k| k.starts_with(&prefix)).count(),
+            keys.iter()
+                .filter(|k| k.starts_with(&prefix) && !k.ends_with(".checkpoint"))
+                .count(),
             2,
             "{keys:#?}"
         );
@@ -446,9 +448,19 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
 
 /// Every object is SSE-KMS under the project key; the training key opens the features.
 fn check_bucket(st: &Stack, expected: usize, age: &Path) {
-    let keys = objects(&st.moto);
+    // Sample objects, and the audit checkpoints each upload run that stored items adds.
+    let (checkpoints, keys): (Vec<String>, Vec<String>) = objects(&st.moto)
+        .into_iter()
+        .partition(|k| k.ends_with(".checkpoint"));
     assert_eq!(keys.len(), expected, "{keys:#?}");
-    for key in &keys {
+    assert!(
+        checkpoints
+            .iter()
+            .all(|k| k.starts_with(&format!("manifests/{CONTRACTOR}/audit/"))),
+        "{checkpoints:#?}"
+    );
+    assert!(!checkpoints.is_empty(), "no audit checkpoint: {keys:#?}");
+    for key in keys.iter().chain(&checkpoints) {
         assert!(key.contains(&format!("/{CONTRACTOR}/")), "{key}");
         let head = st
             .moto

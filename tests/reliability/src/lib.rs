@@ -335,8 +335,23 @@ impl Stack {
         aws_sdk_s3::Client::from_conf(conf)
     }
 
-    /// Every key in the bucket, sorted, as the admin lists it (all pages).
+    /// Every sample object's key in the bucket, sorted (audit checkpoints, which every drain
+    /// that uploads adds, are left out: [`Stack::checkpoint_keys`]).
     pub async fn keys(&self) -> Vec<String> {
+        let mut keys = self.all_keys().await;
+        keys.retain(|k| !is_checkpoint(k));
+        keys
+    }
+
+    /// The keys of the audit checkpoints in the bucket, sorted (oldest head first).
+    pub async fn checkpoint_keys(&self) -> Vec<String> {
+        let mut keys = self.all_keys().await;
+        keys.retain(|k| is_checkpoint(k));
+        keys
+    }
+
+    /// Every key in the bucket, sorted, as the admin lists it (all pages).
+    pub async fn all_keys(&self) -> Vec<String> {
         let admin = self.admin();
         let mut out = Vec::new();
         let mut token = None;
@@ -397,6 +412,10 @@ impl Stack {
         );
         out
     }
+}
+
+fn is_checkpoint(key: &str) -> bool {
+    voxseal_core::key_layout::is_checkpoint(Path::new(key))
 }
 
 /// SHA-256, hex.
