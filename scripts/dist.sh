@@ -68,6 +68,8 @@ fi
 build_ui --silent
 
 update_url="${VOXSEAL_UPDATE_URL:-https://updates.invalid/voxseal/{{target}}/{{current_version}}}"
+# The app reads both at build time (src-tauri/src/update.rs): the key is pinned, the URL the default.
+export VOXSEAL_UPDATE_URL="$update_url" VOXSEAL_UPDATER_PUBKEY
 config=$(printf '{"bundle":{"active":true,"createUpdaterArtifacts":true},"plugins":{"updater":{"pubkey":"%s","endpoints":["%s"]}}}' \
     "$VOXSEAL_UPDATER_PUBKEY" "$update_url")
 args=(build --bundles deb rpm --config "$config" --ci)

@@ -45,8 +45,15 @@ if [[ ! -f $e2e_lead/keys/lead.key ]]; then
     "$CARGO_TARGET_DIR/debug/voxseal" project init "$e2e_lead" --name e2e-lead --no-password \
         --prompts "$CARGO_TARGET_DIR/e2e-lead-prompts.txt" --consent "$CARGO_TARGET_DIR/e2e-lead-consent.txt" >/dev/null
 fi
+# Its updater key (the test signs updates with it, and with another key that must be refused).
+e2e_updater="$CARGO_TARGET_DIR/e2e-updater"
+if [[ ! -f $e2e_updater/updater.key.pub ]]; then
+    rm -rf "$e2e_updater" && mkdir -p "$e2e_updater"
+    npx --yes @tauri-apps/cli@2.12.5 signer generate --ci -p e2e-updater -w "$e2e_updater/updater.key" >/dev/null
+fi
 say "cargo build -p voxseal-desktop --no-default-features --features pinned (the production test's app)"
 VOXSEAL_LEAD_PUBKEY="$(grep -v '^untrusted comment' "$e2e_lead/lead.pub" | head -1)" \
+    VOXSEAL_UPDATER_PUBKEY="$(cat "$e2e_updater/updater.key.pub")" \
     cargo build -p voxseal-desktop --no-default-features --features pinned
 mkdir -p "$CARGO_TARGET_DIR/e2e"
 cp "$CARGO_TARGET_DIR/debug/voxseal-desktop" "$CARGO_TARGET_DIR/e2e/voxseal-desktop-pinned"

@@ -28,6 +28,9 @@ const COMMANDS: &[&str] = &[
     "retry_item",
     "activity",
     "save_preferences",
+    "check_update",
+    "download_update",
+    "install_update",
 ];
 
 /// Release builds must pin the project lead's public key (the `pinned` feature: the app then
@@ -84,8 +87,30 @@ fn check_front_end_built() {
     }
 }
 
+/// The `updater` feature pins the updater's public key (`tauri signer generate`'s `.pub`, as is).
+fn check_pinned_updater_key() {
+    println!("cargo:rerun-if-env-changed=VOXSEAL_UPDATER_PUBKEY");
+    println!("cargo:rerun-if-env-changed=VOXSEAL_UPDATE_URL");
+    if std::env::var_os("CARGO_FEATURE_UPDATER").is_none() {
+        return;
+    }
+    let key = std::env::var("VOXSEAL_UPDATER_PUBKEY").unwrap_or_default();
+    let key = key.trim();
+    if key.len() < 40
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    {
+        panic!(
+            "the `updater` feature (on in `pinned` builds) needs VOXSEAL_UPDATER_PUBKEY: the contents \
+             of the .pub file `tauri signer generate` wrote (one base64 line)"
+        );
+    }
+}
+
 fn main() {
     check_pinned_lead_key();
+    check_pinned_updater_key();
     check_front_end_built();
     tauri_build::try_build(
         tauri_build::Attributes::new()

@@ -18,6 +18,8 @@ use voxseal_cloud::uploader::UploadProgress;
 use voxseal_core::audio::{DeviceInfo, Level};
 use voxseal_core::quality::MicCheck;
 
+mod update;
+
 type Res<T> = Result<T, AppError>;
 
 /// The app the window talks to: the joined project's, or the demo's (its own data directory)
@@ -269,6 +271,27 @@ async fn save_preferences(
     blocking(&app, move |a| a.save_preferences(&theme, &language)).await
 }
 
+#[tauri::command]
+async fn check_update(
+    handle: AppHandle,
+    updates: State<'_, update::Updates>,
+) -> Res<Option<update::UpdateOffer>> {
+    update::check(&handle, &updates).await
+}
+
+#[tauri::command]
+async fn download_update(
+    updates: State<'_, update::Updates>,
+    on_progress: Channel<update::DownloadProgress>,
+) -> Res<update::UpdateOffer> {
+    update::download(&updates, on_progress).await
+}
+
+#[tauri::command]
+async fn install_update(handle: AppHandle, updates: State<'_, update::Updates>) -> Res<()> {
+    update::install(&handle, &updates).await
+}
+
 /// The commands the web view may call (must match `build.rs` and the capability).
 pub const COMMANDS: &[&str] = &[
     "app_state",
@@ -295,6 +318,9 @@ pub const COMMANDS: &[&str] = &[
     "retry_item",
     "activity",
     "save_preferences",
+    "check_update",
+    "download_update",
+    "install_update",
 ];
 
 /// Claims `data_dir` for this process (`None`: another app has it and took `link`). The
@@ -325,7 +351,10 @@ fn claim_instance(
 /// app data directory; with `demo` (`--demo`) it opens the demo instead (its own directory).
 pub fn run(enroll_link: Option<String>, demo: bool) {
     STARTED.get_or_init(std::time::Instant::now);
-    tauri::Builder::default()
+    let builder = tauri::Builder::default().manage(update::Updates::default());
+    #[cfg(feature = "updater")]
+    let builder = builder.plugin(update::plugin());
+    builder
         .setup(move |tauri_app| {
             let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
                 Some(d) => PathBuf::from(d),
@@ -378,6 +407,9 @@ pub fn run(enroll_link: Option<String>, demo: bool) {
             retry_item,
             activity,
             save_preferences,
+            check_update,
+            download_update,
+            install_update,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

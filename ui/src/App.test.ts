@@ -285,3 +285,34 @@ describe('notices and states', () => {
     await user.click(await findId('stop'));
   });
 });
+
+describe('updates', () => {
+  it('offers a verified update and installs it only when asked', async () => {
+    const { user, mem } = start({ update: { version: '0.2.0' } });
+    const notice = await findId('update-notice');
+    expect(notice.dataset.phase).toBe('offered');
+    expect(notice.textContent).toContain('0.2.0');
+    await user.click(byId('update-download'));
+    await waitFor(() => expect(byId('update-notice').dataset.phase).toBe('verified'));
+    expect(mem.calls).not.toContain('install_update');
+    await user.click(byId('update-install'));
+    await waitFor(() => expect(mem.calls).toContain('install_update'));
+  });
+
+  it('says so when an update is refused, and installs nothing', async () => {
+    const { user, mem } = start({ update: { version: '0.2.0', refused: true } });
+    await user.click(await findId('update-download'));
+    const error = await findId('update-error');
+    expect(error.dataset.kind).toBe('update_refused');
+    expect(error.textContent).toContain(t('error.update_refused'));
+    expect(screen.queryByTestId('update-install')).toBeNull();
+    expect(mem.calls).not.toContain('install_update');
+  });
+
+  it('shows nothing when there is no update', async () => {
+    const { mem } = start();
+    await findId('enroll-code');
+    await waitFor(() => expect(mem.calls).toContain('check_update'));
+    expect(screen.queryByTestId('update-notice')).toBeNull();
+  });
+});

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     ProjectRefused,
     /// The link is for another project than the installed one: switching is an explicit choice.
     OtherProject,
+    /// An update did not verify against the updater key built into the app: not installed.
+    UpdateRefused,
     /// Bad argument from the UI.
     InvalidInput,
     /// Disk full, permissions.

@@ -11,6 +11,7 @@ import { ActivityController } from './activity.svelte';
 import { MicController } from './mic.svelte';
 import { QueueController } from './queue.svelte';
 import { SessionController } from './session.svelte';
+import { UpdateController } from './update.svelte';
 
 export type Screen = 'loading' | 'enroll' | 'consent' | 'mic' | 'session' | 'queue' | 'activity' | 'settings';
 /** Screens reachable from the navigation bar once enrolled and consented. */
@@ -40,6 +41,7 @@ export class AppController {
   readonly session: SessionController;
   readonly queue: QueueController;
   readonly activity: ActivityController;
+  readonly update: UpdateController;
   private unsubscribers: Unsubscribe[] = [];
 
   constructor(readonly backend: Backend) {
@@ -47,6 +49,7 @@ export class AppController {
     this.session = new SessionController(this);
     this.queue = new QueueController(this);
     this.activity = new ActivityController(this);
+    this.update = new UpdateController(backend);
   }
 
   get enrolledAndConsented(): boolean {
@@ -72,6 +75,7 @@ export class AppController {
       // Enrolled and consented but the microphone was never checked: the mic check first.
       await this.show(home === 'session' && !s.mic_checked ? 'mic' : home);
       if (this.enrolledAndConsented) void this.queue.refresh();
+      void this.update.check();
     } catch (e) {
       this.fail(e);
       this.screen = 'enroll';

@@ -42,6 +42,9 @@ describe('tauriBackend', () => {
     await b.retryItem('s-1');
     await b.activity(50);
     await b.savePreferences('dark', 'en');
+    await b.checkUpdate();
+    await b.downloadUpdate(noop);
+    await b.installUpdate();
 
     expect(seen.map(([c]) => c)).toEqual([...COMMANDS]);
     const args = Object.fromEntries(seen.map(([c, a]) => [c, a ? Object.keys(a) : []]));
@@ -58,6 +61,7 @@ describe('tauriBackend', () => {
       retry_item: ['sampleId'],
       activity: ['limit'],
       save_preferences: ['theme', 'language'],
+      download_update: ['onProgress'],
     });
     const get = (c: string) => seen.find(([x]) => x === c)![1]!;
     expect(get('select_device')).toEqual({ name: null });

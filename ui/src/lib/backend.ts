@@ -12,12 +12,14 @@ import type {
   AppState,
   DeviceInfo,
   DeviceLost,
+  DownloadProgress,
   JoinPreview,
   Level,
   NoiseCheck,
   QueueState,
   TakeReview,
   Unsubscribe,
+  UpdateOffer,
   UploadProgress,
 } from './types';
 
@@ -73,6 +75,12 @@ export interface Backend {
   activity(limit: number): Promise<ActivityEntry[]>;
   /** `save_preferences` */
   savePreferences(theme: string, language: string): Promise<AppState>;
+  /** `check_update`: null when up to date, and always in builds without the updater */
+  checkUpdate(): Promise<UpdateOffer | null>;
+  /** `download_update`: downloads and verifies the offered update; `update_refused` when its signature does not verify */
+  downloadUpdate(onProgress: (progress: DownloadProgress) => void): Promise<UpdateOffer>;
+  /** `install_update`: installs the verified update and restarts the app */
+  installUpdate(): Promise<void>;
   /** event `queue-changed` */
   onQueueChanged(handler: (queue: QueueState) => void): Promise<Unsubscribe>;
   /** event `device-lost` */
@@ -107,6 +115,9 @@ export const COMMANDS = [
   'retry_item',
   'activity',
   'save_preferences',
+  'check_update',
+  'download_update',
+  'install_update',
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 
@@ -164,6 +175,9 @@ export const tauriBackend: Backend = {
   retryItem: (sampleId) => call('retry_item', { sampleId }),
   activity: (limit) => call('activity', { limit }),
   savePreferences: (theme, language) => call('save_preferences', { theme, language }),
+  checkUpdate: () => call('check_update'),
+  downloadUpdate: (onProgress) => call('download_update', { onProgress: channel(onProgress) }),
+  installUpdate: () => call('install_update'),
   onQueueChanged: (handler) => subscribe(EVENTS.queueChanged, handler),
   onDeviceLost: (handler) => subscribe(EVENTS.deviceLost, handler),
   onStateChanged: (handler) => subscribe(EVENTS.stateChanged, handler),

@@ -21,6 +21,8 @@ import type {
   QueueState,
   TakeReview,
   Unsubscribe,
+  DownloadProgress,
+  UpdateOffer,
   UploadProgress,
 } from './types';
 
@@ -61,6 +63,8 @@ export interface MemoryOptions {
   demoCode?: string | null;
   /** delay before every answer (default 0) */
   latencyMs?: number;
+  /** the update check_update offers (default none, as in builds without the updater); `refused`: its signature does not verify */
+  update?: { version: string; refused?: boolean } | null;
 }
 
 export const DEMO_CODE = 'DEMO-7K3Q-X9PB';
@@ -122,9 +126,10 @@ function rng(seed: number): () => number {
 const clone = <T>(v: T): T => structuredClone(v);
 
 export class MemoryBackend implements Backend {
-  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode'>> & {
+  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode' | 'update'>> & {
     takeDurationS: number | undefined;
     demoCode: string | null;
+    update: { version: string; refused?: boolean } | null;
   };
   /** Every command invoked, snake_case, in order (for tests). */
   readonly calls: string[] = [];
@@ -200,6 +205,7 @@ export class MemoryBackend implements Backend {
       autoUpload: options.autoUpload ?? true,
       retryMs: options.retryMs ?? 30_000,
       demoCode: options.demoCode === undefined ? DEMO_CODE : options.demoCode,
+      update: options.update ?? null,
     };
     this.enrolled = this.opts.enrolled;
     this.mode = this.opts.mode;
@@ -629,6 +635,25 @@ export class MemoryBackend implements Backend {
     this.language = language;
     this.log('preferences.saved', `Theme ${theme}, language ${language}`);
     return this.state();
+  }
+
+  async checkUpdate(): Promise<UpdateOffer | null> {
+    await this.enter('check_update');
+    const u = this.opts.update;
+    return u ? { version: u.version, current_version: '0.1.0', notes: null } : null;
+  }
+
+  async downloadUpdate(onProgress: (progress: DownloadProgress) => void): Promise<UpdateOffer> {
+    await this.enter('download_update');
+    const u = this.opts.update;
+    if (!u) throw appError('invalid_input', 'no update is on offer: check for updates first');
+    for (const done of [1024, 2048]) onProgress({ done, total: 2048 });
+    if (u.refused) throw appError('update_refused', 'the update was refused and not installed: it is not signed with this app\'s update key');
+    return { version: u.version, current_version: '0.1.0', notes: null };
+  }
+
+  async installUpdate(): Promise<void> {
+    await this.enter('install_update');
   }
 
   async onQueueChanged(handler: (queue: QueueState) => void): Promise<Unsubscribe> {

@@ -15,6 +15,7 @@ export type ErrorKind =
   | 'quality_failed' // accept without accept_failed on a failing take
   | 'project_refused' // the project config failed its signature, serial, expiry or broker check
   | 'other_project' // the link is for another project: switching is an explicit choice
+  | 'update_refused' // an update's signature did not verify against the pinned updater key: not installed
   | 'invalid_input' // a bad argument from the UI
   | 'storage' // disk full, permissions
   | 'internal';
@@ -33,6 +34,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   'quality_failed',
   'project_refused',
   'other_project',
+  'update_refused',
   'invalid_input',
   'storage',
   'internal',
@@ -232,3 +234,16 @@ export interface DeviceLost {
 
 /** Stops a subscription (event listener). */
 export type Unsubscribe = () => void;
+
+/** An update the update endpoint offers (release builds). */
+export interface UpdateOffer {
+  version: string;
+  current_version: string;
+  notes: string | null;
+}
+
+/** download_update's progress: bytes so far, and the total when the server says it. */
+export interface DownloadProgress {
+  done: number;
+  total: number | null;
+}
