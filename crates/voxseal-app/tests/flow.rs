@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 
 use voxseal_app::{App, AppEvent, AppOptions, ErrorKind};
 
+/// A runtime for the app with `workers` threads.
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn start(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> (App, Arc<Mutex<Vec<String>>>) {
     start_with(dir, rt, |o| o.demo = true)
 }
@@ -46,11 +55,7 @@ fn record(app: &App, prompt: &str, levels: &Arc<Mutex<usize>>) -> voxseal_app::t
 
 #[test]
 fn enroll_consent_check_record_rerecord_and_upload() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(2);
     let dir = tempfile::tempdir().unwrap();
     let (app, events) = start(dir.path(), &rt);
 
@@ -185,11 +190,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
 
 #[test]
 fn bad_input_from_the_view_is_refused_clearly() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(2);
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = start(dir.path(), &rt);
     for bad in ["", &"x".repeat(5000)] {
@@ -244,11 +245,7 @@ fn resign(stack: &voxseal_localstack::devstack::DevStackInfo, serial: u64, key: 
 fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     use voxseal_app::types::ProjectNotice;
     use voxseal_localstack::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(2);
     let dir = tempfile::tempdir().unwrap();
     let stack = rt
         .block_on(DevStack::start(DevStackOptions::ephemeral(
@@ -344,11 +341,7 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
 
 #[test]
 fn a_data_directory_with_demo_leftovers_does_not_start_the_demo() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let dir = tempfile::tempdir().unwrap();
     // What a first launch of an earlier version left: the demo stack's directory.
     std::fs::create_dir_all(dir.path().join("local-stack/keys")).unwrap();
@@ -370,11 +363,7 @@ fn a_data_directory_with_demo_leftovers_does_not_start_the_demo() {
 
 #[test]
 fn a_link_handed_over_by_a_second_launch_fills_the_enroll_screen() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let dir = tempfile::tempdir().unwrap();
     let (app, events) = start_with(dir.path(), &rt, |_| {});
     assert_eq!(app.state().unwrap().enroll_link, None);

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{DevStack, run};
+use support::{DevStack, RECORD_SPEECH_3S, run};
 
 /// `voxseal` with its data in `<root>/data` (the stack lives in `<root>/stack`).
 fn voxseal(root: &Path) -> Command {
@@ -173,15 +173,7 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
 fn an_audit_log_cut_after_the_last_sample_is_caught_by_the_bucket_checkpoint() {
     let (root, stack) = dev_stack();
     let d = root.path();
-    run(voxseal(d).args([
-        "record",
-        "--source",
-        "synthetic:speech",
-        "--fast",
-        "--seconds",
-        "3",
-        "--accept",
-    ]));
+    run(voxseal(d).args(RECORD_SPEECH_3S));
     run(voxseal(d).arg("upload"));
     let prefix = "manifests/demo-contractor/";
     let checkpoints: Vec<String> = stack
@@ -258,15 +250,7 @@ fn an_audit_log_cut_after_the_last_sample_is_caught_by_the_bucket_checkpoint() {
 fn revoked_contractor_gets_a_clear_error_and_keeps_the_queue() {
     let (root, _stack) = dev_stack();
     let d = root.path();
-    run(voxseal(d).args([
-        "record",
-        "--source",
-        "synthetic:speech",
-        "--fast",
-        "--seconds",
-        "3",
-        "--accept",
-    ]));
+    run(voxseal(d).args(RECORD_SPEECH_3S));
     run(voxseal(d)
         .args(["enroll", "revoke", "demo-contractor", "--registry"])
         .arg(d.join("stack/registry.toml")));
@@ -392,15 +376,7 @@ fn broker_down_means_queued_then_drained_later() {
     let root = tempfile::tempdir().unwrap();
     let d = root.path();
     let stack = DevStack::start_on(d, &d.join("data"), s3_port, broker_port);
-    run(voxseal(d).args([
-        "record",
-        "--source",
-        "synthetic:speech",
-        "--fast",
-        "--seconds",
-        "3",
-        "--accept",
-    ]));
+    run(voxseal(d).args(RECORD_SPEECH_3S));
     let broker = stack.broker.clone();
     drop(stack); // stops both servers; the data directory stays
     let out = voxseal(d).arg("upload").output().unwrap();
@@ -478,15 +454,7 @@ fn enrollment_codes_work_once_and_unknown_tokens_are_refused() {
 fn joining_as_another_contractor_waits_for_the_queue_and_keeps_the_code() {
     let (root, stack) = dev_stack();
     let d = root.path();
-    run(voxseal(d).args([
-        "record",
-        "--source",
-        "synthetic:speech",
-        "--fast",
-        "--seconds",
-        "3",
-        "--accept",
-    ]));
+    run(voxseal(d).args(RECORD_SPEECH_3S));
     let out = run(voxseal(d)
         .args([
             "enroll",

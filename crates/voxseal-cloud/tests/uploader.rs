@@ -59,19 +59,7 @@ async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
     }
     // The raw object is byte-identical to what was sealed.
     let raw_key = keys.iter().find(|k| k.starts_with("raw/")).unwrap();
-    let got = s
-        .admin()
-        .get_object()
-        .bucket(BUCKET)
-        .key(raw_key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = s.get(raw_key).await;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&got));
     assert_eq!(sha, item.manifest.payloads[0].sha256);
     // Local ciphertext is gone, the manifest stays as the record; state says uploaded.
@@ -93,22 +81,6 @@ async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
     let again = up.drain(&|_| {}).await.unwrap();
     assert!(again.uploaded.is_empty() && again.checkpoint.is_none());
     assert_eq!(s.checkpoint_keys().await.len(), 1);
-}
-
-async fn get(s: &Stack, key: &str) -> Vec<u8> {
-    s.admin()
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
 }
 
 /// Issue 12 finding 14: after a drain that stored items, the audit log's head is in the bucket
@@ -144,7 +116,7 @@ async fn a_drain_ends_with_an_audit_checkpoint_in_the_bucket() {
         .await
         .unwrap();
     assert_eq!(head.ssekms_key_id(), Some(KEY));
-    let cp = Checkpoint::from_json(&get(&s, &key).await).unwrap();
+    let cp = Checkpoint::from_json(&s.get(&key).await).unwrap();
     assert_eq!(cp.contractor.as_str(), "alice-01");
     // It records the head after the item's upload events, and the log says so right after.
     let report = voxseal_core::audit::verify(s.ws.audit.path()).unwrap();

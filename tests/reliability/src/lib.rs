@@ -373,23 +373,28 @@ impl Stack {
         out
     }
 
+    /// An object's content, as the admin reads it.
+    pub async fn get(&self, key: &str) -> Vec<u8> {
+        self.admin()
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec()
+    }
+
     /// Every object in the bucket with the SHA-256 (hex) of its content, as the admin reads it.
     pub async fn objects(&self) -> BTreeMap<String, String> {
-        let admin = self.admin();
         let mut out = BTreeMap::new();
         for key in self.keys().await {
-            let body = admin
-                .get_object()
-                .bucket(BUCKET)
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
+            let body = self.get(&key).await;
             out.insert(key, sha256_hex(&body));
         }
         out

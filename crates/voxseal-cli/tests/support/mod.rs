@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 use voxseal_core::audio::{SyntheticKind, SyntheticSource};
 
+/// `voxseal record` of a 3-second synthetic take, accepted (no microphone, no prompt).
+pub const RECORD_SPEECH_3S: [&str; 7] = [
+    "record",
+    "--source",
+    "synthetic:speech",
+    "--fast",
+    "--seconds",
+    "3",
+    "--accept",
+];
+
 /// The variable that makes a debug build of `voxseal` abort at a named point.
 pub const KILL_AT: &str = voxseal_core::fault::ENV;
 
