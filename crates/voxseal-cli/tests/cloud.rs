@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::{DevStack, RECORD_SPEECH_3S, run};
+use voxseal_core::key_layout::is_checkpoint;
 
 /// `voxseal` with its data in `<root>/data` (the stack lives in `<root>/stack`).
 fn voxseal(root: &Path) -> Command {
@@ -92,7 +93,7 @@ fn record_enroll_upload_then_read_back_as_admin_and_decrypt_with_age() {
         return;
     };
     let mut keys: Vec<String> = serde_json::from_value(list).unwrap();
-    keys.retain(|k| !k.ends_with(".checkpoint"));
+    keys.retain(|k| !is_checkpoint(Path::new(k)));
     assert_eq!(keys.len(), 3, "{keys:?}");
     let fkey = keys
         .iter()
@@ -179,7 +180,7 @@ fn an_audit_log_cut_after_the_last_sample_is_caught_by_the_bucket_checkpoint() {
     let checkpoints: Vec<String> = stack
         .objects()
         .into_keys()
-        .filter(|k| k.ends_with(".checkpoint"))
+        .filter(|k| is_checkpoint(Path::new(k)))
         .collect();
     assert_eq!(checkpoints.len(), 1, "{:?}", stack.objects());
     assert!(

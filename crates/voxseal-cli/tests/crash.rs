@@ -22,12 +22,13 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{DevStack, KILL_AT, PlaintextScanner, Rng, run, voxseal};
 use voxseal_cloud::object_key::{ObjectKind, object_key};
+use voxseal_core::key_layout::is_checkpoint;
 use voxseal_core::outbox::{ItemStatus, Outbox, OutboxItem};
 
 /// Kill points while recording and sealing (`kills_while_recording_and_sealing`).
@@ -203,7 +204,7 @@ impl Install {
         // checkpoints that upload runs leave under the contractor's prefix).
         let expected = self.expected_objects(&items);
         for key in self.stack.objects().keys() {
-            if key.ends_with(".checkpoint") {
+            if is_checkpoint(Path::new(key)) {
                 assert!(
                     key.starts_with("manifests/demo-contractor/audit/"),
                     "{case}: {key}"
@@ -302,7 +303,7 @@ impl Install {
         );
         let mut stored = self.stack.objects();
         // Audit checkpoints are checked in `restart`; here only the samples count.
-        stored.retain(|k, _| !k.ends_with(".checkpoint"));
+        stored.retain(|k, _| !is_checkpoint(Path::new(k)));
         assert_eq!(
             stored.keys().collect::<Vec<_>>(),
             expected.keys().collect::<Vec<_>>(),
@@ -324,7 +325,7 @@ impl Install {
                 .unwrap()
                 .iter()
                 .map(|o| o["Key"].as_str().unwrap())
-                .filter(|k| !k.ends_with(".checkpoint"))
+                .filter(|k| !is_checkpoint(Path::new(k)))
                 .collect();
             keys.sort();
             assert_eq!(
