@@ -176,10 +176,7 @@ mod enabled {
             | E::SignedVersionMismatch { .. }
             | E::MissingSignedVersion => AppError::new(
                 ErrorKind::UpdateRefused,
-                format!(
-                    "the update was refused and not installed: it is not signed with this app's \
-                     update key ({e}); keep using this version and tell your project lead"
-                ),
+                format!("signature check: {e}; the download was discarded"),
             ),
             other => AppError::new(
                 ErrorKind::Offline,

@@ -139,10 +139,9 @@ fn open_refuses_a_manifest_under_another_contractors_prefix() {
         .args(["keygen", "-o"])
         .arg(&key));
     // A real manifest (the fuzz corpus's) says contractor seed-01.
-    let manifest = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/manifest/sealed.json"),
-    )
-    .unwrap();
+    let manifest =
+        std::fs::read(voxseal_testkit::repo_root().join("fuzz/corpus/manifest/sealed.json"))
+            .unwrap();
     let put = |rel: &str| {
         let p = d.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -186,10 +185,9 @@ fn open_refuses_a_manifest_under_another_contractors_prefix() {
 /// a manifest under another contractor's prefix stops it, one under its own passes.
 #[test]
 fn the_documented_python_prefix_check_catches_a_foreign_manifest() {
-    let guide = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operator-guide.md"),
-    )
-    .unwrap();
+    let guide =
+        std::fs::read_to_string(voxseal_testkit::repo_root().join("docs/operator-guide.md"))
+            .unwrap();
     let after = guide
         .split("check that every manifest's")
         .nth(1)
@@ -199,10 +197,9 @@ fn the_documented_python_prefix_check_catches_a_foreign_manifest() {
         .nth(1)
         .and_then(|b| b.split("```").next())
         .unwrap();
-    let manifest = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/manifest/sealed.json"),
-    )
-    .unwrap();
+    let manifest =
+        std::fs::read(voxseal_testkit::repo_root().join("fuzz/corpus/manifest/sealed.json"))
+            .unwrap();
     let python = voxseal_testkit::venv_python().unwrap_or_else(|| "python3".into());
     let check = |prefix: &str| {
         let dir = tempfile::tempdir().unwrap();
