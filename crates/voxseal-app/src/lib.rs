@@ -236,8 +236,9 @@ impl App {
         self.inner.demo.is_some()
     }
 
-    /// Takes a `voxseal://enroll` link handed over by a second launch: before enrollment it
-    /// fills the enroll screen (the contractor still confirms). Anything else is ignored.
+    /// Takes a `voxseal://enroll` link handed over by a second launch: it fills the enroll
+    /// screen, also when already enrolled (a new code after a revocation, or another project);
+    /// the contractor still confirms. Anything else is ignored.
     pub fn open_link(&self, link: &str) -> AppResult<AppState> {
         if instance::is_enroll_link(link) {
             *lock(&self.inner.enroll_link) = Some(link.to_owned());
@@ -360,11 +361,7 @@ impl App {
                 .as_ref()
                 .map(|r| r.view.clone()),
             demo_code,
-            enroll_link: if enrolled {
-                None
-            } else {
-                lock(&self.inner.enroll_link).clone()
-            },
+            enroll_link: lock(&self.inner.enroll_link).clone(),
         })
     }
 
@@ -414,6 +411,8 @@ impl App {
         )?;
         *lock(&self.inner.token) = Some(token);
         *lock(&self.inner.demo_code) = None;
+        // The link is used up: it no longer fills the enroll screen.
+        *lock(&self.inner.enroll_link) = None;
         self.inner.upload_now.notify_one();
         Ok(())
     }

@@ -113,7 +113,8 @@ pub struct AppState {
     pub review: Option<TakeReview>,
     /// Demo mode: a code for the demo contractor.
     pub demo_code: Option<String>,
-    /// The `voxseal://enroll` link the app was opened with, to confirm on the enroll screen.
+    /// The `voxseal://enroll` link the app was opened with, or the newest one a second launch
+    /// handed over, until an enrollment uses it: to confirm on the enroll screen.
     pub enroll_link: Option<String>,
 }
 

@@ -278,13 +278,23 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     assert_eq!(preview.project.name, "voxseal-dev");
     assert!(preview.project.consent_text.contains("demo"));
     assert!(!data.join("project.toml").exists(), "preview installed");
+    app.open_link(&link).unwrap();
     let s = app.enroll(&link, false).unwrap();
     assert!(s.enrolled);
+    assert_eq!(
+        s.enroll_link, None,
+        "a used link still fills the enroll screen"
+    );
     let serial = s.project.as_ref().unwrap().serial;
     assert!(serial > 0);
 
-    // A link for another broker is not honoured once a project is installed.
+    // A link handed over while enrolled (a new code, or another project) is shown too.
     let other = "voxseal://enroll?broker=http%3A%2F%2Flocalhost.evil.com&code=vxe_x";
+    assert_eq!(
+        app.open_link(other).unwrap().enroll_link.as_deref(),
+        Some(other)
+    );
+    // A link for another broker is not honoured once a project is installed.
     assert_eq!(
         app.enroll(other, false).unwrap_err().kind,
         ErrorKind::InvalidInput

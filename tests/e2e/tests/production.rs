@@ -20,7 +20,9 @@
 //! as `$CARGO_TARGET_DIR/e2e/voxseal-desktop-pinned` with the key of `$CARGO_TARGET_DIR/e2e-lead`),
 //! driven through WebDriver under Xvfb with speech played into PulseAudio. The app gets its link
 //! from a second launch of the binary (as a browser opens it), and after the revocation it is
-//! restarted: still in the project, the same queue, the revocation shown again. Both cover the
+//! restarted: still in the project, the same queue, the revocation shown again; then the lead
+//! re-admits the contractor, and the new link, handed to the enrolled app, uploads the kept take.
+//! Both cover the
 //! update, the replay and the revocation. Properties moto does
 //! not enforce (session policy, expiry, checksums) are tested elsewhere (docs/reliability.md).
 
@@ -379,6 +381,27 @@ impl Stack {
     }
 }
 
+/// The lead runs `voxseal enroll add` (also to re-admit a revoked contractor): the link.
+fn enroll_add(work: &Path, broker: &str) -> String {
+    let registry = work.join("registry.toml");
+    let out = lead(
+        work,
+        &[
+            "enroll",
+            "add",
+            CONTRACTOR,
+            "--registry",
+            registry.to_str().unwrap(),
+            "--broker",
+            broker,
+        ],
+    );
+    out.lines()
+        .find(|l| l.starts_with("voxseal://enroll?"))
+        .unwrap_or_else(|| panic!("no link in: {out}"))
+        .to_owned()
+}
+
 fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
     let moto = require_tool("aws").and_then(|_| MotoServer::try_start())?;
     let work = tempfile::tempdir().unwrap();
@@ -425,23 +448,7 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
         ]);
     }
     lead(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let out = lead(
-        dir,
-        &[
-            "enroll",
-            "add",
-            CONTRACTOR,
-            "--registry",
-            &s(&dir.join("registry.toml")),
-            "--broker",
-            &broker.url,
-        ],
-    );
-    let link = out
-        .lines()
-        .find(|l| l.starts_with("voxseal://enroll?"))
-        .unwrap_or_else(|| panic!("no link in: {out}"))
-        .to_owned();
+    let link = enroll_add(dir, &broker.url);
     let lead_key = match lead_key {
         Some(lead) => lead.join("keys/lead.key"),
         None => project.join("keys/lead.key"),
@@ -607,6 +614,9 @@ async fn contractor_app_on_the_production_path() {
     if outcome.is_ok() {
         outcome = after_restart(&mut d).await;
     }
+    if outcome.is_ok() {
+        outcome = readmitted(&d, &st).await;
+    }
     if outcome.is_err() {
         let _ = d.screenshot("production-failure").await;
         eprintln!("--- app log (end) ---\n{}", d.driver_log_tail(80));
@@ -614,7 +624,7 @@ async fn contractor_app_on_the_production_path() {
     let closed = d.shutdown().await;
     outcome.expect("the contractor's app on the production path");
     closed.expect("shut down");
-    check_bucket(&st, 12, &age);
+    check_bucket(&st, 15, &age);
     drop(st.broker);
 }
 
@@ -660,5 +670,41 @@ async fn after_restart(d: &mut voxseal_e2e::Desktop) -> anyhow::Result<()> {
     d.wait_attr("raw-count", "data-count", LONG, |c| c == "1")
         .await
         .context("the queue changed across the restart")?;
+    Ok(())
+}
+
+/// The lead re-admits the contractor and sends a new link; a second launch hands it to the
+/// enrolled app, which shows it on the enroll screen. Joining with it uploads the take kept since
+/// the revocation.
+async fn readmitted(d: &voxseal_e2e::Desktop, st: &Stack) -> anyhow::Result<()> {
+    use anyhow::{Context as _, ensure};
+    use voxseal_e2e::steps::{LONG, SHORT};
+    // The broker still serves the replayed serial-1 config: the lead signs the current one.
+    st.sign(3);
+    let link = enroll_add(st.work.path(), &st.broker.url);
+    let second = d.launch_again(&[&link], Duration::from_secs(20)).await?;
+    ensure!(second.success(), "the second launch ended with {second}");
+    d.wait_attr("enroll-code", "value", LONG, |v| v == link)
+        .await
+        .context("a link handed to the enrolled app does not open the enroll screen")?;
+    d.wait_id("join-back", SHORT).await?;
+    d.click("enroll-submit").await?;
+    d.wait_id("join-preview", LONG).await?;
+    ensure!(
+        d.by_id("preview-replaces").await.is_err(),
+        "the same project is shown as a replacement"
+    );
+    d.click("join-confirm").await?;
+    d.wait_id("prompt-text", LONG)
+        .await
+        .context("back to the prompts after joining again")?;
+    d.click("nav-queue").await?;
+    d.wait_attr("raw-count", "data-count", LONG, |c| c == "0")
+        .await
+        .context("the take kept since the revocation was not uploaded")?;
+    ensure!(
+        d.by_id("revoked-notice").await.is_err(),
+        "still shown as revoked"
+    );
     Ok(())
 }

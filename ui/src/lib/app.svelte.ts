@@ -36,6 +36,10 @@ export class AppController {
   deviceLost = $state<string | null>(null);
   /** First run: after consent the mic check comes before the first session. */
   firstRun = $state(false);
+  /** An enrolled contractor opened the enroll screen on purpose (a new link): it has a way back. */
+  joining = $state(false);
+  /** The last handed-over link that opened the enroll screen (each link opens it once). */
+  private offeredLink: string | null = null;
 
   readonly mic: MicController;
   readonly session: SessionController;
@@ -75,6 +79,7 @@ export class AppController {
       // Enrolled and consented but the microphone was never checked: the mic check first.
       await this.show(home === 'session' && !s.mic_checked ? 'mic' : home);
       if (this.enrolledAndConsented) void this.queue.refresh();
+      await this.offerLink(s);
       void this.update.check();
     } catch (e) {
       this.fail(e);
@@ -137,6 +142,37 @@ export class AppController {
     this.preview = null;
   }
 
+  /**
+   * An enrolled contractor enters a new enrollment link (a new code after a revocation, or
+   * another project): the enroll screen, with a way back. Not in the demo.
+   */
+  async startJoin(): Promise<boolean> {
+    if (!this.state?.enrolled || this.state.mode === 'demo') return false;
+    this.enrollError = null;
+    this.preview = null;
+    this.joining = true;
+    if (await this.show('enroll')) return true;
+    this.joining = false;
+    return false;
+  }
+
+  /** Leaves the enroll screen opened by [`startJoin`] without changing anything. */
+  async cancelJoining(): Promise<void> {
+    if (!this.joining) return;
+    this.joining = false;
+    this.preview = null;
+    this.enrollError = null;
+    await this.show(this.home());
+  }
+
+  /** A link handed over while enrolled opens the enroll screen with it, once per link. */
+  private async offerLink(s: AppState): Promise<void> {
+    const link = s.enroll_link;
+    if (!link || !s.enrolled || link === this.offeredLink) return;
+    this.offeredLink = link;
+    if (!(await this.startJoin())) this.announce(t('enroll.linkWaiting'));
+  }
+
   async startDemo(): Promise<void> {
     await this.switchMode(() => this.backend.startDemo());
   }
@@ -148,6 +184,7 @@ export class AppController {
   private async switchMode(call: () => Promise<AppState>): Promise<void> {
     this.enrollError = null;
     this.preview = null;
+    this.joining = false;
     try {
       this.setState(await call());
       this.firstRun = true;
@@ -162,6 +199,7 @@ export class AppController {
     return this.withCode(code, async (c) => {
       this.setState(await this.backend.enroll(c, switchProject));
       this.preview = null;
+      this.joining = false;
       this.announce(t('enroll.done'));
       await this.show(this.home());
     });
@@ -253,6 +291,7 @@ export class AppController {
   /** The backend changed the state by itself (e.g. it noticed a revocation). */
   private async onStateChanged(s: AppState): Promise<void> {
     this.setState(s);
+    await this.offerLink(s);
     const home = this.home();
     if (home !== 'session' && this.screen !== home) {
       this.session.reset();
@@ -284,6 +323,10 @@ export class AppController {
 
   runShortcut(action: ShortcutAction): boolean {
     if (action === 'escape') {
+      if (this.joining && this.screen === 'enroll') {
+        void this.cancelJoining();
+        return true;
+      }
       if (this.session.flagOpen) {
         this.session.closeFlag();
         return true;

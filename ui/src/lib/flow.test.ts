@@ -1,7 +1,7 @@
 // The whole contractor flow through the controllers, against the in-memory backend:
 // enroll -> consent -> mic check -> record 3 prompts -> re-record one -> upload -> 0 raw left.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { recordTake, setup } from '../test/helpers';
+import { ready, recordTake, setup, tick } from '../test/helpers';
 import type { MemoryBackend } from './memoryBackend';
 
 let mem: MemoryBackend | undefined;
@@ -182,6 +182,52 @@ describe('joining a project, or trying the demo', () => {
     expect(await ctx.app.previewJoin('not a code')).toBe(false);
     expect(ctx.app.enrollError?.kind).toBe('bad_code');
     expect(ctx.app.preview).toBeNull();
+  });
+
+  it('an enrolled contractor enters a new link from Settings, and can go back', async () => {
+    const ctx = await ready({ mode: 'project', demoCode: null });
+    mem = ctx.mem;
+    const { app } = ctx;
+    expect(app.screen).toBe('session');
+    expect(await app.startJoin()).toBe(true);
+    expect(app.screen).toBe('enroll');
+    expect(app.joining).toBe(true);
+    // Escape (or Back) returns without changing anything.
+    expect(app.runShortcut('escape')).toBe(true);
+    await vi.waitFor(() => expect(app.screen).toBe('session'));
+    expect(app.joining).toBe(false);
+    expect(mem.calls).not.toContain('enroll');
+
+    await app.startJoin();
+    const link = 'voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-NEW1';
+    expect(await app.previewJoin(link)).toBe(true);
+    expect(await app.enroll(link)).toBe(true);
+    expect(app.joining).toBe(false);
+    expect(app.screen).toBe('session');
+  });
+
+  it('a link handed over while enrolled opens the enroll screen with it, once', async () => {
+    const ctx = await ready({ mode: 'project', demoCode: null });
+    mem = ctx.mem;
+    const { app } = ctx;
+    const link = 'voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-NEW2';
+    mem.openLink(link);
+    await vi.waitFor(() => expect(app.screen).toBe('enroll'));
+    expect(app.joining).toBe(true);
+    expect(app.state?.enroll_link).toBe(link);
+    await app.cancelJoining();
+    expect(app.screen).toBe('session');
+    // The same state again (any later state-changed) does not reopen it.
+    mem.openLink(link);
+    await tick();
+    expect(app.screen).toBe('session');
+  });
+
+  it('the demo offers no new link', async () => {
+    const ctx = await ready({ mode: 'demo' });
+    mem = ctx.mem;
+    expect(await ctx.app.startJoin()).toBe(false);
+    expect(ctx.app.screen).toBe('session');
   });
 
   it('Try a demo switches to the demo and Leave the demo back', async () => {

@@ -328,6 +328,8 @@ export class MemoryBackend implements Backend {
     await this.enter('enroll');
     this.checkCode(code);
     this.enrolled = true;
+    this.enrollLink = null;
+    this.revokedUploads = false;
     this.contractor = 'demo-contractor';
     this.log('enrolled', `Enrolled as ${this.contractor} in Demo Voice Project`);
     this.kickUpload();
@@ -707,7 +709,7 @@ export class MemoryBackend implements Backend {
       mic_checked: this.micChecked,
       review: this.review,
       demo_code: this.enrolled || this.mode !== 'demo' ? null : this.opts.demoCode,
-      enroll_link: this.enrolled ? null : this.enrollLink,
+      enroll_link: this.enrollLink,
     });
   }
 

@@ -33,6 +33,7 @@ export const en = {
     one: 'Your project lead has revoked this enrollment, so uploads have stopped. {count} sealed recording stays encrypted on this computer: ask your project lead for a new enrollment link to upload it.',
     other: 'Your project lead has revoked this enrollment, so uploads have stopped. {count} sealed recordings stay encrypted on this computer: ask your project lead for a new enrollment link to upload them.',
   },
+  'notice.revokedNewLink': 'Enter a new link',
   'notice.error': 'Something went wrong',
   'device.lost': 'The microphone was disconnected.',
   'device.lostHint': 'Plug it back in or choose another microphone in Settings.',
@@ -84,6 +85,10 @@ export const en = {
   'enroll.join': 'Join this project',
   'enroll.cancel': 'Cancel',
   'enroll.switch': 'Switch to this project',
+  'enroll.rejoinTitle': 'Enter a new enrollment link',
+  'enroll.rejoinIntro': 'Paste the new link from your project lead: a new code after your enrollment was revoked, or a link to another project. Nothing changes on this computer until you confirm.',
+  'enroll.back': 'Back',
+  'enroll.linkWaiting': 'A new enrollment link arrived: finish this recording, then open Settings to use it.',
   'enroll.tryDemoTitle': 'Just looking?',
   'enroll.tryDemoIntro': 'Try Voxseal with a demo that stays on this computer. It never touches a real project.',
   'enroll.tryDemo': 'Try a demo',
@@ -278,6 +283,7 @@ export const en = {
   'settings.project': 'Project: {name}',
   'settings.mode.demo': 'Mode: demo (nothing leaves this computer)',
   'settings.mode.project': 'Mode: project',
+  'settings.newLink': 'Enter a new enrollment link…',
   'language.en': 'English',
 
   // units and times
