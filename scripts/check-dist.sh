@@ -27,6 +27,16 @@ pinned_bin="$CARGO_TARGET_DIR/debug/voxseal-desktop"
 [[ $(grep -c 'voxseal_app' "$pinned_bin" || true) -ge 1 ]] || die "the check is broken: no voxseal_app symbols in $pinned_bin"
 say "ok: no voxseal-localstack in the pinned build; .deb $(du -k "$deb" | cut -f1) KiB"
 
+say "no C crypto library: no openssl-sys in the shipped binaries' trees, no libssl in the .deb"
+for pkg in voxseal-desktop voxseal-cli voxseal-broker; do
+    tree="$(cargo tree -p "$pkg" -e normal --prefix none)"
+    grep -q '^voxseal-core ' <<<"$tree" || die "the check is broken: $pkg's tree has no voxseal-core"
+    ! grep -q '^openssl-sys ' <<<"$tree" || die "$pkg links OpenSSL again (sealing is meant to be pure Rust)"
+done
+depends="$(dpkg-deb -f "$deb" Depends)"
+[[ $depends == *libasound2* ]] || die "the check is broken: the .deb's Depends lacks libasound2: $depends"
+[[ $depends != *libssl* ]] || die "the .deb still depends on libssl: $depends"
+
 say "installing $(basename "$deb") on this machine"
 need_root_or_sudo
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >/dev/null

@@ -27,8 +27,9 @@ for arg in "$@"; do
     esac
 done
 
-# Building and running: the CLI (ALSA, D-Bus for the keychain, OpenSSL for the sealing cipher)
-# and the desktop app (Tauri 2 on WebKitGTK); node and npm build the front end.
+# Building and running: the CLI (ALSA, D-Bus for the keychain) and the desktop app (Tauri 2 on
+# WebKitGTK); node and npm build the front end. Voxseal links no OpenSSL (sealing is pure Rust);
+# libssl-dev stays until a fresh-machine run shows that no tool built here needs it.
 BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl
           libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev)
 # Tests: reference tools, headless audio, and the app's WebDriver end-to-end test under Xvfb.

@@ -1,8 +1,9 @@
-//! An age v1 encryptor whose payload runs on OpenSSL's ChaCha20-Poly1305.
+//! An age v1 encryptor with the payload on RustCrypto's ChaCha20-Poly1305 (0.11).
 //!
-//! Why not `age::Encryptor`: its STREAM payload uses the RustCrypto AEAD, which sealed at
-//! 1.18 GB/s here against 1.74 GB/s for the Go `age` CLI; OpenSSL's AVX-512 code does 3.7 GB/s
-//! on the same core, and it can encrypt straight from the caller's buffer into the output one.
+//! Why not `age::Encryptor`: its STREAM payload runs on chacha20poly1305 0.10, which seals at
+//! about 1.1 GB/s here against Go `age`'s 1.6-1.7; 0.11 with chacha20's AVX-512 backend
+//! (`--cfg chacha20_avx512`, .cargo/config.toml) keeps pace with Go `age`, and it encrypts
+//! straight from the caller's buffer into the output one (docs/performance.md has the numbers).
 //! Everything that decides *who can decrypt* still comes from the `age` crate: the file key is
 //! wrapped by [`age::Recipient::wrap_file_key`] and the key derivations are
 //! `age_core::primitives::hkdf`. This module only lays out the bytes the age v1 spec
@@ -27,9 +28,10 @@ use age_core::primitives::hkdf;
 use age_core::secrecy::ExposeSecret;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use chacha20poly1305_payload::aead::inout::InOutBuf;
+use chacha20poly1305_payload::aead::{AeadInOut, KeyInit};
+use chacha20poly1305_payload::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, Mac};
-use openssl::cipher::Cipher;
-use openssl::cipher_ctx::CipherCtx;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -63,8 +65,8 @@ impl<W: Write> SealedOut for W {
 /// without it leaves a file every age reader rejects as truncated.
 pub struct AgeWriter<O: SealedOut> {
     inner: O,
-    /// ChaCha20-Poly1305 under the payload key (OpenSSL cleanses it when the context is freed).
-    cipher: CipherCtx,
+    /// ChaCha20-Poly1305 under the payload key (zeroized on drop).
+    cipher: ChaCha20Poly1305,
     /// Plaintext not sealed yet: at most one chunk, kept until more arrives or `finish`.
     pending: Zeroizing<Vec<u8>>,
     /// The chunk being sealed: ciphertext and tag. Handed on one chunk at a time: batches of
@@ -98,14 +100,7 @@ impl<O: SealedOut> AgeWriter<O> {
         header.extend_from_slice(&nonce);
 
         let payload_key = Zeroizing::new(hkdf(&nonce, b"payload", file_key.expose_secret()));
-        let mut cipher = CipherCtx::new().map_err(openssl_error)?;
-        cipher
-            .encrypt_init(
-                Some(Cipher::chacha20_poly1305()),
-                Some(payload_key.as_ref()),
-                None,
-            )
-            .map_err(openssl_error)?;
+        let cipher = ChaCha20Poly1305::new(&(*payload_key).into());
         inner.put(&mut header)?;
         Ok(Self {
             inner,
@@ -126,20 +121,13 @@ impl<O: SealedOut> AgeWriter<O> {
         // Reuse whatever the buffer holds (a recycled one holds old ciphertext): every byte up
         // to `len + TAG` is overwritten, so only growth is zero-filled.
         self.sealed.resize(len + TAG, 0);
-        let out = &mut self.sealed[..];
-        let c = &mut self.cipher;
-        c.encrypt_init(None, None, Some(&nonce))
-            .map_err(openssl_error)?;
-        let n = c
-            .cipher_update(plaintext, Some(out))
-            .map_err(openssl_error)?;
-        let m = c.cipher_final(&mut out[n..]).map_err(openssl_error)?;
-        debug_assert_eq!(
-            n + m,
-            len,
-            "a stream cipher's output is as long as its input"
-        );
-        c.tag(&mut out[len..]).map_err(openssl_error)?;
+        let (out, tag) = self.sealed.split_at_mut(len);
+        let buf = InOutBuf::new(plaintext, out).expect("the output is as long as the input");
+        let t = self
+            .cipher
+            .encrypt_inout_detached(&Nonce::from(nonce), b"", buf)
+            .map_err(|_| io::Error::other("ChaCha20-Poly1305 refused a chunk"))?;
+        tag.copy_from_slice(&t);
         self.inner.put(&mut self.sealed)?;
         self.counter = self
             .counter
@@ -183,10 +171,6 @@ impl<O: SealedOut> Write for AgeWriter<O> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-fn openssl_error(e: openssl::error::ErrorStack) -> io::Error {
-    io::Error::other(format!("OpenSSL's ChaCha20-Poly1305 failed: {e}"))
 }
 
 /// The age v1 header for `stanzas`, with its MAC under `file_key`.

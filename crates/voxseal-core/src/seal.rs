@@ -71,7 +71,7 @@ pub struct SealedFile {
 /// Where the sealer's chunks go: written to `out` on the sealing thread, then passed whole (not
 /// copied) to a second thread that hashes them, which hands the buffers back for reuse.
 ///
-/// OpenSSL's ChaCha20-Poly1305 (~3.7 GB/s here) and SHA-256 (~1.9 GB/s with SHA-NI) each take
+/// ChaCha20-Poly1305 (~2 GB/s here with AVX-512) and SHA-256 (~1.9 GB/s with SHA-NI) each take
 /// much of a core, so on two cores sealing runs at the speed of the hash alone, not of their sum.
 struct WriteThenHash<W> {
     out: W,
