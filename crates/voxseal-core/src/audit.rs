@@ -69,8 +69,9 @@ pub enum AuditError {
     },
 }
 
-/// An append-only, hash-chained audit log file, safe to share between processes (appends take an
-/// exclusive file lock).
+/// An append-only, hash-chained audit log file, safe to share between processes: appends take an
+/// exclusive file lock, readers a shared one. Locks end when the file closes, never by an explicit
+/// unlock (Wine's UnlockFile fails where Windows' succeeds: docs/windows.md).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     path: PathBuf,
@@ -112,7 +113,9 @@ impl AuditLog {
                 match last {
                     Ok(x) => x,
                     Err(reason) => {
-                        // Rare: find the line number for the message.
+                        // Rare: find the line number for the message, after letting go of the
+                        // lock (`verify` takes a shared one).
+                        drop(f);
                         let report = verify(&self.path).map_err(io)?;
                         let bad = report.first_bad.unwrap_or(BadLine { line: 0, reason });
                         return Err(AuditError::Damaged {
@@ -137,7 +140,6 @@ impl AuditLog {
         }
         let line = format_line(seq + 1, event, &details, &prev);
         write_line(&mut f, &line).map_err(io)?;
-        f.unlock().map_err(io)?;
         Ok(seq + 1)
     }
 
@@ -517,13 +519,16 @@ impl Checkpoint {
     }
 }
 
-/// Verifies the chain of a whole log file. A missing file is an empty, intact log.
+/// Verifies the chain of a whole log file. A missing file is an empty, intact log. Reads under a
+/// shared lock, so it waits for an append in progress (on Windows, where locks are mandatory,
+/// reading during one would fail).
 pub fn verify(path: &Path) -> io::Result<VerifyReport> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(VerifyReport::default()),
         Err(e) => return Err(e),
     };
+    f.lock_shared()?;
     verify_reader(BufReader::new(f))
 }
 

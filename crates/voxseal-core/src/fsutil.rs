@@ -40,6 +40,12 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{name}.{}.tmp", hex::encode(rnd)))
 }
 
+/// Whether `name` is one [`temp_sibling`] makes (".NAME.HEX.tmp").
+pub fn is_temp_sibling(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync directory).
 ///
 /// `private` creates the file with mode 0600 on Unix (for secrets such as identity files).
@@ -94,23 +100,20 @@ pub fn create_new(path: &Path, private: bool) -> io::Result<File> {
 /// replaced by another file, since. A lock taken on `file` protects that file only, so whoever
 /// locks a file found by name checks this before acting on the name.
 pub fn still_names(path: &Path, file: &File) -> io::Result<bool> {
-    let now = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
+    // Device and inode on Unix; volume serial and file index on Windows, which lets an open file
+    // be renamed and deleted too (std opens with FILE_SHARE_DELETE).
     #[cfg(unix)]
-    {
+    let same = fs::symlink_metadata(path).and_then(|now| {
         use std::os::unix::fs::MetadataExt;
         let locked = file.metadata()?;
         Ok(now.dev() == locked.dev() && now.ino() == locked.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows does not let a file that is open be renamed or deleted, so the name still
-        // names it.
-        let _ = (now, file);
-        Ok(true)
+    });
+    #[cfg(windows)]
+    let same = same_file::Handle::from_path(path)
+        .and_then(|named| Ok(named == same_file::Handle::from_file(file.try_clone()?)?));
+    match same {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        other => other,
     }
 }
 
@@ -156,14 +159,31 @@ mod tests {
         fs::write(&p, b"one").unwrap();
         let f = File::open(&p).unwrap();
         assert!(still_names(&p, &f).unwrap());
-        // Replaced by another file under the same name.
+        // Replaced by another file under the same name. Windows before 10 1809, non-NTFS
+        // volumes and Wine refuse to replace an open file: nothing to check there.
         let q = dir.path().join("b");
         fs::write(&q, b"two").unwrap();
-        fs::rename(&q, &p).unwrap();
-        assert!(!still_names(&p, &f).unwrap());
-        // Gone.
+        match fs::rename(&q, &p) {
+            Ok(()) => assert!(!still_names(&p, &f).unwrap()),
+            Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied => {}
+            Err(e) => panic!("rename: {e}"),
+        }
+        // Gone (where a delete waits for the last handle, after that).
         fs::remove_file(&p).unwrap();
-        assert!(!still_names(&p, &f).unwrap());
+        if cfg!(windows) && p.exists() {
+            drop(f);
+            assert!(!p.exists(), "gone once the last handle closed");
+        } else {
+            assert!(!still_names(&p, &f).unwrap());
+        }
+    }
+
+    #[test]
+    fn temp_siblings_are_recognised() {
+        let t = temp_sibling(Path::new("/d/take.spool"));
+        assert!(is_temp_sibling(t.file_name().unwrap()));
+        assert!(!is_temp_sibling(std::ffi::OsStr::new("take.spool")));
+        assert!(!is_temp_sibling(std::ffi::OsStr::new(".creation-gate")));
     }
 
     #[test]

@@ -881,7 +881,8 @@ mod tests {
             Recording::start(synth(None, true), RecorderOptions::new(dir.path()), |_| {}).unwrap();
         std::thread::sleep(Duration::from_millis(100));
         drop(rec);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let left = crate::spool::files(dir.path()).unwrap();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

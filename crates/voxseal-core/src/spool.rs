@@ -558,11 +558,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Makes "create a take's file and lock it" one step as far as [`sweep`] can see: writers hold it
 /// shared while they do that, the sweep exclusively while it tries a file's lock. Without it a
 /// sweep could lock a file created a moment ago, not yet locked by its writer, and take it for a
-/// crash leftover. It is a lock on the spool directory itself, so no extra file sits in it.
+/// crash leftover. On Unix it is a lock on the spool directory itself, so no extra file sits in
+/// it; Windows cannot lock a directory, so there it is the file `.creation-gate` in the spool
+/// directory, which the sweep leaves alone.
 struct CreationGate {
-    #[cfg(unix)]
-    _dir: File,
+    _lock: File,
 }
+
+/// The creation gate's file on Windows.
+const GATE_FILE: &str = ".creation-gate";
 
 impl CreationGate {
     fn shared(dir: &Path) -> io::Result<Self> {
@@ -574,20 +578,42 @@ impl CreationGate {
     }
 
     /// Waits for the lock; held until dropped. Creation holds it for microseconds.
-    #[cfg(unix)]
     fn take(dir: &Path, lock: fn(&File) -> Result<(), io::Error>) -> io::Result<Self> {
-        let d = File::open(dir)?;
-        lock(&d)?;
-        Ok(Self { _dir: d })
+        #[cfg(unix)]
+        let f = File::open(dir)?;
+        #[cfg(windows)]
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(GATE_FILE))?;
+        lock(&f)?;
+        Ok(Self { _lock: f })
     }
 
-    /// Windows cannot open a directory as a file; creation is not guarded there. (Voxseal is
-    /// not yet built or tested on Windows: docs/release.md.)
-    #[cfg(not(unix))]
-    fn take(dir: &Path, lock: fn(&File) -> Result<(), io::Error>) -> io::Result<Self> {
-        let _ = (dir, lock);
-        Ok(Self {})
+    /// Whether `name` is the gate's own file (Windows), which is no take.
+    fn is_gate(name: &std::ffi::OsStr) -> bool {
+        cfg!(windows) && name == GATE_FILE
     }
+}
+
+/// The files in a spool directory other than the creation gate's own (Windows): what takes,
+/// crashes and wipes left there. Empty when the directory does not exist.
+pub fn files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if !CreationGate::is_gate(&entry.file_name()) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 /// One spool file removed by [`sweep`].
@@ -606,18 +632,14 @@ pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
         path: dir.display().to_string(),
         source,
     };
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(e)),
-    };
     let mut swept = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io)?;
-        if !entry.file_type().map_err(io)?.is_file() {
+    for path in files(dir).map_err(io)? {
+        // Regular files only (not links or directories); one gone since the listing is skipped.
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             continue;
         }
-        let path = entry.path();
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let wipe_leftover = fsutil::is_temp_sibling(&name);
         let file = match OpenOptions::new().read(true).open(&path) {
             Ok(f) => f,
             Err(_) => continue,
@@ -634,7 +656,14 @@ pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
         if !fsutil::still_names(&path, &file).map_err(io)? {
             continue;
         }
-        let name = entry.file_name().to_string_lossy().into_owned();
+        if wipe_leftover {
+            // A wipe's renamed file, overwritten and truncated before the rename: left by a crash
+            // between rename and unlink, or (Windows before 10 1809, Wine) a name whose delete
+            // waits for the last handle. Nothing in it to wipe or report.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        let name = name.to_string_lossy().into_owned();
         let report = wipe::wipe_file(&path).map_err(|e| io(io::Error::other(e.to_string())))?;
         drop(file);
         let _ = audit.append(
@@ -905,6 +934,19 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_wipe_leftover_is_removed_without_a_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::new(dir.path().join("audit.log"));
+        let spool = dir.path().join("spool");
+        fs::create_dir(&spool).unwrap();
+        let leftover = fsutil::temp_sibling(&spool.join("t.spool"));
+        fs::write(&leftover, b"").unwrap();
+        assert!(sweep(&spool, &audit).unwrap().is_empty());
+        assert!(!leftover.exists());
+        assert!(audit.entries().unwrap().is_empty());
     }
 
     #[test]
