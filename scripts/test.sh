@@ -77,6 +77,8 @@ if [[ ${#extra[@]} -eq 0 ]]; then
     scripts/check-dist.sh
     say "fuzzing smoke run (scripts/fuzz.sh smoke; docs/fuzzing.md)"
     FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh smoke
+    say "Windows: voxseal-core's tests as .exe files under Wine (scripts/windows.sh; docs/windows.md)"
+    scripts/windows.sh test -p voxseal-core
     say "waiting for the soak"
     soak_rc=0
     wait "$soak_pid" || soak_rc=$?

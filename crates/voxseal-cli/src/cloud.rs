@@ -446,7 +446,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
     use voxseal_localstack::devstack::{DEMO_CONTRACTOR, DevStack, DevStackOptions};
     let dir = match &a.dir {
         Some(d) => d.clone(),
-        None => dirs::data_dir()
+        None => dirs::data_local_dir()
             .context("no data directory; pass --dir")?
             .join("voxseal-dev-stack"),
     };
@@ -464,7 +464,10 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         eprintln!("   S3 endpoint    {}   (bucket {})", info.endpoint, voxseal_localstack::devstack::BUCKET);
         eprintln!("   broker         {}", info.broker_url);
         eprintln!("   project config {}", info.project_path.display());
-        eprintln!("   demo keys      {}/training.key (features), archive.key (raw audio)", info.keys_dir.display());
+        eprintln!(
+            "   demo keys      {} (features), archive.key (raw audio)",
+            info.keys_dir.join("training.key").display()
+        );
         eprintln!("   registry       {}", info.registry_path.display());
         eprintln!("   demo contractor {DEMO_CONTRACTOR}, one-time enrollment code:");
         println!("{code}");

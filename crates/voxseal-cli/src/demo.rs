@@ -158,9 +158,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         eprintln!("   {:<9} {}", o.kind.as_str(), o.summary);
     }
     eprintln!(
-        "   try it with standard tools:  age -d -i {}/training.key {}/features.safetensors.age",
-        keys.display(),
-        item.dir.display()
+        "   try it with standard tools:  age -d -i {} {}",
+        keys.join("training.key").display(),
+        item.dir.join("features.safetensors.age").display()
     );
 
     // 6. Wipe the decrypted copies.

@@ -52,13 +52,15 @@ pub fn step(msg: &str) {
     eprintln!("{} {msg}", bold("=>"));
 }
 
-/// The data directory: `--data-dir`, `$VOXSEAL_DATA_DIR`, or the platform's data directory.
+/// The data directory: `--data-dir`, `$VOXSEAL_DATA_DIR`, or the platform's local data
+/// directory (on Windows %LOCALAPPDATA%, never the roaming profile a domain copies to a server;
+/// elsewhere the same as the data directory).
 pub fn data_dir(cli: &Cli) -> Result<PathBuf> {
     if let Some(d) = &cli.data_dir {
         return Ok(d.clone());
     }
-    let base =
-        dirs::data_dir().context("cannot find a data directory for this user; pass --data-dir")?;
+    let base = dirs::data_local_dir()
+        .context("cannot find a data directory for this user; pass --data-dir")?;
     Ok(base.join("voxseal"))
 }
 

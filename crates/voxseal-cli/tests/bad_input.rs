@@ -8,10 +8,12 @@
 //! ids in `ids.rs`, configs in `config.rs`, every age failure in `tests/seal_open.rs`, spool damage
 //! in `spool.rs`, broker requests in `voxseal-broker/tests/api.rs`).
 
+// Some tests here are Unix-only (marked); on Windows what only they use is unused.
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
+
 mod support;
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -106,7 +108,7 @@ impl Env {
             items.is_empty() && damaged.is_empty(),
             "{case}: outbox {items:?}"
         );
-        let spool = support::files_under(&self.data().join("spool"));
+        let spool = voxseal_core::spool::files(&self.data().join("spool")).unwrap();
         assert!(spool.is_empty(), "{case}: spool {spool:?}");
     }
 }
@@ -427,12 +429,32 @@ fn signed_but_invalid_project_configs_are_refused() {
     }
 }
 
+/// A device and the words refusing to wipe it: on Windows, `NUL` has no file metadata at all.
+#[cfg(unix)]
+const DEVICE: (&str, &str) = ("/dev/null", "not a regular file");
+#[cfg(windows)]
+const DEVICE: (&str, &str) = ("NUL", "cannot wipe NUL");
+
+/// An argument that is not valid Unicode: stray bytes on Unix, an unpaired surrogate on Windows.
+fn not_unicode() -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(vec![b'p', 0xff, 0xfe])
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        OsString::from_wide(&[u16::from(b'p'), 0xD800])
+    }
+}
+
 #[test]
 fn bad_arguments_get_usage_errors_not_panics() {
     let env = Env::new();
     env.project();
     let huge = "p".repeat(100_000);
-    let not_utf8 = OsString::from_vec(vec![b'p', 0xff, 0xfe]);
+    let not_utf8 = not_unicode();
     let s = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
     let rec_from = |source: &str, extra: &[&str]| {
         let mut v = s(&["record", "--source", source, "--fast", "--accept"]);
@@ -586,9 +608,9 @@ fn bad_arguments_get_usage_errors_not_panics() {
         ),
         (
             "wipe a device",
-            s(&["wipe", "--yes", "/dev/null"]),
+            s(&["wipe", "--yes", DEVICE.0]),
             &[1],
-            "not a regular file",
+            DEVICE.1,
         ),
     ];
     assert_eq!(cases.len(), CASES_BAD_ARGS);
@@ -599,6 +621,7 @@ fn bad_arguments_get_usage_errors_not_panics() {
     }
 }
 
+#[cfg(unix)] // RLIMIT_FSIZE through bash's ulimit
 #[test]
 fn a_write_limit_while_recording_stops_it_with_a_clear_error() {
     // Works without root (the tmpfs disk-full tests in tests/reliability need it): a file size

@@ -442,7 +442,9 @@ fn quality_failures_bad_input_and_exit_codes() {
         .unwrap();
     assert_eq!(items.len(), 1, "only the explicitly accepted silent take");
     assert_eq!(
-        std::fs::read_dir(env.path("data/spool")).unwrap().count(),
+        voxseal_core::spool::files(&env.path("data/spool"))
+            .unwrap()
+            .len(),
         0,
         "no spool leftovers"
     );

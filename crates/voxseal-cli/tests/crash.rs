@@ -17,6 +17,10 @@
 //!   recovered with an `audit.recovered` event);
 //! - in the end every accepted take is uploaded exactly once: exactly its three objects, each
 //!   byte for byte what was sealed, no other object, and no unfinished multipart upload.
+//!
+//! Unix only: it tells an abort from a kill by the signal that ended the process
+//! (docs/windows.md lists what runs under Wine).
+#![cfg(unix)]
 
 mod support;
 

@@ -3,6 +3,9 @@
 //! never overwriting, every payload's hash checked even when it cannot be decrypted, error texts
 //! that say what happened, and the data directory's contractor and existence.
 
+// Some tests here are Unix-only (marked); on Windows what only they use is unused.
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
+
 mod support;
 
 use std::io::Write;
@@ -240,6 +243,7 @@ fn a_live_take_that_reaches_the_limit_is_marked_and_reported() {
 
 /// Finding 3: a FIFO hung `voxseal seal` (opened twice); a pipe on /dev/stdin failed with "no
 /// RIFF tag found". Both are refused at once with a clear message.
+#[cfg(unix)] // FIFOs and /dev/stdin
 #[test]
 fn pipes_are_refused_without_hanging() {
     let env = Env::new();

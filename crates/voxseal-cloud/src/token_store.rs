@@ -414,6 +414,43 @@ mod tests {
         ));
     }
 
+    /// Windows always has a keychain, the Credential Manager (`scripts/windows.sh test` runs this
+    /// under Wine, whose advapi32 implements the same Cred* calls): the token goes there, nothing
+    /// of it reaches the data directory, and `forget` removes the credential.
+    #[cfg(windows)]
+    #[test]
+    fn the_windows_credential_manager_keeps_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let c: ContractorId = "wina-01".parse().unwrap();
+        let url = format!("http://127.0.0.1:{}", std::process::id());
+        let token = SecretString::from("vxt_0123456789ab_windowssecret".to_owned());
+        assert_eq!(
+            store.usable_backend(false, None).unwrap(),
+            Backend::Keychain
+        );
+        assert_eq!(
+            store.save(&c, &url, &token, false, None).unwrap(),
+            Backend::Keychain
+        );
+        assert!(!dir.path().join(FILE).exists(), "no token file");
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let text = std::fs::read(f.unwrap().path()).unwrap();
+            assert!(!String::from_utf8_lossy(&text).contains("windowssecret"));
+        }
+        let (info, got) = store.load(|| None).unwrap();
+        assert_eq!(
+            (info.contractor, info.backend),
+            (c.clone(), Backend::Keychain)
+        );
+        assert_eq!(got.expose_secret(), token.expose_secret());
+        store.forget().unwrap();
+        assert!(matches!(
+            TokenStore::entry(&c, &url).unwrap().get_password(),
+            Err(keyring::Error::NoEntry)
+        ));
+    }
+
     #[test]
     fn without_keychain_or_passphrase_it_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
