@@ -331,20 +331,37 @@ fn claim_instance(
     link: Option<&str>,
 ) -> Result<Option<InstanceGuard>, Box<dyn std::error::Error>> {
     let h = handle.clone();
-    let on_message = move |link: Option<String>| {
-        if let (Some(link), Some(current)) = (link, h.try_state::<Current>()) {
-            let _ = current.get().open_link(&link);
-        }
-        if let Some(window) = h.get_webview_window("main") {
-            let _ = window.unminimize();
-            let _ = window.show();
-            let _ = window.set_focus();
-        }
-    };
+    let on_message = move |link: Option<String>| take_link(&h, link);
     Ok(match instance::claim(data_dir, link, on_message)? {
         Claim::First(guard) => Some(guard),
         Claim::HandedOver => None,
     })
+}
+
+/// Shows a link handed to the running app (by a second launch, or on macOS by the system) on
+/// its enroll screen, and brings the window to the front.
+fn take_link(handle: &AppHandle, link: Option<String>) {
+    if let (Some(link), Some(current)) = (link, handle.try_state::<Current>()) {
+        let _ = current.get().open_link(&link);
+    }
+    if let Some(window) = handle.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// Handles the events of the running app: on macOS a `voxseal://` link that opens the app comes
+/// as an Apple Event (`RunEvent::Opened`), not as an argument as on Linux and Windows.
+fn on_event(handle: &AppHandle, event: tauri::RunEvent) {
+    #[cfg(target_os = "macos")]
+    if let tauri::RunEvent::Opened { urls } = event {
+        for url in urls.into_iter().filter(|u| u.scheme() == "voxseal") {
+            take_link(handle, Some(url.to_string()));
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    let _ = (handle, event);
 }
 
 /// Runs the desktop app. The data directory is `$VOXSEAL_DATA_DIR` (tests) or the platform's
@@ -358,7 +375,9 @@ pub fn run(enroll_link: Option<String>, demo: bool) {
         .setup(move |tauri_app| {
             let data_dir = match std::env::var_os("VOXSEAL_DATA_DIR") {
                 Some(d) => PathBuf::from(d),
-                None => tauri_app.path().app_data_dir()?,
+                // Local, not roaming, on Windows (%LOCALAPPDATA%: a roaming profile would copy
+                // the queue to a file server); the same directory as app_data_dir elsewhere.
+                None => tauri_app.path().app_local_data_dir()?,
             };
             let handle = tauri_app.handle().clone();
             // One app per data directory: a second launch hands its link over and ends here.
@@ -411,9 +430,10 @@ pub fn run(enroll_link: Option<String>, demo: bool) {
             download_update,
             install_update,
         ])
-        .run(tauri::generate_context!())
+        .build(tauri::generate_context!())
         .unwrap_or_else(|e| {
             eprintln!("voxseal: the app could not start: {e}");
             std::process::exit(1);
-        });
+        })
+        .run(on_event);
 }
