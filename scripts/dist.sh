@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the signed Linux installers (.deb, .rpm) with Tauri's updater signatures, writes
-# SHA256SUMS and signs it with the project lead's key, then verifies the result.
+# Builds the signed installers (Linux: .deb, .rpm; Windows: the NSIS .exe, cross-built by
+# scripts/windows.sh) with Tauri's updater signatures, writes SHA256SUMS and signs it with the
+# project lead's key, then verifies the result.
 #
-#   scripts/dist.sh [--debug] [--out DIR]
+#   scripts/dist.sh [--debug] [--out DIR] [--platform linux|windows|all]   (default: linux)
 #
 # Environment:
 #   VOXSEAL_LEAD_PUBKEY         lead public key pinned into the app (base64 line of lead.pub);
-#                               or VOXSEAL_LOCAL_ONLY=1 for a demo build that only runs the local stack
+#   VOXSEAL_LOCAL_ONLY=1        or a demo build that only runs the local stack, pins nothing (the
+#                               lead key then only signs SHA256SUMS)
 #   VOXSEAL_LEAD_KEY            path to the lead secret key (signs SHA256SUMS);
 #                               VOXSEAL_LEAD_KEY_PASSWORD if it is password-protected
 #   TAURI_SIGNING_PRIVATE_KEY   Tauri updater signing key (`tauri signer generate`), with
@@ -15,8 +17,7 @@
 #   VOXSEAL_EPHEMERAL_KEYS=1    generate throwaway lead and updater keys (CI: proves the pipeline, signs nothing real);
 #                               VOXSEAL_KEEP_KEYS=<dir> keeps them there
 #
-# Windows (MSI/NSIS) and macOS (dmg, notarized) builds run the same steps on runners of those OSes;
-# see docs/release.md for the signing settings.
+# macOS (dmg, notarized) builds run the same steps on a macOS runner; see docs/release.md.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VOXSEAL_LOG_TAG=dist
@@ -24,15 +25,18 @@ cd "$VOXSEAL_ROOT"
 
 profile=release
 out="$VOXSEAL_ROOT/dist"
+platform=linux
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --debug) profile=debug ;;
         --out) out="$2"; shift ;;
-        -h|--help) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --platform) platform="$2"; shift ;;
+        -h|--help) sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
     shift
 done
+[[ $platform =~ ^(linux|windows|all)$ ]] || die "--platform: linux, windows or all, not $platform"
 
 scripts/setup.sh
 . scripts/env.sh
@@ -64,6 +68,11 @@ fi
 [[ -n ${VOXSEAL_LEAD_PUBKEY:-} || ${VOXSEAL_LOCAL_ONLY:-0} == 1 ]] || die "set VOXSEAL_LEAD_PUBKEY (or VOXSEAL_LOCAL_ONLY=1, or VOXSEAL_EPHEMERAL_KEYS=1)"
 [[ -n ${VOXSEAL_LEAD_KEY:-} ]] || die "set VOXSEAL_LEAD_KEY to the lead secret key that signs SHA256SUMS"
 [[ -n ${TAURI_SIGNING_PRIVATE_KEY:-} && -n ${VOXSEAL_UPDATER_PUBKEY:-} ]] || die "set TAURI_SIGNING_PRIVATE_KEY and VOXSEAL_UPDATER_PUBKEY (tauri signer generate)"
+# A build with a pinned lead key never contains the demo stack (src-tauri/build.rs refuses it).
+pinned=0
+[[ -n ${VOXSEAL_LEAD_PUBKEY:-} && ${VOXSEAL_LOCAL_ONLY:-0} != 1 ]] && pinned=1
+rm -rf "$out"
+mkdir -p "$out"
 
 build_ui --silent
 
@@ -72,17 +81,30 @@ update_url="${VOXSEAL_UPDATE_URL:-https://updates.invalid/voxseal/{{target}}/{{c
 export VOXSEAL_UPDATE_URL="$update_url" VOXSEAL_UPDATER_PUBKEY
 config=$(printf '{"bundle":{"active":true,"createUpdaterArtifacts":true},"plugins":{"updater":{"pubkey":"%s","endpoints":["%s"]}}}' \
     "$VOXSEAL_UPDATER_PUBKEY" "$update_url")
-args=(build --bundles deb rpm --config "$config" --ci)
-[[ $profile == debug ]] && args+=(--debug)
-# A build with a pinned lead key never contains the demo stack (src-tauri/build.rs refuses it).
-[[ -n ${VOXSEAL_LEAD_PUBKEY:-} ]] && args+=(-- --no-default-features --features pinned)
-say "tauri ${args[*]:0:3} ($profile)"
-(cd src-tauri && "${TAURI[@]}" "${args[@]}")
-
-bundle="$CARGO_TARGET_DIR/$profile/bundle"
-rm -rf "$out"
-mkdir -p "$out"
-cp "$bundle"/deb/*.deb "$bundle"/deb/*.deb.sig "$bundle"/rpm/*.rpm "$bundle"/rpm/*.rpm.sig "$out"/
+if [[ $platform != windows ]]; then
+    args=(build --bundles deb rpm --config "$config" --ci)
+    [[ $profile == debug ]] && args+=(--debug)
+    build_env=()
+    if [[ $pinned == 1 ]]; then
+        args+=(-- --no-default-features --features pinned)
+    else
+        build_env=(-u VOXSEAL_LEAD_PUBKEY VOXSEAL_LOCAL_ONLY=1)
+    fi
+    say "tauri ${args[*]:0:3} ($profile)"
+    (cd src-tauri && env "${build_env[@]}" "${TAURI[@]}" "${args[@]}")
+    bundle="$CARGO_TARGET_DIR/$profile/bundle"
+    cp "$bundle"/deb/*.deb "$bundle"/deb/*.deb.sig "$bundle"/rpm/*.rpm "$bundle"/rpm/*.rpm.sig "$out"/
+fi
+if [[ $platform != linux ]]; then
+    win_args=(--out "$out")
+    [[ $profile == release ]] && win_args+=(--release)
+    exe="$(TAURI_CONFIG="$config" scripts/windows.sh installer "${win_args[@]}")"
+    version="${exe##*/Voxseal_}"
+    version="${version%_x64.exe}"
+    # For that version, as the updater's requireSignedVersion checks (tests/e2e/tests/updater.rs).
+    say "updater signature for $(basename "$exe") (version $version)"
+    "${TAURI[@]}" signer sign --app-version "$version" "$exe" >/dev/null
+fi
 say "signing SHA256SUMS with the lead key"
 "$CARGO_TARGET_DIR/debug/voxseal" sign-release "$out" --key "$VOXSEAL_LEAD_KEY" 2>/dev/null || {
     cargo build --quiet -p voxseal-cli

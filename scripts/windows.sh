@@ -5,10 +5,17 @@
 #   scripts/windows.sh build [CARGO ARGS]   cross-build (default: -p voxseal-cli -p voxseal-broker)
 #   scripts/windows.sh test  [CARGO ARGS]   build tests and run them under Wine (default: -p voxseal-core)
 #   scripts/windows.sh wine  EXE [ARGS]     run a Windows executable in the project's Wine prefix
+#   scripts/windows.sh setup                install the tools and create the Wine prefix (idempotent)
+#   scripts/windows.sh wait                 wait until every process in the Wine prefix has ended
+#   scripts/windows.sh installer [--release] [--out DIR] [--build-only]
+#                                           build the app and the CLI and their NSIS installer
+#                                           (src-tauri/windows/installer.nsi) into DIR (default dist/);
+#                                           pinned to VOXSEAL_LEAD_PUBKEY unless VOXSEAL_LOCAL_ONLY=1;
+#                                           TAURI_CONFIG (JSON) is merged into tauri.conf.json
 #
 # Installs what it needs, idempotently: Debian's rustc-web, cargo-web and rust-web-src (1.96,
 # which builds std for the target with -Zbuild-std: rustup here has no Windows std), MinGW-w64
-# (linker, and the C compiler vendored C code needs) and wine64. Windows artifacts go to
+# (linker, and the C compiler vendored C code needs), wine64 and nsis (makensis). Windows artifacts go to
 # $VOXSEAL_WINDOWS_TARGET_DIR (default: $CARGO_TARGET_DIR-windows), the Wine prefix under it.
 # docs/windows.md says what runs under Wine and what does not.
 set -euo pipefail
@@ -18,7 +25,7 @@ cd "$VOXSEAL_ROOT"
 . scripts/env.sh
 
 TARGET=x86_64-pc-windows-gnu
-apt_ensure rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64
+apt_ensure rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64 nsis
 
 export VOXSEAL_WINDOWS_TARGET_DIR="${VOXSEAL_WINDOWS_TARGET_DIR:-$CARGO_TARGET_DIR-windows}"
 export WINEPREFIX="$VOXSEAL_WINDOWS_TARGET_DIR/wineprefix"
@@ -26,8 +33,11 @@ export WINEDEBUG=-all
 WINE=/usr/lib/wine/wine64
 
 # Debian's toolchain, not rustup's (first on PATH): std for Windows is built from its sources.
+# No debug info and no incremental state by default: a panic still names its file and line, and
+# the builds (mostly from scratch in CI) are faster and smaller.
 cargo_windows() {
     PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+        CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}" CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" \
         CARGO_TARGET_DIR="$VOXSEAL_WINDOWS_TARGET_DIR" \
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$VOXSEAL_ROOT/scripts/windows.sh wine" \
@@ -46,6 +56,49 @@ wine_prefix() {
     x86_64-w64-mingw32-gcc -O2 -shared -o "$dll.tmp" scripts/wine/bcryptprimitives.c \
         scripts/wine/bcryptprimitives.def -ladvapi32
     mv "$dll.tmp" "$dll"
+}
+
+# The installer: the app (assets in the binary: custom-protocol) and the CLI, built as a release
+# would be (pinned, or a demo build), then makensis. Prints the installer's path on stdout.
+installer() {
+    local profile=debug out="$VOXSEAL_ROOT/dist" build_only=0
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --release) profile=release ;;
+            --out) out="$2"; shift ;;
+            --build-only) build_only=1 ;;
+            *) die "installer: unknown argument $1 (--release, --out DIR, --build-only)" ;;
+        esac
+        shift
+    done
+    local flags=()
+    [[ $profile == release ]] && flags+=(--release)
+    if [[ -n ${VOXSEAL_LEAD_PUBKEY:-} && ${VOXSEAL_LOCAL_ONLY:-0} != 1 ]]; then
+        say "installer: a release for the project whose lead key is pinned ($profile)"
+        cargo_windows build "${flags[@]}" -p voxseal-desktop --no-default-features \
+            --features pinned,custom-protocol
+        cargo_windows build "${flags[@]}" -p voxseal-cli --features pinned
+    else
+        say "installer: a demo build, no lead key pinned ($profile)"
+        (
+            # No updater in a demo build: its config would only make the build differ.
+            unset VOXSEAL_LEAD_PUBKEY TAURI_CONFIG
+            export VOXSEAL_LOCAL_ONLY=1
+            cargo_windows build "${flags[@]}" -p voxseal-desktop -p voxseal-cli \
+                --features voxseal-desktop/custom-protocol
+        )
+    fi
+    [[ $build_only == 1 ]] && return 0
+    local version bin="$VOXSEAL_WINDOWS_TARGET_DIR/$TARGET/$profile"
+    version="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' src-tauri/tauri.conf.json)"
+    [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "no x.y.z version in src-tauri/tauri.conf.json"
+    # "setup" or "install" in the name would make Windows apply installer-detection shims.
+    local exe="$out/Voxseal_${version}_x64.exe"
+    mkdir -p "$out"
+    makensis -V2 -WX -DVERSION="$version" -DBINDIR="$bin" -DICON="$VOXSEAL_ROOT/icons/icon.ico" \
+        -DOUTFILE="$exe" src-tauri/windows/installer.nsi >&2
+    say "installer: $exe ($(du -k "$exe" | cut -f1) KiB)"
+    echo "$exe"
 }
 
 cmd="${1:-build}"
@@ -71,6 +124,12 @@ case "$cmd" in
         wine_prefix
         exec "$WINE" "$@"
         ;;
-    -h|--help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" ;;
-    *) die "unknown command: $cmd (build, test, wine)" ;;
+    setup) wine_prefix ;;
+    wait)
+        # Until every process in the prefix has ended (an uninstaller runs on from a copy).
+        exec /usr/lib/wine/wineserver -w
+        ;;
+    installer) installer "$@" ;;
+    -h|--help) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" ;;
+    *) die "unknown command: $cmd (build, test, wine, setup, wait, installer)" ;;
 esac

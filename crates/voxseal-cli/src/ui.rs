@@ -15,8 +15,23 @@ use voxseal_core::workspace::Workspace;
 
 use crate::cli::Cli;
 
+/// Colours on stderr: a terminal, no `NO_COLOR`, and on Windows a console that interprets ANSI
+/// escape codes (turned on here: the console of Windows 10 and later does, older ones stay plain).
 fn color_on() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal() && ansi_console()
+    })
+}
+
+#[cfg(windows)]
+fn ansi_console() -> bool {
+    anstyle_query::windows::enable_ansi_colors().unwrap_or(false)
+}
+
+#[cfg(not(windows))]
+fn ansi_console() -> bool {
+    true
 }
 
 fn paint(code: &str, s: &str) -> String {

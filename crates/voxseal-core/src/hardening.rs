@@ -20,17 +20,45 @@ pub struct CoreDumpReport {
     /// limit is raised again, and other processes of the same user cannot ptrace or read its
     /// memory through /proc.
     pub not_dumpable: bool,
+    /// Windows Error Reporting is told never to report a crash of this program (the per-user
+    /// `ExcludedApplications` setting): no crash report, with this process's memory in it, is
+    /// collected for it or sent.
+    pub error_reports_off: bool,
 }
 
 /// Disables core dumps for this process: RLIMIT_CORE 0 (soft and hard, so it cannot be raised
-/// again) on Unix, and `PR_SET_DUMPABLE` 0 on Linux. On Windows nothing is changed here: crash
-/// dumps there come from Windows Error Reporting, configured per machine (docs/wipe.md).
-/// Failures are reported in the result, never fatal: the caller logs them.
+/// again) on Unix, and `PR_SET_DUMPABLE` 0 on Linux. On Windows crash dumps come from Windows
+/// Error Reporting, which is told to leave this program out (docs/windows.md says what that
+/// does and does not cover). Failures are reported in the result, never fatal: the caller logs
+/// them.
 pub fn disable_core_dumps() -> CoreDumpReport {
     CoreDumpReport {
         rlimit_core_zero: set_rlimit_core_zero(),
         not_dumpable: set_not_dumpable(),
+        error_reports_off: exclude_from_error_reporting(),
     }
+}
+
+/// The per-user key whose values name the programs Windows Error Reporting leaves out (what
+/// `WerAddExcludedApplication` writes; Microsoft's "WER Settings").
+#[cfg(windows)]
+pub const WER_EXCLUDED_KEY: &str =
+    r"Software\Microsoft\Windows\Windows Error Reporting\ExcludedApplications";
+
+fn exclude_from_error_reporting() -> bool {
+    #[cfg(windows)]
+    {
+        let exe = std::env::current_exe().ok();
+        let Some(name) = exe.as_deref().and_then(std::path::Path::file_name) else {
+            return false;
+        };
+        windows_registry::CURRENT_USER
+            .create(WER_EXCLUDED_KEY)
+            .and_then(|key| key.set_u32(name.to_string_lossy(), 1))
+            .is_ok()
+    }
+    #[cfg(not(windows))]
+    false
 }
 
 fn set_rlimit_core_zero() -> bool {
@@ -58,11 +86,12 @@ fn set_not_dumpable() -> bool {
 }
 
 impl CoreDumpReport {
-    /// Whether everything this OS offers was done (Windows: nothing to do here).
+    /// Whether everything this OS offers was done.
     pub fn complete(&self) -> bool {
         let rlimit = self.rlimit_core_zero || !cfg!(unix);
         let dumpable = self.not_dumpable || !cfg!(any(target_os = "linux", target_os = "android"));
-        rlimit && dumpable
+        let reports = self.error_reports_off || !cfg!(windows);
+        rlimit && dumpable && reports
     }
 }
 
@@ -327,6 +356,25 @@ mod tests {
             assert_eq!((limit.current, limit.maximum), (Some(0), Some(0)));
             assert!(!core_dumps_possible());
         }
+    }
+
+    /// The test executable's name is left out of error reporting, in the registry where Windows
+    /// Error Reporting reads it (Wine's registry under Wine); the value is removed again.
+    #[cfg(windows)]
+    #[test]
+    fn windows_error_reporting_leaves_the_program_out() {
+        let report = disable_core_dumps();
+        assert!(report.error_reports_off && report.complete(), "{report:?}");
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        let key = windows_registry::CURRENT_USER
+            .open(WER_EXCLUDED_KEY)
+            .unwrap();
+        assert_eq!(key.get_u32(&name).unwrap(), 1, "{WER_EXCLUDED_KEY}\\{name}");
+        let key = windows_registry::CURRENT_USER
+            .create(WER_EXCLUDED_KEY)
+            .unwrap();
+        key.remove_value(&name).unwrap();
     }
 
     /// A buffer larger than the locked-memory limit is left wholly unlocked (its pages do not
