@@ -53,11 +53,28 @@ fn missing(what: &str) {
     eprintln!("skipped: {what} not installed ({HINT})");
 }
 
+/// False in a Windows test process: under Wine it cannot start the test venv's Linux programs
+/// (the attempt fails with "Invalid handle"), so the cross-checks that need them skip there.
+fn host_tools_runnable(what: &str) -> bool {
+    if cfg!(windows) {
+        assert!(
+            !tools_required(),
+            "{what} cannot run in a Windows test process"
+        );
+        eprintln!("skipped: {what} (a Windows test process cannot start the test venv's programs)");
+        return false;
+    }
+    true
+}
+
 /// The test venv's Python (`VOXSEAL_PYTHON` or `<repo>/.venv/bin/python`).
 ///
-/// When it is missing: panics if `VOXSEAL_REQUIRE_TOOLS=1`, else prints a skip line and returns
-/// `None`.
+/// When it is missing, or in a Windows test process: panics if `VOXSEAL_REQUIRE_TOOLS=1`, else
+/// prints a skip line and returns `None`.
 pub fn venv_python() -> Option<PathBuf> {
+    if !host_tools_runnable("the test venv's Python") {
+        return None;
+    }
     let p = std::env::var_os("VOXSEAL_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
@@ -70,9 +87,12 @@ pub fn venv_python() -> Option<PathBuf> {
 
 /// Finds a tool: first in `<repo>/.venv/bin`, then on `PATH`.
 ///
-/// When it is missing: panics with "run scripts/setup.sh --test" if `VOXSEAL_REQUIRE_TOOLS=1`,
-/// else prints a skip line and returns `None`.
+/// When it is missing, or in a Windows test process: panics with "run scripts/setup.sh --test" if
+/// `VOXSEAL_REQUIRE_TOOLS=1`, else prints a skip line and returns `None`.
 pub fn require_tool(name: &str) -> Option<PathBuf> {
+    if !host_tools_runnable(name) {
+        return None;
+    }
     let venv = repo_root().join(".venv/bin").join(name);
     if venv.is_file() {
         return Some(venv);

@@ -174,15 +174,7 @@ impl DevStack {
     /// The AWS CLI as the endpoint's admin; `None` (a skip) when the CLI is not installed and not
     /// required.
     pub fn aws(&self, args: &[&str]) -> Option<serde_json::Value> {
-        let exe = voxseal_testkit::repo_root().join(".venv/bin/aws");
-        if !exe.exists() {
-            assert!(
-                !voxseal_testkit::tools_required(),
-                "the AWS CLI is required: run scripts/setup.sh --test"
-            );
-            eprintln!("skipped an AWS CLI cross-check: no AWS CLI in .venv");
-            return None;
-        }
+        let exe = voxseal_testkit::require_tool("aws")?;
         let out = Command::new(exe)
             .args(["--endpoint-url", &self.endpoint, "--output", "json"])
             .args(args)
