@@ -32,17 +32,15 @@ npm --prefix ui test
 
 # The end-to-end tests drive the built binaries: the desktop app (with the built UI inside it),
 # and the lead CLI and the broker on the production path (tests/e2e/tests/production.rs).
-# The Windows builds (voxseal-core's tests, the installer's app and CLI: scripts/windows.sh) run
-# in the background at the lowest CPU priority: they take the time the Linux steps below leave idle
-# (real-time audio, WebDriver waits, single-threaded checks). Their checks run at the end.
+# The Windows build (the test suites of core, cloud, CLI, broker and app logic, with the installer's
+# app and CLI in the same build: scripts/windows.sh) runs in the background at the lowest CPU
+# priority: it takes the time the Linux steps below leave idle (real-time audio, WebDriver waits,
+# single-threaded checks). Its checks run at the end.
 if [[ ${#extra[@]} -eq 0 ]]; then
     scripts/windows.sh setup
     win_log="$(mktemp)"
     say "Windows: building in the background (nice 19; log: $win_log)"
-    (
-        nice -n 19 scripts/windows.sh test -p voxseal-core --no-run &&
-            nice -n 19 scripts/windows.sh installer --build-only
-    ) >"$win_log" 2>&1 &
+    nice -n 19 scripts/windows.sh installer --build-only >"$win_log" 2>&1 &
     win_pid=$!
     trap 'pkill -P "$win_pid" 2>/dev/null; kill "$win_pid" 2>/dev/null; true' EXIT
 fi
@@ -98,8 +96,8 @@ if [[ ${#extra[@]} -eq 0 ]]; then
         die "the Windows build failed (log: $win_log)"
     fi
     rm -f "$win_log"
-    say "Windows: voxseal-core's tests as .exe files under Wine (scripts/windows.sh; docs/windows.md)"
-    scripts/windows.sh test -p voxseal-core
+    say "Windows: the test suites as .exe files under Wine (scripts/windows.sh; docs/windows.md)"
+    scripts/windows.sh test
     say "Windows: the installer under Wine (scripts/check-windows-installer.sh)"
     scripts/check-windows-installer.sh
     say "waiting for the soak"

@@ -3,7 +3,8 @@
 # suites as Windows executables under Wine.
 #
 #   scripts/windows.sh build [CARGO ARGS]   cross-build (default: -p voxseal-cli -p voxseal-broker)
-#   scripts/windows.sh test  [CARGO ARGS]   build tests and run them under Wine (default: -p voxseal-core)
+#   scripts/windows.sh test  [CARGO ARGS]   build tests and run them under Wine (default: the suites
+#                                           .ci/run runs: core, cloud, CLI, broker, app logic)
 #   scripts/windows.sh wine  EXE [ARGS]     run a Windows executable in the project's Wine prefix
 #   scripts/windows.sh setup                install the tools and create the Wine prefix (idempotent)
 #   scripts/windows.sh wait                 wait until every process in the Wine prefix has ended
@@ -11,7 +12,8 @@
 #                                           build the app and the CLI and their NSIS installer
 #                                           (src-tauri/windows/installer.nsi) into DIR (default dist/);
 #                                           pinned to VOXSEAL_LEAD_PUBKEY unless VOXSEAL_LOCAL_ONLY=1;
-#                                           TAURI_CONFIG (JSON) is merged into tauri.conf.json
+#                                           TAURI_CONFIG (JSON) is merged into tauri.conf.json; a debug
+#                                           demo build also builds the default test suites
 #
 # Installs what it needs, idempotently: Debian's rustc-web, cargo-web and rust-web-src (1.96,
 # which builds std for the target with -Zbuild-std: rustup here has no Windows std), MinGW-w64
@@ -43,6 +45,13 @@ cargo_windows() {
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$VOXSEAL_ROOT/scripts/windows.sh wine" \
         /usr/bin/cargo "$1" --target "$TARGET" -Zbuild-std "${@:2}"
 }
+
+# The default test suites, resolved together with the installer's app: one feature resolution, so
+# that the debug demo installer (the one .ci/run checks) and the test executables share every
+# dependency's build instead of building ~170 crates twice. VOXSEAL_LOCAL_ONLY=1 as for a demo app.
+SUITES=(-p voxseal-core -p voxseal-cloud -p voxseal-cli -p voxseal-broker -p voxseal-app
+    -p voxseal-desktop --features voxseal-desktop/custom-protocol)
+suites() { VOXSEAL_LOCAL_ONLY=1 cargo_windows "$1" "${SUITES[@]}" "${@:2}"; }
 
 # The Wine prefix, once: created by the first start, plus the ProcessPrng stand-in
 # (scripts/wine/bcryptprimitives.c) that Wine 8 lacks and every Rust executable imports.
@@ -84,8 +93,12 @@ installer() {
             # No updater in a demo build: its config would only make the build differ.
             unset VOXSEAL_LEAD_PUBKEY TAURI_CONFIG
             export VOXSEAL_LOCAL_ONLY=1
-            cargo_windows build "${flags[@]}" -p voxseal-desktop -p voxseal-cli \
-                --features voxseal-desktop/custom-protocol
+            if [[ $profile == debug ]]; then
+                suites build --bins --tests
+            else
+                cargo_windows build "${flags[@]}" -p voxseal-desktop -p voxseal-cli \
+                    --features voxseal-desktop/custom-protocol
+            fi
         )
     fi
     [[ $build_only == 1 ]] && return 0
@@ -110,8 +123,12 @@ case "$cmd" in
         cargo_windows build "$@"
         ;;
     test)
-        [[ $# -gt 0 ]] || set -- -p voxseal-core
         wine_prefix
+        if [[ $# -eq 0 || $1 == --* ]]; then
+            say "cargo test --target $TARGET (the default suites) $* (under Wine)"
+            VOXSEAL_REQUIRE_TOOLS=0 suites test "$@"
+            exit
+        fi
         say "cargo test --target $TARGET $* (under Wine)"
         # A Windows process under Wine cannot start the Linux cross-check tools (Go age, the
         # venv's Python and AWS CLI, moto): those checks say "skipped" here and run in the Linux
