@@ -77,6 +77,18 @@ say "cargo test --workspace"
 cargo test --workspace "${extra[@]}"
 
 if [[ ${#extra[@]} -eq 0 ]]; then
+    # The data team's Python package (python/README.md): its wheel, installed into the test venv,
+    # tested against moto with the CLI built above, and a local Ray instance.
+    say "Python package: build the wheel, install it, pytest python/tests"
+    wheels="$(mktemp -d)"
+    .venv/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w "$wheels" python/
+    .venv/bin/python -m pip install --quiet --no-deps --force-reinstall "$wheels"/voxseal-*.whl
+    rm -rf "$wheels"
+    (cd python/tests && PYTHONDONTWRITEBYTECODE=1 VOXSEAL_BIN="$CARGO_TARGET_DIR/debug/voxseal" \
+        ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)
+fi
+
+if [[ ${#extra[@]} -eq 0 ]]; then
     # The 5-minute real-time recording soak (docs/reliability.md) needs little CPU: it records
     # while the checks below keep both cores busy, which also proves zero drops on a busy machine.
     soak_log="$(mktemp)"

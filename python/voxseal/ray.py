@@ -1,0 +1,111 @@
+"""Ray Data: the same verified, audited reader across Ray workers.
+
+    ds = voxseal.ray.read_features("s3://bucket", project="acme", requester="ana@example.com",
+                                   role_arn=TRAINING_ROLE_ARN, identity_secret="voxseal/acme/training",
+                                   audit_bucket=AUDIT_BUCKET, budget=50_000)
+
+The driver lists the manifests in scope (keys only, through a `catalog` session) and splits them
+into read tasks. Each task opens its own training session with its own credentials (the worker's
+instance role, or the environment), unwraps the identity through KMS once, reads its share with a
+budget of exactly that share, audits every sample to its own log shipped to the audit bucket, and
+yields blocks of decrypted features. Nothing is written to disk but the audit records.
+"""
+
+import math
+import resource
+import tempfile
+
+import numpy as np
+import ray
+
+from . import open_dataset, open_session
+from .budget import ReadBudget, ReadBudgetExceeded
+from .dataset import Manifests
+
+# Samples per block: a few MiB of features.
+BLOCK_ROWS = 256
+
+
+def _block(rows):
+    from ray.data.block import BlockAccessor
+
+    batch = {
+        "sample_id": np.array([r.sample_id for r in rows]),
+        "contractor": np.array([r.contractor for r in rows]),
+        "prompt_id": np.array([r.manifest["prompt_id"] for r in rows]),
+        "log_mel": np.array([r.log_mel for r in rows] + [None], dtype=object)[:-1],
+        "mfcc": np.array([r.mfcc for r in rows] + [None], dtype=object)[:-1],
+        # The worker's peak resident memory so far (KiB): docs/performance.md reports it.
+        "worker_peak_rss_kib": np.full(len(rows), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+    }
+    return BlockAccessor.batch_to_block(batch)
+
+
+def _read_task(url, keys, project, session_args, identity_secret, audit_bucket):
+    def read():
+        with open_dataset(url, project=project, purpose="training", identity_secret=identity_secret,
+                          budget=ReadBudget(max_samples=len(keys)), audit_bucket=audit_bucket,
+                          audit_dir=tempfile.mkdtemp(prefix="voxseal-reads-"), **session_args) as ds:
+            rows = []
+            for key in keys:
+                rows.append(ds.fetch(ds.index.get(key)))
+                if len(rows) == BLOCK_ROWS:
+                    yield _block(rows)
+                    rows = []
+            if rows:
+                yield _block(rows)
+
+    return read
+
+
+class FeaturesDatasource(ray.data.Datasource):
+    """The training features of a project, as a Ray Data datasource."""
+
+    def __init__(self, url, *, project, requester, identity_secret, audit_bucket, budget, **session_args):
+        super().__init__()
+        self.url, self.project, self.identity_secret = url, project, identity_secret
+        self.audit_bucket = audit_bucket
+        self.session_args = dict(session_args, requester=requester)
+        index = open_session(url, purpose="catalog", **{k: v for k, v in self.session_args.items() if k != "reason"})
+        self.keys = sorted(Manifests(index, project).keys())
+        if len(self.keys) > budget:
+            raise ReadBudgetExceeded(
+                f"the selection holds {len(self.keys)} samples, over the budget of {budget}: "
+                "narrow it (contractors=, since=, until=) or state a larger budget="
+            )
+
+    def estimate_inmemory_data_size(self):
+        return None
+
+    def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+        from ray.data.block import BlockMetadata
+        from ray.data.datasource import ReadTask
+
+        n = max(1, min(parallelism, len(self.keys)))
+        size = math.ceil(len(self.keys) / n) if self.keys else 0
+        tasks = []
+        for i in range(0, len(self.keys), size or 1):
+            share = self.keys[i:i + size]
+            tasks.append(ReadTask(
+                _read_task(self.url, share, self.project, self.session_args, self.identity_secret, self.audit_bucket),
+                BlockMetadata(num_rows=len(share), size_bytes=None, exec_stats=None, input_files=None),
+                per_task_row_limit=per_task_row_limit,
+            ))
+        return tasks
+
+
+def read_features(url, *, project, requester, identity_secret, audit_bucket=None, budget=None,
+                  parallelism=-1, **session_args):
+    """A `ray.data.Dataset` of the project's training features: columns sample_id, contractor,
+    prompt_id, log_mel [frames, 80], mfcc [frames, 13] (float32), worker_peak_rss_kib.
+
+    `budget` (samples, default: the selection's size must be stated) bounds the whole read;
+    `session_args` are open_session's (role_arn, contractors, since, until, base is not
+    supported: workers use their own credentials, endpoint_url, region_name)."""
+    if budget is None:
+        raise ReadBudgetExceeded("state the read's budget (budget=<samples>): a Ray read is a bulk read")
+    source = FeaturesDatasource(url, project=project, requester=requester, identity_secret=identity_secret,
+                                audit_bucket=audit_bucket, budget=budget, **session_args)
+    return ray.data.read_datasource(source, override_num_blocks=parallelism if parallelism > 0 else None)
+
+
