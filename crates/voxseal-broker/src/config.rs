@@ -486,9 +486,17 @@ mod tests {
         p
     }
 
+    /// An absolute path on this platform ("/var/log/a.log" has no drive, so Windows joins it to
+    /// the config's drive).
+    const ABSOLUTE_LOG: &str = if cfg!(windows) {
+        "C:/logs/a.log"
+    } else {
+        "/var/log/a.log"
+    };
+
     fn base() -> String {
         format!(
-            "registry = \"reg.toml\"\naudit_log = \"/var/log/a.log\"\nbucket = \"voxseal-prod\"\nregion = \"eu-west-1\"\n\
+            "registry = \"reg.toml\"\naudit_log = \"{ABSOLUTE_LOG}\"\nbucket = \"voxseal-prod\"\nregion = \"eu-west-1\"\n\
              kms_key_arn = \"{KEY}\"\nrole_arn = \"arn:aws:iam::123456789012:role/voxseal-contractor\"\n"
         )
     }
@@ -500,7 +508,7 @@ mod tests {
         let c = Config::from_sources(Some(&p), &|_| None).unwrap();
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.registry, d.path().join("reg.toml"));
-        assert_eq!(c.audit_log, PathBuf::from("/var/log/a.log"));
+        assert_eq!(c.audit_log, PathBuf::from(ABSOLUTE_LOG));
         assert_eq!(c.issuer, IssuerKind::Sts);
         assert_eq!(c.duration_secs, 900);
         assert_eq!(
