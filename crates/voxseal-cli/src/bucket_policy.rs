@@ -2,7 +2,7 @@
 //! `DenyRevokedContractors` statement (read-modify-write of the bucket policy with the lead's own
 //! AWS credentials), so that sessions issued before the revocation stop at once.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use voxseal_broker::revocation;
 use voxseal_core::ids::ContractorId;
@@ -18,21 +18,8 @@ pub fn deny_now(
     contractor: &ContractorId,
 ) -> Result<Option<Vec<String>>> {
     crate::cloud::runtime()?.block_on(async {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r.to_owned()));
-        }
-        let shared = loader.load().await;
-        let region = shared
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .context("no AWS region: pass --region or set AWS_REGION")?;
-        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-        if shared.endpoint_url().is_some() {
-            // A local stand-in (AWS_ENDPOINT_URL): path-style addressing.
-            conf = conf.force_path_style(true);
-        }
-        let s3 = aws_sdk_s3::Client::from_conf(conf.build());
+        let aws = crate::lead_aws::connect(region, None).await?;
+        let (s3, region) = (aws.s3, aws.region);
         let current = match s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(out) => out.policy().map(str::to_owned),
             Err(e) if e.code() == Some("NoSuchBucketPolicy") => None,

@@ -77,6 +77,17 @@ pub enum Command {
     SignRelease(SignReleaseArgs),
     /// Verify a release directory: the signed SHA256SUMS, every artifact, and the updater signatures.
     VerifyRelease(VerifyReleaseArgs),
+    /// (Project leads) Erase a contractor who withdrew consent: every version of every object
+    /// under their raw/, features/ and manifests/ prefixes, with the erasure recorded in the audit
+    /// bucket. Uses your AWS credentials (s3:ListBucketVersions, s3:DeleteObjectVersion, and
+    /// s3:PutObject on the audit bucket). Cannot be undone: try --dry-run first.
+    Erase(EraseArgs),
+    /// (Project leads) Check the bucket's lifecycle rules against the signed project.
+    Retention {
+        /// The command.
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// (Project leads) Create, sign and verify project configs.
     Project {
         /// What to do.
@@ -185,6 +196,52 @@ pub struct ProjectVerifyArgs {
     /// The project.toml to check (project.toml.sig next to it).
     pub config: PathBuf,
     /// Verify with this lead public key instead of the one built in.
+    #[arg(long, value_name = "FILE")]
+    pub lead_pub: Option<PathBuf>,
+}
+
+/// `voxseal erase`
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The contractor whose samples go.
+    #[arg(long)]
+    pub contractor: String,
+    /// Why, as recorded in the erasure events (e.g. "consent withdrawn, ticket 4411").
+    #[arg(long)]
+    pub reason: String,
+    /// The signed project.toml (project.toml.sig next to it): its bucket, region and endpoint.
+    #[arg(long, value_name = "FILE")]
+    pub project: PathBuf,
+    /// Verify the project with this lead public key instead of the one built in.
+    #[arg(long, value_name = "FILE")]
+    pub lead_pub: Option<PathBuf>,
+    /// The audit bucket that receives the erasure events (the stack's AuditLogBucketName).
+    #[arg(long, value_name = "NAME")]
+    pub audit_bucket: String,
+    /// List every version that would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm without the prompt (scripts). Erasure cannot be undone.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `voxseal retention ...`
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Compare the bucket's lifecycle rules with the signed project's retention_days, and check
+    /// that noncurrent versions are deleted; exits 4 when they differ. Uses your AWS credentials
+    /// (s3:GetLifecycleConfiguration).
+    Check(RetentionCheckArgs),
+}
+
+/// `voxseal retention check`
+#[derive(Debug, Args)]
+pub struct RetentionCheckArgs {
+    /// The signed project.toml (project.toml.sig next to it).
+    #[arg(long, value_name = "FILE")]
+    pub project: PathBuf,
+    /// Verify the project with this lead public key instead of the one built in.
     #[arg(long, value_name = "FILE")]
     pub lead_pub: Option<PathBuf>,
 }

@@ -7,17 +7,20 @@ mod cli;
 mod cloud;
 mod consent;
 mod demo;
+mod erase;
 mod inspect;
+mod lead_aws;
 mod open;
 mod project;
 mod record;
+mod retention;
 mod ui;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command, EnrollCommand, ProjectCommand};
+use cli::{AuditCommand, Cli, Command, EnrollCommand, ProjectCommand, RetentionCommand};
 
 /// Exit codes, documented in `voxseal --help`.
 pub mod exit {
@@ -79,6 +82,10 @@ fn main() -> ExitCode {
             command: EnrollCommand::Revoke(a),
         } => cloud::enroll_revoke(a),
         Command::DevStack(a) => cloud::dev_stack(&cli, a),
+        Command::Erase(a) => erase::erase(a),
+        Command::Retention {
+            command: RetentionCommand::Check(a),
+        } => retention::check(a),
         Command::SignRelease(a) => project::sign_release(a),
         Command::VerifyRelease(a) => project::verify_release(a),
         Command::Project {

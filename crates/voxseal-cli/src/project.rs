@@ -242,20 +242,26 @@ pub fn sign(a: &ProjectSignArgs) -> Result<()> {
     Ok(())
 }
 
-/// `voxseal project verify`
-pub fn verify(a: &ProjectVerifyArgs) -> Result<()> {
-    let trusted = match &a.lead_pub {
+/// A project.toml whose signature (project.toml.sig) verifies against `lead_pub`, or the
+/// pinned lead keys without it; a bad signature exits 4.
+pub fn load_verified(config: &Path, lead_pub: Option<&Path>) -> Result<ProjectConfig> {
+    let trusted = match lead_pub {
         Some(p) => vec![signing::public_key_from_text(&std::fs::read_to_string(p)?)?],
         None => signing::pinned_lead_keys(),
     };
-    let bytes = signing::verify_file(&trusted, &a.config).map_err(|e| crate::Exit {
+    let bytes = signing::verify_file(&trusted, config).map_err(|e| crate::Exit {
         code: crate::exit::VERIFY,
         message: e.to_string(),
     })?;
-    let config = ProjectConfig::parse(
+    Ok(ProjectConfig::parse(
         std::str::from_utf8(&bytes)?,
-        &a.config.display().to_string(),
-    )?;
+        &config.display().to_string(),
+    )?)
+}
+
+/// `voxseal project verify`
+pub fn verify(a: &ProjectVerifyArgs) -> Result<()> {
+    let config = load_verified(&a.config, a.lead_pub.as_deref())?;
     println!(
         "{} {}: signature verifies; project {}, {} prompts, {} training and {} archive recipient(s)",
         ui::green("ok:"),

@@ -484,3 +484,295 @@ fn joining_as_another_contractor_waits_for_the_queue_and_keeps_the_code() {
         .args(["enroll", "join", &link])
         .env("VOXSEAL_TRUST_LEAD_KEY", d.join("stack/keys/lead.pub")));
 }
+
+/// A signed project whose bucket is `bucket` in moto, as the lead holds it: `<dir>/proj`.
+fn moto_project(
+    moto: &voxseal_testkit::MotoServer,
+    dir: &Path,
+    bucket: &str,
+) -> std::path::PathBuf {
+    let key = moto.aws_ok(&["kms", "create-key"]);
+    let proj = dir.join("proj");
+    let (prompts, consent) = (dir.join("prompts.txt"), dir.join("consent.txt"));
+    std::fs::write(&prompts, "One.\nTwo.\n").unwrap();
+    std::fs::write(&consent, "I agree.").unwrap();
+    run(voxseal(dir)
+        .args(["project", "init"])
+        .arg(&proj)
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--consent")
+        .arg(&consent)
+        .args(["--name", "erase-test", "--no-password", "--bucket", bucket])
+        .args([
+            "--region",
+            voxseal_testkit::MotoServer::REGION,
+            "--kms-key-arn",
+        ])
+        .arg(key["KeyMetadata"]["Arn"].as_str().unwrap())
+        .args(["--broker-url", "https://broker.invalid", "--endpoint"])
+        .arg(moto.endpoint_url()));
+    proj
+}
+
+/// `voxseal <args>` as the lead, with the admin's credentials for moto.
+fn as_lead(moto: &voxseal_testkit::MotoServer, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = voxseal(dir);
+    c.args(args)
+        .env("AWS_ENDPOINT_URL", moto.endpoint_url())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in moto
+        .admin_credentials()
+        .env(voxseal_testkit::MotoServer::REGION)
+    {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Every (key, version) in `bucket` under `prefix`, delete markers included.
+fn versions(moto: &voxseal_testkit::MotoServer, bucket: &str, prefix: &str) -> Vec<(String, bool)> {
+    let out = moto.aws_ok(&[
+        "s3api",
+        "list-object-versions",
+        "--bucket",
+        bucket,
+        "--prefix",
+        prefix,
+    ]);
+    let mut v = Vec::new();
+    for (field, marker) in [("Versions", false), ("DeleteMarkers", true)] {
+        for o in out[field].as_array().into_iter().flatten() {
+            v.push((o["Key"].as_str().unwrap().to_owned(), marker));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Issue 14 section 6: `voxseal erase` against moto's versioned S3. It lists, refuses without
+/// confirmation, then deletes every version and delete marker under the contractor's three
+/// prefixes (not a contractor whose id merely starts the same), and records started and completed
+/// events in the audit bucket; a second run finds nothing.
+#[test]
+fn erase_deletes_every_version_of_one_contractor_and_records_it() {
+    let Some(moto) = voxseal_testkit::MotoServer::try_start() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (bucket, audit) = ("voxseal-erase", "voxseal-erase-audit");
+    for b in [bucket, audit] {
+        moto.aws_ok(&["s3api", "create-bucket", "--bucket", b]);
+    }
+    moto.aws_ok(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        bucket,
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    let proj = moto_project(&moto, d.path(), bucket);
+    let body = d.path().join("body");
+    std::fs::write(&body, b"sealed bytes").unwrap();
+    let put = |key: &str| {
+        moto.aws_ok(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            bucket,
+            "--key",
+            key,
+            "--body",
+            body.to_str().unwrap(),
+        ]);
+    };
+    let day = "2026/12/06";
+    let alice = [
+        format!("raw/alice-01/{day}/sample-1-00.wav.age"),
+        format!("features/alice-01/{day}/sample-1-00.safetensors.age"),
+        format!("manifests/alice-01/{day}/sample-1.json"),
+        "manifests/alice-01/audit/000000000001-0123456789abcdef.checkpoint".to_owned(),
+    ];
+    for k in &alice {
+        put(k);
+    }
+    put(&alice[0]); // a second version
+    moto.aws_ok(&[
+        "s3api",
+        "delete-object",
+        "--bucket",
+        bucket,
+        "--key",
+        &alice[2],
+    ]); // a delete marker
+    let others = [
+        format!("raw/bob-02/{day}/sample-2-00.wav.age"),
+        format!("raw/alice-011/{day}/sample-3-00.wav.age"),
+    ];
+    for k in &others {
+        put(k);
+    }
+    let lead_pub = proj.join("lead.pub");
+    let toml = proj.join("project.toml");
+    let erase = |extra: &[&str]| {
+        let mut args = vec![
+            "erase",
+            "--contractor",
+            "alice-01",
+            "--reason",
+            "consent withdrawn, ticket 4411",
+        ];
+        args.extend(["--project", toml.to_str().unwrap()]);
+        args.extend([
+            "--lead-pub",
+            lead_pub.to_str().unwrap(),
+            "--audit-bucket",
+            audit,
+        ]);
+        args.extend(extra);
+        as_lead(&moto, d.path(), &args)
+    };
+    let before: usize = ["raw/alice-01/", "features/alice-01/", "manifests/alice-01/"]
+        .iter()
+        .map(|p| versions(&moto, bucket, p).len())
+        .sum();
+    assert_eq!(before, 6);
+
+    let dry = erase(&["--dry-run"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let listed = String::from_utf8(dry.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 6, "{listed}");
+    assert_eq!(listed.matches("delete marker").count(), 1, "{listed}");
+    let refused = erase(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(
+        versions(&moto, bucket, "raw/alice-01/").len(),
+        2,
+        "nothing deleted yet"
+    );
+
+    let done = erase(&["--yes"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for p in ["raw/alice-01/", "features/alice-01/", "manifests/alice-01/"] {
+        assert_eq!(versions(&moto, bucket, p), vec![], "{p}");
+    }
+    for k in &others {
+        assert_eq!(versions(&moto, bucket, k).len(), 1, "{k} must stay");
+    }
+    let events = versions(&moto, audit, "erasures/erase-test/alice-01/");
+    assert_eq!(events.len(), 2, "{events:?}");
+    let tmp = d.path().join("event.json");
+    let read = |key: &str| -> serde_json::Value {
+        moto.aws_ok(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            audit,
+            "--key",
+            key,
+            tmp.to_str().unwrap(),
+        ]);
+        serde_json::from_slice(&std::fs::read(&tmp).unwrap()).unwrap()
+    };
+    let (started, completed) = (read(&events[1].0), read(&events[0].0));
+    let (started, completed) = if started["event"] == "erasure.started" {
+        (started, completed)
+    } else {
+        (completed, started)
+    };
+    assert_eq!(started["event"], "erasure.started");
+    assert_eq!(completed["event"], "erasure.completed");
+    for e in [&started, &completed] {
+        assert_eq!(e["contractor"], "alice-01");
+        assert_eq!(e["reason"], "consent withdrawn, ticket 4411");
+        assert_eq!(e["requested_by"], moto.admin_arn());
+        assert_eq!(e["versions"], 6);
+    }
+    assert_eq!(completed["remaining"], 0);
+    let again = erase(&["--yes"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to erase"));
+    let bad = erase(&["--yes", "--reason", "x"]);
+    assert!(!bad.status.success());
+}
+
+/// Issue 14 section 6: `voxseal retention check` against moto: no lifecycle, rules that agree
+/// with the signed project's retention_days (365, the default), and rules that do not.
+#[test]
+fn retention_check_compares_the_lifecycle_with_the_signed_project() {
+    let Some(moto) = voxseal_testkit::MotoServer::try_start() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let bucket = "voxseal-retention";
+    moto.aws_ok(&["s3api", "create-bucket", "--bucket", bucket]);
+    moto.aws_ok(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        bucket,
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    let proj = moto_project(&moto, d.path(), bucket);
+    let check = || {
+        let toml = proj.join("project.toml");
+        let lead = proj.join("lead.pub");
+        let out = as_lead(
+            &moto,
+            d.path(),
+            &[
+                "retention",
+                "check",
+                "--project",
+                toml.to_str().unwrap(),
+                "--lead-pub",
+                lead.to_str().unwrap(),
+            ],
+        );
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), said.into_owned())
+    };
+    let (code, said) = check();
+    assert_eq!(code, Some(4), "{said}");
+    assert!(said.contains("kept forever"), "{said}");
+    let lifecycle = |raw_days: u32| {
+        let rules = serde_json::json!({"Rules": [
+            {"ID": "raw-archive-then-expire", "Status": "Enabled", "Filter": {"Prefix": "raw/"},
+             "Expiration": {"Days": raw_days}},
+            {"ID": "whole-bucket-hygiene", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 30}},
+        ]})
+        .to_string();
+        moto.aws_ok(&[
+            "s3api",
+            "put-bucket-lifecycle-configuration",
+            "--bucket",
+            bucket,
+            "--lifecycle-configuration",
+            &rules,
+        ]);
+    };
+    lifecycle(365);
+    let (code, said) = check();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("raw/ expires after 365 days"), "{said}");
+    lifecycle(400);
+    let (code, said) = check();
+    assert_eq!(code, Some(4), "{said}");
+    assert!(
+        said.contains("raw/ expires after 400 days (rule raw-archive-then-expire)"),
+        "{said}"
+    );
+}
