@@ -52,10 +52,16 @@ def local_ray(stack):
     import ray
 
     os.environ.update({k: v for k, v in stack.moto.env().items() if k != "AWS_ENDPOINT_URL"})
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False,
-             configure_logging=False)
+    start_ray(ray)
     yield ray
     ray.shutdown()
+
+
+def start_ray(ray):
+    # No spilling: Ray would write blocks of decrypted features to local disk when its object
+    # store fills (python/README.md); without it, a full store holds the readers back instead.
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False,
+             configure_logging=False, _system_config={"automatic_object_spilling_enabled": False})
 
 
 def read(stack, role, workers, requester):
@@ -139,6 +145,9 @@ def test_read_throughput_naive_loop_against_ray(stack, scale, local_ray):
     print(f"READ per sample ({len(sealed)} bytes sealed): hash + decrypt + binding + parse {local * 1e6:.0f} us, "
           f"one GET {get * 1e6:.0f} us (a sample takes two GETs)")
     for workers in (1, 2):
+        # Fresh worker processes for each run: a worker's peak RSS covers its whole life.
+        local_ray.shutdown()
+        start_ray(local_ray)
         t0 = time.monotonic()
         peak = 0
         for batch in read(stack, role, workers, f"bench-{workers}@example.com").iter_batches(batch_size=1024, batch_format="numpy"):

@@ -22,8 +22,9 @@ from . import open_dataset, open_session
 from .budget import ReadBudget, ReadBudgetExceeded
 from .dataset import Manifests
 
-# Samples per block: a few MiB of features.
-BLOCK_ROWS = 256
+# Samples per block: a few MiB of features (a 3 s take is about 110 KiB of tensors), so that
+# Ray's backpressure keeps the object store's working set small.
+BLOCK_ROWS = 64
 
 
 def _block(rows):
