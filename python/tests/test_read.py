@@ -3,6 +3,7 @@ fetch, budget, tampering, catalogue."""
 
 import datetime as dt
 import json
+import os
 
 import botocore.exceptions
 import pyarrow.parquet as pq
@@ -227,3 +228,32 @@ def test_the_hugging_face_adapter_streams_verified_samples(stack, tmp_path, monk
     cache = tmp_path / "hf-cache"
     cached = [p for p in cache.rglob("*") if p.is_file() and (p.suffix != ".lock" or p.stat().st_size)]
     assert cached == [], "nothing decrypted may be cached to disk"
+
+
+def test_the_command_line_builds_the_catalogue_and_checks_a_read_log(stack, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REGION
+
+    env = {**os.environ, **stack.moto.env()}
+    out = tmp_path / "catalog.parquet"
+    run = subprocess.run(
+        [sys.executable, "-m", "voxseal", "--endpoint-url", stack.moto.endpoint, "--region", REGION, "catalog",
+         f"s3://{BUCKET}", "--project", PROJECT, "--requester", "cli@example.com", "--role-arn", stack.training_role,
+         "--contractor", "bob-02", "--out", str(out)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"{len(CONTRACTORS['bob-02'])} samples" in run.stdout
+    assert {r["contractor"] for r in pq.read_table(out).to_pylist()} == {"bob-02"}
+    with stack.open(budget=voxseal.ReadBudget(max_samples=2)) as ds:
+        next(iter(ds))
+    log = ds.audit_log.path
+    check = [sys.executable, "-m", "voxseal", "verify-audit", str(log)]
+    run = subprocess.run(check, capture_output=True, text=True)
+    assert run.returncode == 0 and "1 records, hash chain intact" in run.stdout, run.stderr
+    lines = open(log).read().splitlines()
+    record = json.loads(lines[0])
+    record["sample"] = "sample-" + "0" * 32
+    open(log, "w").write(json.dumps(record, sort_keys=True) + "\n")
+    run = subprocess.run(check, capture_output=True, text=True)
+    assert run.returncode == 2 and "hash chain breaks" in run.stderr
