@@ -485,12 +485,22 @@ fn joining_as_another_contractor_waits_for_the_queue_and_keeps_the_code() {
         .env("VOXSEAL_TRUST_LEAD_KEY", d.join("stack/keys/lead.pub")));
 }
 
-/// A signed project whose bucket is `bucket` in moto, as the lead holds it: `<dir>/proj`.
+/// A versioned bucket in moto and a signed project that uploads into it, as the lead holds it:
+/// `<dir>/proj`.
 fn moto_project(
     moto: &voxseal_testkit::MotoServer,
     dir: &Path,
     bucket: &str,
 ) -> std::path::PathBuf {
+    moto.aws_ok(&["s3api", "create-bucket", "--bucket", bucket]);
+    moto.aws_ok(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        bucket,
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
     let key = moto.aws_ok(&["kms", "create-key"]);
     let proj = dir.join("proj");
     let (prompts, consent) = (dir.join("prompts.txt"), dir.join("consent.txt"));
@@ -563,17 +573,7 @@ fn erase_deletes_every_version_of_one_contractor_and_records_it() {
     };
     let d = tempfile::tempdir().unwrap();
     let (bucket, audit) = ("voxseal-erase", "voxseal-erase-audit");
-    for b in [bucket, audit] {
-        moto.aws_ok(&["s3api", "create-bucket", "--bucket", b]);
-    }
-    moto.aws_ok(&[
-        "s3api",
-        "put-bucket-versioning",
-        "--bucket",
-        bucket,
-        "--versioning-configuration",
-        "Status=Enabled",
-    ]);
+    moto.aws_ok(&["s3api", "create-bucket", "--bucket", audit]);
     let proj = moto_project(&moto, d.path(), bucket);
     let body = d.path().join("body");
     std::fs::write(&body, b"sealed bytes").unwrap();
@@ -716,15 +716,6 @@ fn retention_check_compares_the_lifecycle_with_the_signed_project() {
     };
     let d = tempfile::tempdir().unwrap();
     let bucket = "voxseal-retention";
-    moto.aws_ok(&["s3api", "create-bucket", "--bucket", bucket]);
-    moto.aws_ok(&[
-        "s3api",
-        "put-bucket-versioning",
-        "--bucket",
-        bucket,
-        "--versioning-configuration",
-        "Status=Enabled",
-    ]);
     let proj = moto_project(&moto, d.path(), bucket);
     let check = || {
         let toml = proj.join("project.toml");
