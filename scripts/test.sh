@@ -36,13 +36,20 @@ npm --prefix ui test
 # app and CLI in the same build: scripts/windows.sh) runs in the background at the lowest CPU
 # priority: it takes the time the Linux steps below leave idle (real-time audio, WebDriver waits,
 # single-threaded checks). Its checks run at the end.
+# Ends a background job and everything it started (cargo and rustc are its grandchildren).
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
+
 if [[ ${#extra[@]} -eq 0 ]]; then
     scripts/windows.sh setup
     win_log="$(mktemp)"
     say "Windows: building in the background (nice 19; log: $win_log)"
     nice -n 19 scripts/windows.sh installer --build-only >"$win_log" 2>&1 &
     win_pid=$!
-    trap 'pkill -P "$win_pid" 2>/dev/null; kill "$win_pid" 2>/dev/null; true' EXIT
+    trap 'kill_tree "$win_pid"' EXIT
 fi
 
 say "cargo build -p voxseal-cli"
@@ -95,7 +102,7 @@ if [[ ${#extra[@]} -eq 0 ]]; then
     say "soak: ${VOXSEAL_SOAK_MINUTES:-5} min in the background (log: $soak_log)"
     scripts/soak.sh "${VOXSEAL_SOAK_MINUTES:-5}" >"$soak_log" 2>&1 &
     soak_pid=$!
-    trap 'pkill -P "$soak_pid" 2>/dev/null; kill "$soak_pid" 2>/dev/null; pkill -P "$win_pid" 2>/dev/null; true' EXIT
+    trap 'kill_tree "$soak_pid"; kill_tree "$win_pid"' EXIT
     say "AWS template: cfn-lint and checkov (deploy/aws/validate.sh)"
     deploy/aws/validate.sh
     say "installers: build, install, refuse tampered (scripts/check-dist.sh)"
