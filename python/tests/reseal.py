@@ -12,6 +12,7 @@ import secrets
 import pyrage
 from safetensors.numpy import load, save
 
+from voxseal.binding import binding_of_manifest
 from voxseal.manifest import manifest_key, object_key
 
 
@@ -25,10 +26,8 @@ def reseal(manifest, features_plain, recipient, contractor):
     m["payloads"] = [p for p in m["payloads"] if p["kind"] == "features"]
     header_len = int.from_bytes(features_plain[:8], "little")
     meta = json.loads(features_plain[8:8 + header_len])["__metadata__"]
-    binding = {k: v for k, v in m.items() if k != "payloads"}
-    binding["features"] = {k: v for k, v in m["features"].items() if k != "frames"}
     meta = dict(meta, sample_id=m["sample_id"])
-    meta["voxseal.binding"] = json.dumps(binding, sort_keys=True, separators=(",", ":"))
+    meta["voxseal.binding"] = json.dumps(binding_of_manifest(m), sort_keys=True, separators=(",", ":"))
     sealed = pyrage.encrypt(save(load(features_plain), metadata=meta), [recipient])
     m["payloads"][0].update(size=len(sealed), sha256=hashlib.sha256(sealed).hexdigest())
     return m, sealed

@@ -54,7 +54,7 @@ def open_dataset(url, *, project, purpose, requester, identity=None, identity_se
                  budget=None, audit_bucket=None, audit_dir=None, strict=True, session=None, **session_args):
     """A `Dataset` of the project's samples for `purpose` ("training": features; "archive": raw
     audio, with `reason=`). The identity is unwrapped in memory from Secrets Manager through KMS
-    (`identity_secret=`), or given (`identity=`, e.g. `keys.identity_from_file` on the local stack).
+    (`identity_secret=`), or given (`identity=`, e.g. `keys.identity_from_file` in tests).
     Every fetch is audited to a local log (`audit_dir`) shipped to `audit_bucket` under `reads/`."""
     if (identity is None) == (identity_secret is None):
         raise SessionError("give exactly one of identity_secret= (production: KMS-wrapped) or identity= (local stack, tests)")

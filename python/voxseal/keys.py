@@ -11,7 +11,7 @@ records every unwrap. Unwrapping happens in memory only.
 Python cannot promise to erase memory: the identity string and the data key live in Python
 objects until they are collected. Buffers this module owns (`bytearray`) are overwritten after use.
 
-`identity_from_file` reads a plaintext key file: for the local stack and tests only.
+`identity_from_file` reads a plaintext key file: for tests only.
 """
 
 import base64
@@ -124,6 +124,6 @@ def identity_text_from_file(path):
 
 
 def identity_from_file(path):
-    """A plaintext identity file (`voxseal keygen`, `project init`). Local stack and tests only:
-    production identities are wrapped under KMS."""
+    """A plaintext identity file (`voxseal keygen`, `project init`). Tests only: production
+    identities are wrapped under KMS."""
     return pyrage.x25519.Identity.from_str(identity_text_from_file(path))
