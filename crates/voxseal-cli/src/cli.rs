@@ -209,12 +209,9 @@ pub struct EraseArgs {
     /// Why, as recorded in the erasure events (e.g. "consent withdrawn, ticket 4411").
     #[arg(long)]
     pub reason: String,
-    /// The signed project.toml (project.toml.sig next to it): its bucket, region and endpoint.
-    #[arg(long, value_name = "FILE")]
-    pub project: PathBuf,
-    /// Verify the project with this lead public key instead of the one built in.
-    #[arg(long, value_name = "FILE")]
-    pub lead_pub: Option<PathBuf>,
+    /// The signed project.
+    #[command(flatten)]
+    pub signed: SignedProjectArgs,
     /// The audit bucket that receives the erasure events (the stack's AuditLogBucketName).
     #[arg(long, value_name = "NAME")]
     pub audit_bucket: String,
@@ -238,6 +235,14 @@ pub enum RetentionCommand {
 /// `voxseal retention check`
 #[derive(Debug, Args)]
 pub struct RetentionCheckArgs {
+    /// The signed project.
+    #[command(flatten)]
+    pub signed: SignedProjectArgs,
+}
+
+/// A lead's signed project: its bucket, region and endpoint, verified before use.
+#[derive(Debug, Args)]
+pub struct SignedProjectArgs {
     /// The signed project.toml (project.toml.sig next to it).
     #[arg(long, value_name = "FILE")]
     pub project: PathBuf,

@@ -37,7 +37,7 @@ pub struct ObjectVersion {
 pub fn erase(a: &EraseArgs) -> Result<()> {
     let contractor: ContractorId = a.contractor.parse()?;
     let reason = check_reason(&a.reason)?;
-    let config = crate::project::load_verified(&a.project, a.lead_pub.as_deref())?;
+    let config = crate::project::load_verified(&a.signed.project, a.signed.lead_pub.as_deref())?;
     let storage = config
         .storage
         .context("the project config has no [storage] section: there is no bucket to erase from")?;

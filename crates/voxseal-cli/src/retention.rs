@@ -89,7 +89,7 @@ pub fn differences(rules: &[Rule], retention_days: u32) -> Vec<String> {
 
 /// `voxseal retention check`
 pub fn check(a: &RetentionCheckArgs) -> Result<()> {
-    let config = crate::project::load_verified(&a.project, a.lead_pub.as_deref())?;
+    let config = crate::project::load_verified(&a.signed.project, a.signed.lead_pub.as_deref())?;
     let storage = config
         .storage
         .context("the project config has no [storage] section: there is no bucket to check")?;
