@@ -576,14 +576,17 @@ impl Desktop {
     }
 
     /// Clicks the element with `data-testid`, waiting for it to exist, be enabled and take the
-    /// click (a WebDriver click fails on an element not laid out yet).
+    /// click (a WebDriver click fails on an element not laid out yet). Fails when the click
+    /// reached another element: the page moved between WebDriver locating the element and the
+    /// click, as it would under a contractor's pointer.
     pub async fn click(&self, id: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let e = self.wait_id(id, Duration::from_secs(10)).await?;
             let why = if e.is_enabled().await.unwrap_or(false) {
+                self.js(WATCH_CLICKS, vec![]).await?;
                 match e.click().await {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => return self.check_click_reached(id).await,
                     Err(err) => format!("the click failed: {err}"),
                 }
             } else {
@@ -592,6 +595,25 @@ impl Desktop {
             ensure!(Instant::now() < deadline, "could not click {id}: {why}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The click just made reached `id` (when the page still holds the click log: a click that
+    /// reloads or closes the page has nothing to check).
+    async fn check_click_reached(&self, id: &str) -> Result<()> {
+        let Ok(last) = self.js(LAST_CLICK, vec![json!(id)]).await else {
+            return Ok(());
+        };
+        ensure!(
+            last.is_null() || last["reached"] == json!(true),
+            "the click on {id} reached {} instead (at {}, {}; the header was {} px high then and \
+             is {} px now): the page moved under the pointer",
+            last["on"],
+            last["x"],
+            last["y"],
+            last["header"],
+            last["headerNow"]
+        );
+        Ok(())
     }
 
     /// Types `text` into the element with `data-testid` `id`.
@@ -690,6 +712,19 @@ impl Drop for Desktop {
         drop(self.xvfb.take());
     }
 }
+
+/// Logs, once per page, which element each click reaches, where, and the header's height then.
+const WATCH_CLICKS: &str = "window.__clicks = []; if (!window.__clicksOn) { \
+    window.__clicksOn = true; document.addEventListener('click', e => window.__clicks.push({ \
+    target: e.target, x: e.clientX, y: e.clientY, \
+    header: document.querySelector('header')?.getBoundingClientRect().height}), true); }";
+
+/// Whether the last logged click reached the element with `data-testid` `arguments[0]` (null
+/// when the page was replaced since), and where it went.
+const LAST_CLICK: &str = "const c = window.__clicks?.at(-1); if (!c) return null; \
+    return {reached: !!c.target.closest(`[data-testid=\"${arguments[0]}\"]`), \
+    on: c.target.closest('[data-testid]')?.dataset.testid ?? c.target.tagName, x: c.x, y: c.y, \
+    header: c.header, headerNow: document.querySelector('header')?.getBoundingClientRect().height};";
 
 /// The CSS selector of a `data-testid`.
 pub fn testid(id: &str) -> String {

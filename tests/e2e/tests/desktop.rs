@@ -44,11 +44,40 @@ async fn flow(d: &Desktop) -> Result<()> {
     mic_check(d, Some("03-mic-check")).await?;
     for n in 1..=3 {
         record_prompt(d, n, n == 1).await?;
+        if n == 1 {
+            // After the first prompt's reload of the web view.
+            d.js(WATCH_HEADER, vec![]).await?;
+        }
     }
     rerecord_first(d).await?;
     queue_drains(d).await?;
+    header_kept_its_height(d).await?;
     capability_refuses_other_commands(d).await?;
     csp_blocks_inline_script(d).await?;
+    Ok(())
+}
+
+/// Records every height the header takes from now on (until the page is reloaded).
+const WATCH_HEADER: &str = "const h = document.querySelector('header'); \
+    window.__headerHeights = [h.getBoundingClientRect().height]; \
+    new ResizeObserver(() => window.__headerHeights.push(h.getBoundingClientRect().height)) \
+    .observe(h);";
+
+/// The header kept one height while takes were accepted and uploaded: the queue's count
+/// coming and going must not move the page under the contractor's pointer (it did at the
+/// default window width: a click on Record landed on the card 40 px below).
+async fn header_kept_its_height(d: &Desktop) -> Result<()> {
+    let heights = d.js("return window.__headerHeights;", vec![]).await?;
+    let heights: Vec<f64> = serde_json::from_value(heights).context("header heights")?;
+    ensure!(
+        heights.windows(2).all(|w| w[0] == w[1]),
+        "the header changed height while the queue count changed: {heights:?} px"
+    );
+    d.log(format_args!(
+        "header height {:?} px throughout ({} observations)",
+        heights.first(),
+        heights.len()
+    ));
     Ok(())
 }
 
