@@ -91,8 +91,10 @@ pub fn spawn_dev_stack(mut cmd: Command) -> (Child, StackBanner) {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut endpoint, mut broker, mut admin) = (None, None, None);
     let t0 = Instant::now();
+    let mut seen = Vec::new();
     for line in &mut lines {
         let line = line.unwrap();
+        seen.push(line.clone());
         let word = |after: &str| {
             line.split_once(after)
                 .map(|(_, r)| r.split_whitespace().next().unwrap().to_owned())
@@ -115,10 +117,11 @@ pub fn spawn_dev_stack(mut cmd: Command) -> (Child, StackBanner) {
         );
     }
     std::thread::spawn(move || for _ in lines {});
+    let said = || format!("the dev stack said:\n{}", seen.join("\n"));
     let banner = StackBanner {
-        endpoint: endpoint.expect("endpoint line"),
-        broker: broker.expect("broker line"),
-        admin: admin.expect("admin line"),
+        endpoint: endpoint.unwrap_or_else(|| panic!("no endpoint line; {}", said())),
+        broker: broker.unwrap_or_else(|| panic!("no broker line; {}", said())),
+        admin: admin.unwrap_or_else(|| panic!("no admin line; {}", said())),
     };
     (child, banner)
 }
