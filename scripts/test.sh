@@ -30,12 +30,6 @@ say "front end: svelte-check and vitest"
 npm --prefix ui run check
 npm --prefix ui test
 
-# The end-to-end tests drive the built binaries: the desktop app (with the built UI inside it),
-# and the lead CLI and the broker on the production path (tests/e2e/tests/production.rs).
-# The Windows build (the test suites of core, cloud, CLI, broker and app logic, with the installer's
-# app and CLI in the same build: scripts/windows.sh) runs in the background at the lowest CPU
-# priority: it takes the time the Linux steps below leave idle (real-time audio, WebDriver waits,
-# single-threaded checks). Its checks run at the end.
 # Ends a background job and everything it started (cargo and rustc are its grandchildren).
 kill_tree() {
     local child
@@ -43,6 +37,12 @@ kill_tree() {
     kill "$1" 2>/dev/null || true
 }
 
+# The end-to-end tests drive the built binaries: the desktop app (with the built UI inside it),
+# and the lead CLI and the broker on the production path (tests/e2e/tests/production.rs).
+# The Windows build (the test suites of core, cloud, CLI, broker and app logic, with the installer's
+# app and CLI in the same build: scripts/windows.sh) runs in the background at the lowest CPU
+# priority: it takes the time the Linux steps below leave idle (real-time audio, WebDriver waits,
+# single-threaded checks). Its checks run at the end.
 if [[ ${#extra[@]} -eq 0 ]]; then
     scripts/windows.sh setup
     win_log="$(mktemp)"

@@ -57,7 +57,7 @@ def open_dataset(url, *, project, purpose, requester, identity=None, identity_se
     (`identity_secret=`), or given (`identity=`, e.g. `keys.identity_from_file` in tests).
     Every fetch is audited to a local log (`audit_dir`) shipped to `audit_bucket` under `reads/`."""
     if (identity is None) == (identity_secret is None):
-        raise SessionError("give exactly one of identity_secret= (production: KMS-wrapped) or identity= (local stack, tests)")
+        raise SessionError("give exactly one of identity_secret= (production: KMS-wrapped) or identity= (tests)")
     session = session or open_session(url, purpose=purpose, requester=requester, audit_bucket=audit_bucket, **session_args)
     if identity_secret is not None:
         identity = keys.unwrap(session.client("kms"), keys.load(session.client("secretsmanager"), identity_secret),
