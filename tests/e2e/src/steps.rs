@@ -98,3 +98,32 @@ pub async fn take(d: &Desktop, text: &str) -> Result<(String, String)> {
     ensure!(points.as_deref().is_some_and(|p| p != "0"), "no waveform");
     Ok((quality, speech_check))
 }
+
+/// Records every height the header takes from now on (until the page is reloaded).
+const WATCH_HEADER: &str = "const h = document.querySelector('header'); \
+    window.__headerHeights = [h.getBoundingClientRect().height]; \
+    new ResizeObserver(() => window.__headerHeights.push(h.getBoundingClientRect().height)) \
+    .observe(h);";
+
+/// The header kept one height while takes were accepted and uploaded: the queue's count
+/// coming and going must not move the page under the contractor's pointer (it did at the
+/// default window width: a click on Record landed on the card 40 px below).
+pub async fn header_kept_its_height(d: &Desktop) -> Result<()> {
+    let heights = d.js("return window.__headerHeights;", vec![]).await?;
+    let heights: Vec<f64> = serde_json::from_value(heights).context("header heights")?;
+    ensure!(
+        heights.windows(2).all(|w| w[0] == w[1]),
+        "the header changed height while the queue count changed: {heights:?} px"
+    );
+    d.log(format_args!(
+        "header height {:?} px throughout ({} observations)",
+        heights.first(),
+        heights.len()
+    ));
+    Ok(())
+}
+
+/// Starts recording the header's heights (see `header_kept_its_height`).
+pub async fn watch_header(d: &Desktop) -> Result<()> {
+    d.js(WATCH_HEADER, vec![]).await.map(drop)
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
-use voxseal_e2e::steps::{LONG, SHORT, mic_check, take};
+use voxseal_e2e::steps::{LONG, SHORT, header_kept_its_height, mic_check, take, watch_header};
 use voxseal_e2e::{Desktop, Tools};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +46,7 @@ async fn flow(d: &Desktop) -> Result<()> {
         record_prompt(d, n, n == 1).await?;
         if n == 1 {
             // After the first prompt's reload of the web view.
-            d.js(WATCH_HEADER, vec![]).await?;
+            watch_header(d).await?;
         }
     }
     rerecord_first(d).await?;
@@ -54,30 +54,6 @@ async fn flow(d: &Desktop) -> Result<()> {
     header_kept_its_height(d).await?;
     capability_refuses_other_commands(d).await?;
     csp_blocks_inline_script(d).await?;
-    Ok(())
-}
-
-/// Records every height the header takes from now on (until the page is reloaded).
-const WATCH_HEADER: &str = "const h = document.querySelector('header'); \
-    window.__headerHeights = [h.getBoundingClientRect().height]; \
-    new ResizeObserver(() => window.__headerHeights.push(h.getBoundingClientRect().height)) \
-    .observe(h);";
-
-/// The header kept one height while takes were accepted and uploaded: the queue's count
-/// coming and going must not move the page under the contractor's pointer (it did at the
-/// default window width: a click on Record landed on the card 40 px below).
-async fn header_kept_its_height(d: &Desktop) -> Result<()> {
-    let heights = d.js("return window.__headerHeights;", vec![]).await?;
-    let heights: Vec<f64> = serde_json::from_value(heights).context("header heights")?;
-    ensure!(
-        heights.windows(2).all(|w| w[0] == w[1]),
-        "the header changed height while the queue count changed: {heights:?} px"
-    );
-    d.log(format_args!(
-        "header height {:?} px throughout ({} observations)",
-        heights.first(),
-        heights.len()
-    ));
     Ok(())
 }
 

@@ -505,7 +505,7 @@ fn check_bucket(st: &Stack, expected: usize, age: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contractor_app_on_the_production_path() {
     use anyhow::{Context as _, ensure};
-    use voxseal_e2e::steps::{LONG, SHORT, mic_check};
+    use voxseal_e2e::steps::{LONG, SHORT, header_kept_its_height, mic_check, watch_header};
     use voxseal_e2e::{Desktop, Tools};
 
     let Some(mut tools) = Tools::find("contractor_app_on_the_production_path") else {
@@ -567,6 +567,7 @@ async fn contractor_app_on_the_production_path() {
         d.screenshot("11-production-consent").await?;
         d.click("consent-accept").await?;
         mic_check(&d, None).await?;
+        watch_header(&d).await?;
         for n in 1..=2 {
             record_accepted(&d, n).await?;
         }
@@ -603,6 +604,8 @@ async fn contractor_app_on_the_production_path() {
             .await
             .context("the revocation was not shown")?;
         d.screenshot("13-production-revoked").await?;
+        // The revoked take stays queued ("1 waiting" shown): the page did not move for it.
+        header_kept_its_height(&d).await?;
         d.click("nav-queue").await?;
         d.wait_attr("raw-count", "data-count", SHORT, |c| c == "1")
             .await
