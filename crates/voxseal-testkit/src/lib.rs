@@ -124,12 +124,32 @@ pub fn age_decrypt(age: &Path, identity: &Path, file: &Path) -> Result<Vec<u8>, 
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
+/// Where [`free_port`] looks: below the ephemeral ranges of Linux (32768-60999) and Windows
+/// (49152-65535), so that no outgoing connection takes a port a test releases and binds again
+/// later (a stack stopped and restarted on the same ports).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: one this process has not handed out
+/// before, outside the ephemeral range, found by binding it and releasing it.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    let span = TEST_PORTS.len();
+    // Processes start at different places (the pid), so concurrent ones rarely meet.
+    let _ = NEXT.compare_exchange(
+        usize::MAX,
+        std::process::id() as usize * 7_919 % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 in {TEST_PORTS:?}")
 }
 
 /// Waits until something accepts TCP connections on `127.0.0.1:port`.
@@ -447,6 +467,26 @@ mod tests {
         // Not re-bound here: another test may legitimately take it first (that race is why
         // `MotoServer::start` retries).
         assert!(free_port() >= 1024);
+    }
+
+    /// A port from the ephemeral range can be taken by any outgoing connection of a test running
+    /// alongside while the server that had it is down (a Wine CI run lost a restarted dev stack
+    /// that way, most likely): test ports never come from it.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn free_ports_are_outside_the_ephemeral_range() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let mut bounds = range.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+        let (low, high) = (bounds.next().unwrap(), bounds.next().unwrap());
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        assert!(
+            ports.iter().all(|p| !(low..=high).contains(p)),
+            "{ports:?} vs ephemeral {low}-{high}"
+        );
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "handed out twice: {ports:?}");
     }
 
     #[test]
