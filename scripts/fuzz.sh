@@ -13,6 +13,8 @@
 #   scripts/fuzz.sh list                  the targets
 #
 # Env: FUZZ_SECONDS (smoke, default 20), FUZZ_SANITIZER (address | none, default address),
+#      FUZZ_PROFILE (release | dev, default release; dev builds in a third of the time and runs
+#      a few times slower: scripts/test.sh's smoke run uses it),
 #      FUZZ_TARGET_DIR (build cache, default ~/.cache/voxseal/fuzz-target, apart from the main
 #      build cache so sanitizer builds never evict it), FUZZ_WORK_DIR (long-run corpora, default
 #      ~/.cache/voxseal/fuzz-work), FUZZ_BUILD_JOBS (default 2), FUZZ_RSS_MB (default 2048).
@@ -33,7 +35,13 @@ FUZZ_SANITIZER="${FUZZ_SANITIZER:-address}"
 FUZZ_RSS_MB="${FUZZ_RSS_MB:-2048}"
 ARTIFACTS="$VOXSEAL_ROOT/fuzz/artifacts"
 TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
-BIN_DIR="$FUZZ_TARGET_DIR/$TRIPLE/release"
+FUZZ_PROFILE="${FUZZ_PROFILE:-release}"
+case "$FUZZ_PROFILE" in
+    release) PROFILE_FLAG=() ;;
+    dev) PROFILE_FLAG=(--dev) ;;
+    *) die "FUZZ_PROFILE is release or dev, not $FUZZ_PROFILE" ;;
+esac
+BIN_DIR="$FUZZ_TARGET_DIR/$TRIPLE/$([[ $FUZZ_PROFILE == dev ]] && echo debug || echo release)"
 
 # Largest input per target: big enough for the committed seeds, small enough to stay fast.
 max_len() {
@@ -67,12 +75,12 @@ build() {
     ensure_cargo_fuzz
     local san=()
     [[ $FUZZ_SANITIZER == address ]] || san=(--sanitizer "$FUZZ_SANITIZER")
-    say "building ${#TARGETS[@]} targets (sanitizer: $FUZZ_SANITIZER, cache: $FUZZ_TARGET_DIR)"
+    say "building ${#TARGETS[@]} targets ($FUZZ_PROFILE, sanitizer: $FUZZ_SANITIZER, cache: $FUZZ_TARGET_DIR)"
     local t0=$SECONDS
     # cargo-fuzz passes nightly-only flags (-Zsanitizer, sancov passes); RUSTC_BOOTSTRAP lets
     # the stable toolchain accept them. -a: debug assertions and overflow checks on.
     RUSTC_BOOTSTRAP=1 CARGO_BUILD_JOBS="${FUZZ_BUILD_JOBS:-2}" \
-        cargo fuzz build -a "${san[@]}" --target-dir "$FUZZ_TARGET_DIR"
+        cargo fuzz build -a "${san[@]}" "${PROFILE_FLAG[@]}" --target-dir "$FUZZ_TARGET_DIR"
     say "build: $((SECONDS - t0)) s"
 }
 

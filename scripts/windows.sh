@@ -41,10 +41,14 @@ WINE=/usr/lib/wine/wine64
 
 # Debian's toolchain, not rustup's (first on PATH): std for Windows is built from its sources.
 # No debug info and no incremental state by default: a panic still names its file and line, and
-# the builds (mostly from scratch in CI) are faster and smaller. Debug builds compile the
-# dependencies at opt-level 1, not the workspace's 2 (less CPU in CI; the tests still run the
-# DSP and Argon2 code at usable speed), and link with LLD (Debian's lld, through MinGW's gcc),
-# which links the large test executables in a fraction of GNU ld's time.
+# the builds (mostly from scratch in CI) are faster and smaller. Debug builds optimise the
+# dependencies the tests feel as the Linux build does (Cargo.toml: crypto and DSP), and the
+# standard library built here at opt-level 1, and link with LLD (Debian's lld, through MinGW's
+# gcc), which links the large test executables in a fraction of GNU ld's time.
+STD_OPT=()
+for crate in std core alloc compiler_builtins; do
+    STD_OPT+=(--config "profile.dev.package.$crate.opt-level=1")
+done
 cargo_windows() {
     PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
         CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}" CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" \
@@ -52,7 +56,7 @@ cargo_windows() {
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-C link-arg=-fuse-ld=lld" \
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$VOXSEAL_ROOT/scripts/windows.sh wine" \
-        /usr/bin/cargo --config 'profile.dev.package."*".opt-level=1' "$1" --target "$TARGET" -Zbuild-std "${@:2}"
+        /usr/bin/cargo "${STD_OPT[@]}" "$1" --target "$TARGET" -Zbuild-std "${@:2}"
 }
 
 # The default test suites, resolved together with the installer's app: one feature resolution, so

@@ -196,14 +196,16 @@ async fn a_broker_that_is_down_gets_a_few_jittered_retries_then_offline() {
     let times = broker.times.lock().unwrap().clone();
     let offsets: Vec<u128> = times.iter().map(|t| (*t - t0).as_millis()).collect();
     eprintln!("broker down: request times (ms) of two clients: {offsets:?}");
-    // Apart from the first two (sent together), no two requests arrive together: with the same
-    // fixed backoff they would arrive in pairs.
+    // Apart from the first two (sent together), the retries do not arrive in pairs: with the same
+    // fixed backoff all three rounds would (3 pairs within 5 ms). Random delays put two of six
+    // retries within 5 ms of each other now and then (seen once: 389, 393, 397 ms), three pairs
+    // almost never.
     let later: Vec<&std::time::Instant> = times.iter().skip(2).collect();
     let pairs = later
         .windows(2)
         .filter(|w| w[1].duration_since(*w[0]) < Duration::from_millis(5))
         .count();
-    assert!(pairs <= 1, "retries arrive in lockstep: {offsets:?}");
+    assert!(pairs < 3, "retries arrive in lockstep: {offsets:?}");
 }
 
 fn date_only(offset: time::Duration) -> Response {
