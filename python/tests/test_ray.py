@@ -4,6 +4,7 @@ benchmark (bench/read.sh: the naive loop against 1 and 2 workers)."""
 
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +17,7 @@ from reseal import reseal, upload
 
 SCALE = int(os.environ.get("VOXSEAL_RAY_SAMPLES", "10000"))
 SCALE_BUCKET = "acme-scale"
+RAY_TEMP = "/dev/shm/voxseal-ray"
 CONTRACTORS = [f"load-{i:03d}" for i in range(20)]
 
 
@@ -55,13 +57,16 @@ def local_ray(stack):
     start_ray(ray)
     yield ray
     ray.shutdown()
+    shutil.rmtree(RAY_TEMP, ignore_errors=True)  # its logs would hold memory in /dev/shm
 
 
 def start_ray(ray):
-    # No spilling: Ray would write blocks of decrypted features to local disk when its object
-    # store fills (python/README.md); without it, a full store holds the readers back instead.
+    # No spilling, and the temp directory (where a full object store falls back to files) in
+    # memory: otherwise decrypted blocks could reach the disk (python/README.md); the reader
+    # refuses a temp directory on disk.
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False,
-             configure_logging=False, _system_config={"automatic_object_spilling_enabled": False})
+             configure_logging=False, _temp_dir=RAY_TEMP,
+             _system_config={"automatic_object_spilling_enabled": False})
 
 
 def read(stack, role, workers, requester):

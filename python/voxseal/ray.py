@@ -8,10 +8,13 @@ The driver lists the manifests in scope (keys only, through a `catalog` session)
 into read tasks. Each task opens its own training session with its own credentials (the worker's
 instance role, or the environment), unwraps the identity through KMS once, reads its share with a
 budget of exactly that share, audits every sample to its own log shipped to the audit bucket, and
-yields blocks of decrypted features. Nothing is written to disk but the audit records.
+yields blocks of decrypted features. Nothing is written to disk but the audit records, so each
+task first checks that Ray's temp directory on its node is in memory (tmpfs): when the object store
+is full, Ray puts objects in files there, even with spilling off (python/README.md).
 """
 
 import math
+import os
 import resource
 import tempfile
 
@@ -42,8 +45,48 @@ def _block(rows):
     return BlockAccessor.batch_to_block(batch)
 
 
-def _read_task(url, keys, project, session_args, identity_secret, audit_bucket):
+class ObjectStoreOnDisk(RuntimeError):
+    """Ray's temp directory is not in memory: decrypted blocks could land on disk."""
+
+
+def fs_type(path):
+    """The type of the file system holding `path` (from /proc/self/mounts), or None if unknown."""
+    path = os.path.realpath(path)
+    best, kind = "", None
+    try:
+        with open("/proc/self/mounts") as mounts:
+            for line in mounts:
+                mount, fstype = line.split()[1:3]
+                mount = mount.replace("\\040", " ")
+                inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, fstype
+    except OSError:
+        return None
+    return kind
+
+
+def check_store_in_memory(session_dir, allow_disk=False):
+    """Raises ObjectStoreOnDisk unless `session_dir` (where Ray's object store falls back to files
+    when shared memory is full) is on tmpfs or ramfs, or the caller says its disk is encrypted."""
+    kind = fs_type(session_dir)
+    if allow_disk or kind in ("tmpfs", "ramfs"):
+        return
+    raise ObjectStoreOnDisk(
+        f"Ray's temp directory {session_dir} is on {kind or 'an unknown file system'}, not in memory: "
+        "when the object store is full Ray puts objects (here: decrypted features) in files there. "
+        "Start Ray with its temp directory on tmpfs (ray start --temp-dir=/dev/shm/ray, or "
+        "ray.init(_temp_dir=...)), or pass allow_disk_object_store=True if that disk is encrypted"
+    )
+
+
+def _session_dir():
+    return ray._private.worker.global_worker.node.get_session_dir_path()
+
+
+def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, allow_disk):
     def read():
+        check_store_in_memory(_session_dir(), allow_disk)
         with open_dataset(url, project=project, purpose="training", identity_secret=identity_secret,
                           budget=ReadBudget(max_samples=len(keys)), audit_bucket=audit_bucket,
                           audit_dir=tempfile.mkdtemp(prefix="voxseal-reads-"), **session_args) as ds:
@@ -62,9 +105,11 @@ def _read_task(url, keys, project, session_args, identity_secret, audit_bucket):
 class FeaturesDatasource(ray.data.Datasource):
     """The training features of a project, as a Ray Data datasource."""
 
-    def __init__(self, url, *, project, requester, identity_secret, audit_bucket, budget, **session_args):
+    def __init__(self, url, *, project, requester, identity_secret, audit_bucket, budget,
+                 allow_disk_object_store=False, **session_args):
         super().__init__()
         self.url, self.project, self.identity_secret = url, project, identity_secret
+        self.allow_disk = allow_disk_object_store
         self.audit_bucket = audit_bucket
         self.session_args = dict(session_args, requester=requester)
         index = open_session(url, purpose="catalog", **{k: v for k, v in self.session_args.items() if k != "reason"})
@@ -88,7 +133,8 @@ class FeaturesDatasource(ray.data.Datasource):
         for i in range(0, len(self.keys), size or 1):
             share = self.keys[i:i + size]
             tasks.append(ReadTask(
-                _read_task(self.url, share, self.project, self.session_args, self.identity_secret, self.audit_bucket),
+                _read_task(self.url, share, self.project, self.session_args, self.identity_secret,
+                           self.audit_bucket, self.allow_disk),
                 BlockMetadata(num_rows=len(share), size_bytes=None, exec_stats=None, input_files=None),
                 per_task_row_limit=per_task_row_limit,
             ))
@@ -96,17 +142,22 @@ class FeaturesDatasource(ray.data.Datasource):
 
 
 def read_features(url, *, project, requester, identity_secret, audit_bucket=None, budget=None,
-                  parallelism=-1, **session_args):
+                  parallelism=-1, allow_disk_object_store=False, **session_args):
     """A `ray.data.Dataset` of the project's training features: columns sample_id, contractor,
     prompt_id, log_mel [frames, 80], mfcc [frames, 13] (float32), worker_peak_rss_kib.
 
     `budget` (samples, default: the selection's size must be stated) bounds the whole read;
+    each read task refuses to run (ObjectStoreOnDisk) where Ray's temp directory is not on tmpfs,
+    unless `allow_disk_object_store=True` (an encrypted disk);
     `session_args` are open_session's (role_arn, contractors, since, until, base is not
     supported: workers use their own credentials, endpoint_url, region_name)."""
     if budget is None:
         raise ReadBudgetExceeded("state the read's budget (budget=<samples>): a Ray read is a bulk read")
+    if ray.is_initialized():
+        check_store_in_memory(_session_dir(), allow_disk_object_store)
     source = FeaturesDatasource(url, project=project, requester=requester, identity_secret=identity_secret,
-                                audit_bucket=audit_bucket, budget=budget, **session_args)
+                                audit_bucket=audit_bucket, budget=budget,
+                                allow_disk_object_store=allow_disk_object_store, **session_args)
     return ray.data.read_datasource(source, override_num_blocks=parallelism if parallelism > 0 else None)
 
 
