@@ -13,8 +13,9 @@
 #   scripts/fuzz.sh list                  the targets
 #
 # Env: FUZZ_SECONDS (smoke, default 20), FUZZ_SANITIZER (address | none, default address),
-#      FUZZ_PROFILE (release | dev, default release; dev builds in a third of the time and runs
-#      a few times slower: scripts/test.sh's smoke run uses it),
+#      FUZZ_PROFILE (release | dev, default release; dev optimises only the code under test and
+#      the crypto and DSP crates: a quicker cold build that runs slower; scripts/test.sh's smoke
+#      run uses it, docs/fuzzing.md has the figures),
 #      FUZZ_TARGET_DIR (build cache, default ~/.cache/voxseal/fuzz-target, apart from the main
 #      build cache so sanitizer builds never evict it), FUZZ_WORK_DIR (long-run corpora, default
 #      ~/.cache/voxseal/fuzz-work), FUZZ_BUILD_JOBS (default 2), FUZZ_RSS_MB (default 2048).

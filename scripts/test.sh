@@ -107,7 +107,7 @@ if [[ ${#extra[@]} -eq 0 ]]; then
     deploy/aws/validate.sh
     say "installers: build, install, refuse tampered (scripts/check-dist.sh)"
     scripts/check-dist.sh
-    say "fuzzing smoke run (scripts/fuzz.sh smoke, unoptimised build; docs/fuzzing.md)"
+    say "fuzzing smoke run (scripts/fuzz.sh smoke on the dev profile; docs/fuzzing.md)"
     FUZZ_PROFILE=dev FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh smoke
     say "Windows: waiting for the background builds"
     if ! wait "$win_pid"; then

@@ -26,3 +26,8 @@ def test_the_longest_mount_wins():
     # /dev/shm is a mount inside /dev (devtmpfs or tmpfs): the deeper one names the type.
     assert fs_type("/dev/shm/a/b") == fs_type("/dev/shm")
     assert fs_type("/proc/self") == "proc"
+
+
+def test_an_unknown_temp_directory_counts_as_disk():
+    with pytest.raises(ObjectStoreOnDisk, match="unknown file system"):
+        check_store_in_memory(None)

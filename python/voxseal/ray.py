@@ -69,7 +69,7 @@ def fs_type(path):
 def check_store_in_memory(session_dir, allow_disk=False):
     """Raises ObjectStoreOnDisk unless `session_dir` (where Ray's object store falls back to files
     when shared memory is full) is on tmpfs or ramfs, or the caller says its disk is encrypted."""
-    kind = fs_type(session_dir)
+    kind = fs_type(session_dir) if session_dir else None
     if allow_disk or kind in ("tmpfs", "ramfs"):
         return
     raise ObjectStoreOnDisk(
@@ -81,7 +81,12 @@ def check_store_in_memory(session_dir, allow_disk=False):
 
 
 def _session_dir():
-    return ray._private.worker.global_worker.node.get_session_dir_path()
+    """This node's Ray session directory (Ray has no public API for it), or None if unknown,
+    which check_store_in_memory treats as disk."""
+    try:
+        return ray._private.worker.global_worker.node.get_session_dir_path()
+    except AttributeError:
+        return None
 
 
 def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, allow_disk):
