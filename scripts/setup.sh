@@ -34,7 +34,8 @@ BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificate
           libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev)
 # Tests: reference tools, headless audio, and the app's WebDriver end-to-end test under Xvfb.
 TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
-          python3-venv python3-pip librsvg2-bin xvfb xauth webkit2gtk-driver imagemagick)
+          python3-venv python3-pip librsvg2-bin xvfb xauth webkit2gtk-driver imagemagick
+          python3-torch)
 # tauri-driver (WebDriver proxy for Tauri apps): 2.x, never the 3.0 alphas.
 TAURI_DRIVER="$HOME/.cargo/bin/tauri-driver"
 TAURI_DRIVER_VERSION='^2'
@@ -147,5 +148,23 @@ else
     "$CK_VENV/bin/python" -m pip "${ck_args[@]}"
     "$CK_VENV/bin/checkov" --version >/dev/null
     printf '%s\n' "$ck_want" > "$CK_STAMP"
+fi
+# --- PyTorch venv (python/tests/test_pytorch.py): Debian's CPU-only torch through the system
+# site-packages, plus the voxseal wheel's dependencies (scripts/requirements-torch.txt).
+TORCH_VENV="$VENV/torch"
+TORCH_REQS="$VOXSEAL_ROOT/scripts/requirements-torch.txt"
+TORCH_STAMP="$TORCH_VENV/.requirements.sha256"
+torch_want="$(sha256sum "$TORCH_REQS" | cut -d' ' -f1)"
+if [[ $torch_want == "$(cat "$TORCH_STAMP" 2>/dev/null || true)" ]]; then
+    say "torch venv: requirements-torch.txt unchanged (sha256 ${torch_want:0:12}), nothing to install"
+else
+    torch_args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$TORCH_REQS")
+    if [[ $VOXSEAL_OFFLINE == 1 ]]; then torch_args+=(--no-index); fi
+    say "torch venv: installing into $TORCH_VENV (~15 s)"
+    rm -f "$TORCH_STAMP"
+    [[ -x $TORCH_VENV/bin/python ]] || /usr/bin/python3 -m venv --system-site-packages "$TORCH_VENV"
+    "$TORCH_VENV/bin/python" -m pip "${torch_args[@]}"
+    "$TORCH_VENV/bin/python" -c 'import torch, numpy; torch.from_numpy(numpy.zeros(2, dtype="float32"))'
+    printf '%s\n' "$torch_want" > "$TORCH_STAMP"
 fi
 say "done (base + test)"

@@ -90,6 +90,7 @@ if [[ ${#extra[@]} -eq 0 ]]; then
     wheels="$(mktemp -d)"
     .venv/bin/python -m pip wheel --quiet --no-deps --no-build-isolation -w "$wheels" python/
     .venv/bin/python -m pip install --quiet --no-deps --force-reinstall "$wheels"/voxseal-*.whl
+    .venv/torch/bin/python -m pip install --quiet --no-deps --force-reinstall "$wheels"/voxseal-*.whl
     rm -rf "$wheels"
     (cd python/tests && PYTHONDONTWRITEBYTECODE=1 VOXSEAL_BIN="$CARGO_TARGET_DIR/debug/voxseal" \
         ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)

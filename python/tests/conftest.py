@@ -187,7 +187,9 @@ def stack(moto, tmp_path_factory):
     (d / "consent.txt").write_text(CONSENT)
     run([exe, "project", "init", proj, "--name", PROJECT, "--no-password", "--prompts", d / "prompts.csv",
          "--consent", d / "consent.txt", "--bucket", BUCKET, "--region", REGION, "--kms-key-arn", data_key,
-         "--broker-url", "https://broker.invalid", "--endpoint", moto.endpoint])
+         "--broker-url", "https://broker.invalid", "--endpoint", moto.endpoint,
+         # the production path: identities wrapped under KMS into Secrets Manager, no key files
+         "--wrap-identities", identity_key], env=moto.env())
     consent = hashlib.sha256(CONSENT.encode()).hexdigest()[:16]
     manifests = {}
     for contractor, prompts in CONTRACTORS.items():
@@ -204,8 +206,4 @@ def stack(moto, tmp_path_factory):
                 m = json.loads((item / "manifest.json").read_text())
                 manifests[m["sample_id"]] = m
         run([exe, "upload", "--role-arn", upload], env=env)
-    for purpose in ("training", "archive"):
-        run([sys.executable, "-m", "voxseal", "--endpoint-url", moto.endpoint, "--region", REGION, "wrap-identity",
-             "--key-file", proj / "keys" / f"{purpose}.key", "--kms-key", identity_key,
-             "--secret", f"voxseal/{PROJECT}/{purpose}", "--project", PROJECT, "--purpose", purpose], env=moto.env())
     return Stack(moto, d, training, archive, upload, identity_key, manifests)

@@ -12,6 +12,8 @@ import boto3
 import pyrage
 import pytest
 
+from voxseal import keys
+
 from conftest import AUDIT_BUCKET, BUCKET, PROJECT, REGION, allow, make_role
 from reseal import reseal, upload
 
@@ -26,8 +28,8 @@ def scale(stack):
     """SCALE resealed samples in their own bucket, and a training reader role for it."""
     s3 = stack.moto.client("s3")
     s3.create_bucket(Bucket=SCALE_BUCKET)
-    ident = pyrage.x25519.Identity.from_str(
-        next(l.strip() for l in open(stack.dir / "proj/keys/training.key") if l.startswith("AGE-SECRET-KEY-")))
+    ident = keys.unwrap(stack.moto.client("kms"), keys.load(stack.moto.client("secretsmanager"), f"voxseal/{PROJECT}/training"),
+                        PROJECT, "training")
     from voxseal.manifest import object_key
 
     original = next(iter(stack.manifests.values()))

@@ -4,8 +4,10 @@ fetch, budget, tampering, catalogue."""
 import datetime as dt
 import json
 import os
+import sys
 
 import botocore.exceptions
+import pyrage
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,7 +15,7 @@ import voxseal
 from voxseal import audit, keys
 from voxseal.session import ReadSession, session_policy
 
-from conftest import AUDIT_BUCKET, BUCKET, CONTRACTORS, PROJECT, allow, make_role
+from conftest import AUDIT_BUCKET, BUCKET, CONTRACTORS, PROJECT, REGION, allow, make_role, run
 
 N = sum(len(p) for p in CONTRACTORS.values())
 
@@ -153,6 +155,21 @@ def test_a_wrapped_identity_opens_only_for_its_project_and_purpose(stack):
     d["ciphertext"] = d["ciphertext"][:-4] + ("AAAA" if d["ciphertext"][-4:] != "AAAA" else "BBBB")
     with pytest.raises(keys.WrappedKeyError, match="does not decrypt"):
         keys.unwrap(kms, json.dumps(d), PROJECT, "training")
+
+
+def test_the_data_cli_wraps_an_existing_plaintext_identity_file(stack, tmp_path):
+    # `project init --wrap-identities` (the stack fixture) makes new identities; this is the
+    # path for a project whose identities are already files.
+    identity = pyrage.x25519.Identity.generate()
+    key_file = tmp_path / "training.key"
+    key_file.write_text(f"# an older project\n{identity}\n")
+    run([sys.executable, "-m", "voxseal", "--endpoint-url", stack.moto.endpoint, "--region", REGION,
+         "wrap-identity", "--key-file", key_file, "--kms-key", stack.identity_key,
+         "--secret", "voxseal/older-project/training", "--project", "older-project", "--purpose", "training"],
+        env=stack.moto.env())
+    doc = keys.load(stack.moto.client("secretsmanager"), "voxseal/older-project/training")
+    unwrapped = keys.unwrap(stack.moto.client("kms"), doc, "older-project", "training")
+    assert str(unwrapped.to_public()) == str(identity.to_public())
 
 
 def test_the_catalogue_is_built_from_manifests_without_a_key(stack, tmp_path):

@@ -70,10 +70,16 @@ class Dataset:
         self.strict = strict
         self.skipped = []
 
-    def manifests(self):
-        """Every checked manifest in scope. One that fails its checks raises IntegrityError, or
-        with `strict=False` is listed in `skipped` as (key, reason)."""
-        for key in self.index.keys():
+    def manifests(self, share=(0, 1)):
+        """Every checked manifest in scope (or, with `share=(i, n)`, every n-th from the i-th, in
+        listing order: a disjoint part for each of n readers). One that fails its checks raises
+        IntegrityError, or with `strict=False` is listed in `skipped` as (key, reason)."""
+        part, parts = share
+        if not 0 <= part < parts:
+            raise ValueError(f"share {share!r}: need 0 <= i < n")
+        for i, key in enumerate(self.index.keys()):
+            if i % parts != part:
+                continue
             try:
                 yield self.index.get(key)
             except manifests.IntegrityError as e:
@@ -120,7 +126,11 @@ class Dataset:
         self.skipped.append((key, str(error)))
 
     def __iter__(self):
-        for m in self.manifests():
+        return self.samples()
+
+    def samples(self, share=(0, 1)):
+        """The verified samples in scope, or a disjoint share of them (see `manifests`)."""
+        for m in self.manifests(share):
             try:
                 sample = self.fetch(m)
             except ValueError as e:  # IntegrityError, BindingMismatch

@@ -178,6 +178,15 @@ pub struct ProjectInitArgs {
     /// The public key of --lead-key.
     #[arg(long, value_name = "FILE", requires = "lead_key")]
     pub lead_pub: Option<PathBuf>,
+    /// Production: wrap the training and archive identities under this KMS key (id, ARN or
+    /// alias: the stack's IdentityKeyArn) and store them in Secrets Manager, instead of writing
+    /// them to keys/ as plaintext files. Uses your AWS credentials (profile, SSO or environment).
+    #[arg(long, value_name = "KMS_KEY")]
+    pub wrap_identities: Option<String>,
+    /// Secret name prefix of the wrapped identities: <PREFIX>/training and <PREFIX>/archive
+    /// (default voxseal/<name>, what the stack's reader roles may read).
+    #[arg(long, value_name = "PREFIX", requires = "wrap_identities")]
+    pub identity_secret_prefix: Option<String>,
 }
 
 /// `voxseal project sign`

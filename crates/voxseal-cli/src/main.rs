@@ -15,6 +15,7 @@ mod project;
 mod record;
 mod retention;
 mod ui;
+mod wrapped_identity;
 
 use std::process::ExitCode;
 

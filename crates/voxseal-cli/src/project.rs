@@ -3,8 +3,9 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use age::secrecy::ExposeSecret;
 use anyhow::{Context, Result, bail};
-use voxseal_core::config::{ProjectConfig, parse_prompt_set};
+use voxseal_core::config::{ProjectConfig, Prompt, parse_prompt_set};
 use voxseal_core::signing::{self, Password};
 
 use crate::cli::{
@@ -46,6 +47,13 @@ fn toml_str(s: &str) -> String {
     out
 }
 
+/// Where a project's identities went: their recipients, and a line per identity for the report.
+struct Identities {
+    training: String,
+    archive: Option<String>,
+    report: Vec<String>,
+}
+
 /// `voxseal project init`
 pub fn init(a: &ProjectInitArgs) -> Result<()> {
     a.name
@@ -57,6 +65,44 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             a.dir.display()
         );
     }
+    let (prompts, consent) = read_prompts_and_consent(a)?;
+    let password = match &a.lead_key {
+        Some(k) => password_for(k)?,
+        None if a.no_password => None,
+        None => lead_password(true)?,
+    };
+    let keys = a.dir.join("keys");
+    // Wrapping talks to AWS and can fail: do it before any file is written.
+    let wrapped = (a.wrap_identities.as_deref())
+        .map(|kms_key| wrapped_identities(a, kms_key))
+        .transpose()?;
+    voxseal_core::fsutil::create_private_dir(&keys)?;
+    let identities = match wrapped {
+        Some(identities) => identities,
+        None => identity_files(a, &keys)?,
+    };
+    let (lead_key, lead_pub) = match (&a.lead_key, &a.lead_pub) {
+        (Some(key), Some(public)) => (
+            key.clone(),
+            reuse_lead_key(key, public, &a.dir, password.clone())?,
+        ),
+        _ => {
+            let key = keys.join("lead.key");
+            let public =
+                signing::generate_lead_key(&key, &a.dir.join("lead.pub"), password.clone())?;
+            (key, public)
+        }
+    };
+    let text = config_text(a, &consent, &identities, &prompts);
+    ProjectConfig::parse(&text, "the generated project.toml")?;
+    write_signed(&a.dir.join("project.toml"), &lead_key, password, &text)?;
+    report_created(a, &lead_pub, &identities);
+    println!("{lead_pub}");
+    Ok(())
+}
+
+/// The prompt set and consent text `init` was given, checked.
+fn read_prompts_and_consent(a: &ProjectInitArgs) -> Result<(Vec<Prompt>, String)> {
     // A project without prompts or consent text could not be recorded for: refuse it here.
     let (Some(prompts_file), Some(consent_file)) = (&a.prompts, &a.consent) else {
         bail!(
@@ -79,38 +125,118 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             consent_file.display()
         );
     }
-    let password = match &a.lead_key {
-        Some(k) => password_for(k)?,
-        None if a.no_password => None,
-        None => lead_password(true)?,
-    };
-    let keys = a.dir.join("keys");
-    voxseal_core::fsutil::create_private_dir(&keys)?;
+    Ok((prompts, consent))
+}
+
+/// The local-stack and test path: identities as plaintext files (mode 0600) in `keys`.
+fn identity_files(a: &ProjectInitArgs, keys: &Path) -> Result<Identities> {
     let training = voxseal_core::keys::generate_identity_file(
         &keys.join("training.key"),
         &format!("{} training identity (features)", a.name),
     )?;
+    let mut report = vec![
+        "   keys/training.key                  decrypts features (PLAINTEXT: for the local stack and tests; production: --wrap-identities)".to_owned(),
+    ];
     let archive = if a.features_only {
         None
     } else {
+        report.push("   keys/archive.key                   decrypts raw audio (PLAINTEXT: keep it offline, or use --wrap-identities)".to_owned());
         Some(voxseal_core::keys::generate_identity_file(
             &keys.join("archive.key"),
             &format!("{} archive identity (raw audio)", a.name),
         )?)
     };
-    let (lead_key, lead_pub) = match (&a.lead_key, &a.lead_pub) {
-        (Some(key), Some(public)) => (
-            key.clone(),
-            reuse_lead_key(key, public, &a.dir, password.clone())?,
-        ),
-        _ => {
-            let key = keys.join("lead.key");
-            let public =
-                signing::generate_lead_key(&key, &a.dir.join("lead.pub"), password.clone())?;
-            (key, public)
-        }
-    };
+    Ok(Identities {
+        training,
+        archive,
+        report,
+    })
+}
 
+/// The production path: identities made in memory, wrapped under `kms_key` and stored in
+/// Secrets Manager; nothing secret is written here.
+fn wrapped_identities(a: &ProjectInitArgs, kms_key: &str) -> Result<Identities> {
+    use crate::wrapped_identity::{IdentityVault, Purpose};
+    let prefix = a
+        .identity_secret_prefix
+        .clone()
+        .unwrap_or_else(|| format!("voxseal/{}", a.name));
+    check_secret_prefix(&prefix)?;
+    let mut purposes = vec![Purpose::Training];
+    if !a.features_only {
+        purposes.push(Purpose::Archive);
+    }
+    crate::cloud::runtime()?.block_on(async {
+        let vault = IdentityVault::connect(a.region.as_deref()).await?;
+        for p in &purposes {
+            vault
+                .refuse_existing(&format!("{prefix}/{}", p.as_str()))
+                .await?;
+        }
+        let (mut recipients, mut report) = (Vec::new(), Vec::new());
+        for p in purposes {
+            let name = format!("{prefix}/{}", p.as_str());
+            let identity = age::x25519::Identity::generate();
+            let stored = vault
+                .store_wrapped(
+                    kms_key,
+                    &name,
+                    identity.to_string().expose_secret(),
+                    &a.name,
+                    p,
+                )
+                .await;
+            if let Err(e) = stored {
+                let made: Vec<&str> = report
+                    .iter()
+                    .map(|(n, _): &(String, String)| n.as_str())
+                    .collect();
+                return Err(e.context(if made.is_empty() {
+                    "no secret was created".to_owned()
+                } else {
+                    format!(
+                        "already created, delete before retrying: {}",
+                        made.join(", ")
+                    )
+                }));
+            }
+            recipients.push(identity.to_public().to_string());
+            report.push((name, stored?));
+        }
+        Ok(Identities {
+            training: recipients[0].clone(),
+            archive: recipients.get(1).cloned(),
+            report: report
+                .into_iter()
+                .map(|(name, arn)| format!("   secret {name}   wrapped under {kms_key} ({arn})"))
+                .collect(),
+        })
+    })
+}
+
+/// A Secrets Manager name prefix: 1-500 characters from `A-Za-z0-9/_+=.@-`, no `//`.
+fn check_secret_prefix(prefix: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
+    if prefix.is_empty()
+        || prefix.len() > 500
+        || !prefix.chars().all(ok_char)
+        || prefix.contains("//")
+        || prefix.ends_with('/')
+    {
+        bail!(
+            "--identity-secret-prefix: use 1-500 characters from A-Z a-z 0-9 / _ + = . @ - (no trailing or double '/')"
+        );
+    }
+    Ok(())
+}
+
+/// The unsigned project.toml `init` writes.
+fn config_text(
+    a: &ProjectInitArgs,
+    consent: &str,
+    identities: &Identities,
+    prompts: &[Prompt],
+) -> String {
     let not_after = voxseal_core::time::format_rfc3339(
         time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(a.valid_days)),
     );
@@ -119,9 +245,9 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
         toml_str(&a.name),
         toml_str(&not_after),
         toml_str(consent.trim()),
-        toml_str(&training)
+        toml_str(&identities.training)
     );
-    if let Some(r) = &archive {
+    if let Some(r) = &identities.archive {
         text.push_str(&format!("archive = [{}]\n", toml_str(r)));
     }
     text.push_str(&format!(
@@ -140,7 +266,7 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             text.push_str(&format!("endpoint = {}\n", toml_str(e)));
         }
     }
-    for p in &prompts {
+    for p in prompts {
         text.push_str(&format!(
             "\n[[prompts]]\nid = {}\ntext = {}\n",
             toml_str(p.id.as_str()),
@@ -150,10 +276,11 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             text.push_str(&format!("note = {}\n", toml_str(n)));
         }
     }
-    ProjectConfig::parse(&text, "the generated project.toml")?;
-    let config = a.dir.join("project.toml");
-    write_signed(&config, &lead_key, password, &text)?;
+    text
+}
 
+/// What `init` made, on stderr.
+fn report_created(a: &ProjectInitArgs, lead_pub: &str, identities: &Identities) {
     ui::step(&format!(
         "project {} created in {}",
         a.name,
@@ -173,21 +300,14 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
             "password-protected"
         }
     );
-    eprintln!(
-        "   keys/training.key                  decrypts features: give it to the data team only"
-    );
-    if archive.is_some() {
-        eprintln!(
-            "   keys/archive.key                   decrypts raw audio: keep it offline (an encrypted USB key in a safe)"
-        );
+    for line in &identities.report {
+        eprintln!("{line}");
     }
     eprintln!(
         "{} keys/ holds secrets (mode 0600). Move them off this machine into a password manager or an offline store; \
          anyone with keys/lead.key can sign configs your contractors will accept.",
         ui::yellow("warning:")
     );
-    println!("{lead_pub}");
-    Ok(())
 }
 
 /// Checks that `key` signs what `public` verifies, and copies `public` into the project.
