@@ -82,6 +82,11 @@ pub enum Command {
     /// bucket. Uses your AWS credentials (s3:ListBucketVersions, s3:DeleteObjectVersion, and
     /// s3:PutObject on the audit bucket). Cannot be undone: try --dry-run first.
     Erase(EraseArgs),
+    /// Build the catalogue: one row per sample from the manifests alone (no key, nothing
+    /// decrypted), as a Parquet file for SQL or pandas. Uses your AWS credentials
+    /// (s3:ListBucket and s3:GetObject on manifests/); the data team's scoped session:
+    /// `voxseal-data catalog` (python/README.md).
+    Catalog(CatalogArgs),
     /// (Project leads) Check the bucket's lifecycle rules against the signed project.
     Retention {
         /// The command.
@@ -230,6 +235,24 @@ pub struct EraseArgs {
     /// Confirm without the prompt (scripts). Erasure cannot be undone.
     #[arg(long)]
     pub yes: bool,
+    /// A catalogue file to remove the contractor's rows from (repeat for several); made by
+    /// `voxseal catalog` or `voxseal-data catalog`. Rewritten atomically.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Vec<PathBuf>,
+}
+
+/// `voxseal catalog`
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// The signed project.
+    #[command(flatten)]
+    pub signed: SignedProjectArgs,
+    /// The Parquet file to write (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Only these contractors (repeat for several).
+    #[arg(long, value_name = "ID")]
+    pub contractor: Vec<String>,
 }
 
 /// `voxseal retention ...`

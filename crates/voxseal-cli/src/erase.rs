@@ -2,7 +2,8 @@
 //! object under the contractor's `raw/`, `features/` and `manifests/` prefixes (delete markers
 //! included, so nothing is left to restore), and records the erasure in the audit bucket: an
 //! `erasure.started` event before the first delete and an `erasure.completed` event after, with
-//! the lead's ARN, the reason and the counts.
+//! the lead's ARN, the reason and the counts. Catalogue files given with `--catalog` lose the
+//! contractor's rows.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -41,6 +42,9 @@ pub fn erase(a: &EraseArgs) -> Result<()> {
     let storage = config
         .storage
         .context("the project config has no [storage] section: there is no bucket to erase from")?;
+    // Catalogue files are read first: one that cannot be rewritten stops the erasure early.
+    let catalogues = catalogue_edits(&a.catalog, &contractor)?;
+    let catalogue_rows: usize = catalogues.iter().map(|c| c.removed).sum();
     crate::cloud::runtime()?.block_on(async {
         let aws = crate::lead_aws::connect(Some(&storage.region), storage.endpoint.as_deref()).await?;
         let versions = list_versions(&aws, &storage.bucket, &contractor).await?;
@@ -55,14 +59,22 @@ pub fn erase(a: &EraseArgs) -> Result<()> {
                 let what = if v.delete_marker { "delete marker" } else { "data" };
                 println!("{}\t{}\t{what}\t{}", v.key, v.version_id, v.size);
             }
+            for c in &catalogues {
+                println!("{}\t{} catalogue row(s)", c.path.display(), c.removed);
+            }
             ui::step("dry run: nothing deleted");
             return Ok(());
         }
-        if versions.is_empty() {
+        if versions.is_empty() && catalogue_rows == 0 {
             ui::step("nothing to erase (no event recorded)");
             return Ok(());
         }
         confirm(&contractor, a.yes)?;
+        if versions.is_empty() {
+            rewrite_catalogues(&catalogues)?;
+            ui::step("nothing to erase in the bucket (no event recorded)");
+            return Ok(());
+        }
         let event = Event {
             project: &config.project.name,
             contractor: &contractor,
@@ -73,6 +85,7 @@ pub fn erase(a: &EraseArgs) -> Result<()> {
         let started = event.json("erasure.started", versions.len(), bytes, &[], 0);
         put_event(&aws, &a.audit_bucket, &event, "started", &started).await?;
         let failed = delete_all(&aws, &storage.bucket, &versions).await?;
+        rewrite_catalogues(&catalogues)?;
         let remaining = list_versions(&aws, &storage.bucket, &contractor).await?.len();
         let done = event.json("erasure.completed", versions.len(), bytes, &failed, remaining);
         put_event(&aws, &a.audit_bucket, &event, "completed", &done).await?;
@@ -96,6 +109,47 @@ pub fn erase(a: &EraseArgs) -> Result<()> {
         ));
         Ok(())
     })
+}
+
+/// A catalogue file and what it holds without the contractor.
+struct CatalogueEdit {
+    path: std::path::PathBuf,
+    kept: Vec<crate::catalog_file::Row>,
+    removed: usize,
+}
+
+/// Reads each catalogue file and drops the contractor's rows (in memory).
+fn catalogue_edits(
+    paths: &[std::path::PathBuf],
+    contractor: &ContractorId,
+) -> Result<Vec<CatalogueEdit>> {
+    paths
+        .iter()
+        .map(|path| {
+            let rows = crate::catalog_file::read(path)?;
+            let (kept, removed) =
+                crate::catalog_file::without_contractor(rows, contractor.as_str());
+            Ok(CatalogueEdit {
+                path: path.clone(),
+                kept,
+                removed,
+            })
+        })
+        .collect()
+}
+
+/// Writes back the catalogues that held the contractor.
+fn rewrite_catalogues(edits: &[CatalogueEdit]) -> Result<()> {
+    for e in edits.iter().filter(|e| e.removed > 0) {
+        crate::catalog_file::write(&e.path, &e.kept)?;
+        ui::step(&format!(
+            "{}: {} row(s) removed, {} left",
+            e.path.display(),
+            e.removed,
+            e.kept.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The reason as recorded: 3-500 characters, no control characters.

@@ -3,6 +3,8 @@
 
 mod anchors;
 mod bucket_policy;
+mod catalog;
+mod catalog_file;
 mod cli;
 mod cloud;
 mod consent;
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         } => cloud::enroll_revoke(a),
         Command::DevStack(a) => cloud::dev_stack(&cli, a),
         Command::Erase(a) => erase::erase(a),
+        Command::Catalog(a) => catalog::catalog(a),
         Command::Retention {
             command: RetentionCommand::Check(a),
         } => retention::check(a),
