@@ -7,7 +7,7 @@ Run it through bench/run.sh, which builds the Rust examples and makes the input 
       --big-file F --recipient age1... [--runs 5] [--json OUT]
 
 What is timed (each: one warm-up run, then --runs timed runs, median reported):
-  ours      examples/feature_timing: voxseal_core::features::extract (log-mel + MFCC)
+  ours      examples/feature_timing: voxseal_core::dsp::features::extract (log-mel + MFCC)
             on the whole file in memory; file loading not timed.
   librosa   melspectrogram + power_to_db ("log-mel"), mfcc(S=log_mel) ("MFCC") and the two
             back to back ("together"), on float32 samples, one BLAS/OpenMP/numba thread.
@@ -21,7 +21,7 @@ What is timed (each: one warm-up run, then --runs timed runs, median reported):
   --rounds times in turn (ours, librosa, kaldi, ours, ...) so that a burst of load from
   elsewhere hits one round rather than one tool; each figure reported is the median over the
   rounds of the per-round medians, and the per-round ratios are printed too.
-  sealing   examples/seal_file (voxseal_core::seal::seal_to_writer: age + SHA-256 of the
+  sealing   examples/seal_file (voxseal_core::sealing::seal::seal_to_writer: age + SHA-256 of the
             ciphertext, the hash on a second thread) vs `age -r R -o /dev/null FILE`, both on
             the same file, wall time of the whole process, not pinned, runs alternated; also
             `seal_file --no-hash` (voxseal's age encryptor alone on one thread: the same work

@@ -17,9 +17,9 @@ use std::str::FromStr;
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use voxseal_core::age_writer::AgeWriter;
-use voxseal_core::manifest::PayloadKind;
-use voxseal_core::open::{OpenError, open_file};
+use voxseal_core::sealing::age_writer::AgeWriter;
+use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::sealing::open::{OpenError, open_file};
 use voxseal_fuzz::encode::{AGE_IDENTITY, AgeInput, Input};
 
 struct Fixture {

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use voxseal_core::audit::{AuditEntry, AuditError, AuditLog, verify, verify_reader};
+use voxseal_core::store::audit::{AuditEntry, AuditError, AuditLog, verify, verify_reader};
 use voxseal_fuzz::encode::{AuditLineSpec, Input};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

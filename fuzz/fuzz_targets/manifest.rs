@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use voxseal_core::manifest::{Manifest, PayloadKind};
+use voxseal_core::project::manifest::{Manifest, PayloadKind};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(m) = Manifest::from_json(data) else {

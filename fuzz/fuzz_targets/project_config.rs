@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use voxseal_core::config::{ProjectConfig, parse_prompt_set};
-use voxseal_core::signing;
+use voxseal_core::project::config::{ProjectConfig, parse_prompt_set};
+use voxseal_core::project::signing;
 use voxseal_fuzz::encode::{CONFIG_PROMPTS, CONFIG_TOML, Input};
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             for p in &prompts {
                 assert!(seen.insert(p.id.as_str().to_owned()));
                 assert!(!p.text.trim().is_empty() && p.text.len() <= 2000);
-                assert!(p.id.as_str().parse::<voxseal_core::ids::PromptId>().is_ok());
+                assert!(p.id.as_str().parse::<voxseal_core::project::ids::PromptId>().is_ok());
             }
         }
         return;

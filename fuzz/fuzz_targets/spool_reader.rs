@@ -11,9 +11,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use voxseal_core::ids::TakeId;
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::spool::{CHUNK_SAMPLES, SpoolTake, SpoolWriter};
+use voxseal_core::project::ids::TakeId;
+use voxseal_core::dsp::pcm::PcmReplay;
+use voxseal_core::capture::spool::{CHUNK_SAMPLES, SpoolTake, SpoolWriter};
 use voxseal_fuzz::encode::{Input, SpoolInput, apply_spool_op};
 
 struct Base {

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use voxseal_core::wav::WavInput;
+use voxseal_core::sealing::wav::WavInput;
 
 fn path() -> &'static std::path::Path {
     static P: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();

@@ -175,7 +175,7 @@ impl Broker {
 
     /// The audit log must still verify after every request.
     pub fn audit_intact(&self) -> bool {
-        voxseal_core::audit::verify(&self.audit)
+        voxseal_core::store::audit::verify(&self.audit)
             .expect("read the audit log")
             .is_intact()
     }

@@ -15,8 +15,8 @@ use voxseal_app::instance::{self, Claim, InstanceGuard};
 use voxseal_app::types::{ActivityEntry, AppState, JoinPreview, QueueState, TakeReview};
 use voxseal_app::{App, AppError, AppEvent, AppOptions, ErrorKind};
 use voxseal_cloud::uploader::UploadProgress;
-use voxseal_core::audio::{DeviceInfo, Level};
-use voxseal_core::quality::MicCheck;
+use voxseal_core::capture::audio::{DeviceInfo, Level};
+use voxseal_core::dsp::quality::MicCheck;
 
 mod update;
 

@@ -6,7 +6,7 @@
 //! embedded endpoint, no local issuer and no code path that trusts a key other than the pinned
 //! one. Without the feature, [`DemoStack`] is an empty enum: a value cannot exist.
 
-use voxseal_core::workspace::Workspace;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::{AppError, AppResult, ErrorKind};
 

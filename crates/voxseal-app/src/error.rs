@@ -66,9 +66,9 @@ impl AppError {
 /// Result with [`AppError`].
 pub type AppResult<T> = Result<T, AppError>;
 
-impl From<voxseal_core::workspace::WorkspaceError> for AppError {
-    fn from(e: voxseal_core::workspace::WorkspaceError) -> Self {
-        use voxseal_core::workspace::WorkspaceError as W;
+impl From<voxseal_core::store::workspace::WorkspaceError> for AppError {
+    fn from(e: voxseal_core::store::workspace::WorkspaceError) -> Self {
+        use voxseal_core::store::workspace::WorkspaceError as W;
         let kind = match e {
             W::NoContractor(_) | W::NoProject(_) => ErrorKind::NotEnrolled,
             W::Io { .. } => ErrorKind::Storage,
@@ -79,10 +79,10 @@ impl From<voxseal_core::workspace::WorkspaceError> for AppError {
     }
 }
 
-impl From<voxseal_core::recorder::RecordError> for AppError {
-    fn from(e: voxseal_core::recorder::RecordError) -> Self {
-        use voxseal_core::audio::SourceError as S;
-        use voxseal_core::recorder::RecordError as R;
+impl From<voxseal_core::capture::recorder::RecordError> for AppError {
+    fn from(e: voxseal_core::capture::recorder::RecordError) -> Self {
+        use voxseal_core::capture::audio::SourceError as S;
+        use voxseal_core::capture::recorder::RecordError as R;
         let kind = match &e {
             R::Source(S::NoDevice | S::DeviceNotFound { .. }) => ErrorKind::NoDevice,
             R::Source(S::DeviceLost { .. }) => ErrorKind::DeviceLost,
@@ -116,8 +116,8 @@ impl From<std::io::Error> for AppError {
     }
 }
 
-impl From<voxseal_core::audit::AuditError> for AppError {
-    fn from(e: voxseal_core::audit::AuditError) -> Self {
+impl From<voxseal_core::store::audit::AuditError> for AppError {
+    fn from(e: voxseal_core::store::audit::AuditError) -> Self {
         Self::new(ErrorKind::Storage, e.to_string())
     }
 }

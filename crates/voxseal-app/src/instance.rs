@@ -64,7 +64,7 @@ pub fn claim(
         let path = path.to_owned();
         move |source| InstanceError::Io { path, source }
     };
-    voxseal_core::fsutil::create_private_dir(data_dir).map_err(io_err(data_dir))?;
+    voxseal_core::store::fsutil::create_private_dir(data_dir).map_err(io_err(data_dir))?;
     let lock_path = data_dir.join("app.lock");
     let lock = OpenOptions::new()
         .create(true)
@@ -101,7 +101,7 @@ fn listen(
     let mut raw = [0u8; 32];
     getrandom::getrandom(&mut raw).map_err(|e| io_err(io::Error::other(e.to_string())))?;
     let token = hex::encode(raw);
-    voxseal_core::fsutil::write_atomic(&info, format!("{port} {token}\n").as_bytes(), true)
+    voxseal_core::store::fsutil::write_atomic(&info, format!("{port} {token}\n").as_bytes(), true)
         .map_err(io_err)?;
     std::thread::Builder::new()
         .name("voxseal-instance".into())

@@ -6,9 +6,9 @@
 use secrecy::SecretString;
 use voxseal_cloud::provider::{BrokerSource, CredentialError, ProjectProof, SignedProject};
 use voxseal_cloud::token_store::TokenStore;
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::enroll_link::{BrokerUrl, EnrollLink};
-use voxseal_core::project_install::{Installed, Replace};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::enroll_link::{BrokerUrl, EnrollLink};
+use voxseal_core::project::install::{Installed, Replace};
 
 use crate::types::{JoinPreview, ProjectNotice, ProjectView};
 use crate::{App, AppError, AppResult, ErrorKind, invalid, lock};
@@ -201,7 +201,7 @@ impl App {
         };
         let ws = &self.inner.ws;
         if ws.installed_config_sha256().ok().flatten()
-            == Some(voxseal_core::project_install::config_sha256(
+            == Some(voxseal_core::project::install::config_sha256(
                 signed.config.as_bytes(),
             ))
         {

@@ -25,19 +25,19 @@ use secrecy::SecretString;
 use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
-use voxseal_core::audio::playback::Playback;
-use voxseal_core::audio::{DeviceInfo, Level};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::enroll_link::EnrollLink;
-use voxseal_core::ids::{ContractorId, PromptId};
-use voxseal_core::manifest::Consent;
-use voxseal_core::outbox::ItemStatus;
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::progress::Progress;
-use voxseal_core::quality::{MicCheck, QualityReport};
-use voxseal_core::recorder::{RecordedTake, Recorder, RecorderEvent, RecorderOptions};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::playback::Playback;
+use voxseal_core::capture::audio::{DeviceInfo, Level};
+use voxseal_core::capture::recorder::{RecordedTake, Recorder, RecorderEvent, RecorderOptions};
+use voxseal_core::dsp::pcm::PcmReplay;
+use voxseal_core::dsp::quality::{MicCheck, QualityReport};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::enroll_link::EnrollLink;
+use voxseal_core::project::ids::{ContractorId, PromptId};
+use voxseal_core::project::manifest::Consent;
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::outbox::ItemStatus;
+use voxseal_core::store::progress::Progress;
+use voxseal_core::store::workspace::Workspace;
 
 pub use error::{AppError, AppResult, ErrorKind};
 use types::{
@@ -179,7 +179,7 @@ fn local_passphrase(dir: &Path) -> AppResult<SecretString> {
     let mut b = [0u8; 24];
     getrandom::getrandom(&mut b).map_err(internal)?;
     let p = hex::encode(b);
-    voxseal_core::fsutil::write_atomic(&path, p.as_bytes(), true)?;
+    voxseal_core::store::fsutil::write_atomic(&path, p.as_bytes(), true)?;
     Ok(SecretString::from(p))
 }
 
@@ -189,7 +189,7 @@ impl App {
     /// only the lead keys pinned in this build and joins a project through an enrollment link.
     pub fn start(opts: AppOptions, rt: tokio::runtime::Handle) -> AppResult<App> {
         let (mut ws, report) = Workspace::open(&opts.data_dir)?;
-        if !opts.trust_keys.is_empty() && voxseal_core::signing::has_pinned_key() {
+        if !opts.trust_keys.is_empty() && voxseal_core::project::signing::has_pinned_key() {
             return Err(invalid(
                 "this build trusts only the project-lead key built into it",
             ));
@@ -378,7 +378,8 @@ impl App {
     /// Enrolls with the running demo stack's broker (a link from an earlier demo run names an
     /// old port: only its code is used).
     fn join_demo(&self, url: String, input: &str) -> AppResult<()> {
-        let broker = voxseal_core::enroll_link::BrokerUrl::parse(&url).map_err(internal)?;
+        let broker =
+            voxseal_core::project::enroll_link::BrokerUrl::parse(&url).map_err(internal)?;
         let code = match EnrollLink::parse(input, None) {
             Ok(link) => link.code,
             Err(_) => {
@@ -426,7 +427,7 @@ impl App {
 
     /// Input devices.
     pub fn list_devices(&self) -> AppResult<Vec<DeviceInfo>> {
-        voxseal_core::audio::list_input_devices()
+        voxseal_core::capture::audio::list_input_devices()
             .map_err(|e| AppError::new(ErrorKind::NoDevice, e.to_string()))
     }
 
@@ -468,7 +469,7 @@ impl App {
         if s.recorder.is_some() {
             return Ok(());
         }
-        let factory = voxseal_core::audio::parse_source(&self.source_spec(), true, 48_000)
+        let factory = voxseal_core::capture::audio::parse_source(&self.source_spec(), true, 48_000)
             .map_err(|e| AppError::new(ErrorKind::NoDevice, e.to_string()))?;
         let config = self.config()?;
         let mut opts = RecorderOptions::new(self.inner.ws.spool_dir());
@@ -531,7 +532,7 @@ impl App {
         };
         let take = take?;
         let report = take.analyzer.clone().finish(&config.quality);
-        let check = voxseal_core::quality::mic_check(&report, &config.quality);
+        let check = voxseal_core::dsp::quality::mic_check(&report, &config.quality);
         take.spool
             .wipe()
             .map_err(|e| AppError::new(ErrorKind::Storage, e.to_string()))?;
@@ -549,7 +550,7 @@ impl App {
     pub fn start_take(&self, prompt: &str, on_level: Sink<Level>) -> AppResult<String> {
         let prompt: PromptId = prompt
             .parse()
-            .map_err(|e: voxseal_core::ids::IdError| invalid(e.to_string()))?;
+            .map_err(|e: voxseal_core::project::ids::IdError| invalid(e.to_string()))?;
         let config = self.config()?;
         if !config.prompts.iter().any(|p| p.id == prompt) {
             return Err(invalid(format!("prompt {prompt} is not in the project")));
@@ -618,7 +619,7 @@ impl App {
             }),
         )?;
         let quality = take.analyzer.clone().finish(&config.quality);
-        let waveform = voxseal_core::pcm::waveform(&take.spool, 400)?;
+        let waveform = voxseal_core::dsp::pcm::waveform(&take.spool, 400)?;
         let view = TakeReview {
             take_id: take.take_id.to_string(),
             prompt_id: prompt.to_string(),
@@ -644,7 +645,7 @@ impl App {
                 .review
                 .as_ref()
                 .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take to play"))?;
-            let pb = voxseal_core::audio::playback::play(&r.take.spool as &dyn PcmReplay)
+            let pb = voxseal_core::capture::audio::playback::play(&r.take.spool as &dyn PcmReplay)
                 .map_err(|e| AppError::new(ErrorKind::NoDevice, e.to_string()))?;
             s.playback = Some(pb);
         }
@@ -678,12 +679,12 @@ impl App {
             .review
             .take()
             .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take to accept"))?;
-        if review.quality.overall == voxseal_core::quality::Verdict::Fail && !accept_failed {
+        if review.quality.overall == voxseal_core::dsp::quality::Verdict::Fail && !accept_failed {
             let reasons: Vec<String> = review
                 .quality
                 .checks
                 .iter()
-                .filter(|c| c.verdict == voxseal_core::quality::Verdict::Fail)
+                .filter(|c| c.verdict == voxseal_core::dsp::quality::Verdict::Fail)
                 .map(|c| c.reason.clone())
                 .collect();
             lock(&self.inner.session).review = Some(review);
@@ -767,7 +768,7 @@ impl App {
     pub fn skip_prompt(&self, prompt: &str, flag_reason: Option<String>) -> AppResult<AppState> {
         let prompt: PromptId = prompt
             .parse()
-            .map_err(|e: voxseal_core::ids::IdError| invalid(e.to_string()))?;
+            .map_err(|e: voxseal_core::project::ids::IdError| invalid(e.to_string()))?;
         if flag_reason.as_ref().is_some_and(|r| r.len() > 1000) {
             return Err(invalid("the reason is too long (1000 characters at most)"));
         }
@@ -979,9 +980,9 @@ impl App {
 
     /// Marks a failed item for another try and uploads.
     pub async fn retry_item(&self, sample: &str) -> AppResult<QueueState> {
-        let id: voxseal_core::ids::SampleId = sample
+        let id: voxseal_core::project::ids::SampleId = sample
             .parse()
-            .map_err(|e: voxseal_core::ids::IdError| invalid(e.to_string()))?;
+            .map_err(|e: voxseal_core::project::ids::IdError| invalid(e.to_string()))?;
         let mut item = self
             .inner
             .ws

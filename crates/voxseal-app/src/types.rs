@@ -1,8 +1,8 @@
 //! The values the web view sees (docs/app-ipc.md), serialized as JSON.
 
 use serde::Serialize;
-use voxseal_core::audio::Level;
-use voxseal_core::quality::{MicCheck, QualityReport};
+use voxseal_core::capture::audio::Level;
+use voxseal_core::dsp::quality::{MicCheck, QualityReport};
 
 /// One prompt.
 #[derive(Debug, Clone, Serialize)]
@@ -21,7 +21,7 @@ pub struct PromptProgressView {
     /// The prompt.
     pub prompt_id: String,
     /// `todo`, `accepted`, `skipped` or `flagged`.
-    pub status: voxseal_core::progress::PromptStatus,
+    pub status: voxseal_core::store::progress::PromptStatus,
     /// The current sample.
     pub sample_id: Option<String>,
     /// Accepted takes.
@@ -144,7 +144,7 @@ pub struct QueueItem {
     /// Prompt id.
     pub prompt_id: Option<String>,
     /// `sealed`, `uploading`, `uploaded`, `failed`.
-    pub status: voxseal_core::outbox::ItemStatus,
+    pub status: voxseal_core::store::outbox::ItemStatus,
     /// Payload bytes.
     pub bytes_total: u64,
     /// Payload bytes uploaded.

@@ -90,7 +90,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
         let review = record(&app, p, &levels);
         assert_eq!(
             review.quality.overall,
-            voxseal_core::quality::Verdict::Pass,
+            voxseal_core::dsp::quality::Verdict::Pass,
             "{:?}",
             review.quality.checks
         );
@@ -143,7 +143,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     let s = app.skip_prompt("p005", Some("typo".into())).unwrap();
     assert_eq!(
         s.progress[4].status,
-        voxseal_core::progress::PromptStatus::Flagged
+        voxseal_core::store::progress::PromptStatus::Flagged
     );
 
     // The worker drains the queue by itself.
@@ -153,7 +153,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
         if q.items.len() == 4
             && q.items
                 .iter()
-                .all(|i| i.status == voxseal_core::outbox::ItemStatus::Uploaded)
+                .all(|i| i.status == voxseal_core::store::outbox::ItemStatus::Uploaded)
         {
             assert_eq!(q.raw_on_machine, 0);
             assert!(q.online);
@@ -174,7 +174,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
             .any(|a| a.event == "item.uploaded" && a.summary.starts_with("uploaded sample"))
     );
     assert!(
-        voxseal_core::audit::verify(app.workspace().audit.path())
+        voxseal_core::store::audit::verify(app.workspace().audit.path())
             .unwrap()
             .is_intact()
     );
@@ -235,8 +235,8 @@ fn resign(stack: &voxseal_localstack::devstack::DevStackInfo, serial: u64, key: 
         .unwrap()
         .to_owned();
     let text = text.replace(&line, &format!("serial = {serial}"));
-    let sig = voxseal_core::signing::sign(key, None, text.as_bytes(), "test").unwrap();
-    let sig_path = voxseal_core::signing::sig_path(&stack.project_path);
+    let sig = voxseal_core::project::signing::sign(key, None, text.as_bytes(), "test").unwrap();
+    let sig_path = voxseal_core::project::signing::sig_path(&stack.project_path);
     std::fs::write(sig_path, sig).unwrap();
     std::fs::write(&stack.project_path, text).unwrap();
 }
@@ -256,8 +256,8 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     let code = stack
         .enrollment_code(&DEMO_CONTRACTOR.parse().unwrap())
         .unwrap();
-    let link = voxseal_core::enroll_link::EnrollLink {
-        broker: voxseal_core::enroll_link::BrokerUrl::parse(&info.broker_url).unwrap(),
+    let link = voxseal_core::project::enroll_link::EnrollLink {
+        broker: voxseal_core::project::enroll_link::BrokerUrl::parse(&info.broker_url).unwrap(),
         code,
     }
     .to_string();
@@ -321,7 +321,7 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
         s.project_notice
     );
     let stranger = dir.path().join("stranger");
-    voxseal_core::signing::generate_lead_key(
+    voxseal_core::project::signing::generate_lead_key(
         &stranger.with_extension("key"),
         &stranger.with_extension("pub"),
         None,

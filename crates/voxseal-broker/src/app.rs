@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::audit::BrokerAudit;
 use crate::config::Config;

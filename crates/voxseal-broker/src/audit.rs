@@ -1,4 +1,4 @@
-//! The broker's audit log: [`voxseal_core::audit`]'s hash-chained log with a size cap, and
+//! The broker's audit log: [`voxseal_core::store::audit`]'s hash-chained log with a size cap, and
 //! requests refused by the per-address limit counted instead of written.
 //!
 //! - Rotation: before an append that finds the file at or over `max_bytes`, the file becomes
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use voxseal_core::audit::{AuditError, AuditLog};
+use voxseal_core::store::audit::{AuditError, AuditLog};
 
 /// Audit event: the log was rotated; the first line of every file after the first.
 pub const EVENT_AUDIT_ROTATED: &str = "audit.rotated";
@@ -156,7 +156,9 @@ impl BrokerAudit {
             ignore_missing(std::fs::rename(self.rotated(n), self.rotated(n + 1)))?;
         }
         std::fs::rename(self.path(), self.rotated(1))?;
-        voxseal_core::fsutil::fsync_dir(voxseal_core::fsutil::parent_dir(self.path()))?;
+        voxseal_core::store::fsutil::fsync_dir(voxseal_core::store::fsutil::parent_dir(
+            self.path(),
+        ))?;
         let previous = self
             .rotated(1)
             .file_name()
@@ -204,7 +206,7 @@ fn last_line_link(path: &Path) -> io::Result<(Option<u64>, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use voxseal_core::audit::verify;
+    use voxseal_core::store::audit::verify;
 
     #[test]
     fn rotation_caps_the_files_and_links_them() {

@@ -249,7 +249,7 @@ impl Config {
                     message: e.to_string(),
                 })?;
                 // Relative paths in the file are relative to the file.
-                let base = voxseal_core::fsutil::parent_dir(p);
+                let base = voxseal_core::store::fsutil::parent_dir(p);
                 for path in [&mut raw.registry, &mut raw.audit_log, &mut raw.project]
                     .into_iter()
                     .flatten()

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use voxseal_cloud::credentials::SessionCredentials;
 use voxseal_cloud::policy::{self, PolicyError, PolicyInput};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::config::ConfigError;
 

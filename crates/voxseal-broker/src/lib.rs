@@ -31,7 +31,7 @@
 //! - [`revocation`]: the bucket-policy statement that stops a revoked contractor's sessions at
 //!   once (`voxseal enroll revoke --now`).
 //! - [`audit`]: every issuance is a line in the broker's hash-chained audit log
-//!   ([`voxseal_core::audit`]): contractor, source IP, outcome, expiry, STS request id; never a
+//!   ([`voxseal_core::store::audit`]): contractor, source IP, outcome, expiry, STS request id; never a
 //!   secret. Every refusal is a line too while its address has refusal budget left; beyond it,
 //!   refusals are counted per address and written as one line per address and minute. The log is
 //!   rotated at a size cap.

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::app::{AppState, ClientIp, EVENT_PROJECT_SERVED, bearer, body_error, is_json, ok_json};
 use crate::error::AppError;
@@ -80,7 +80,7 @@ async fn serve_inner(
         })
     };
     let config = read(path.clone())?;
-    let signature = read(voxseal_core::signing::sig_path(&path))?;
+    let signature = read(voxseal_core::project::signing::sig_path(&path))?;
     Ok((contractor, config, signature))
 }
 

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 /// Token-bucket parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

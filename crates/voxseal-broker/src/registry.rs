@@ -40,8 +40,8 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use voxseal_core::fsutil;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::fsutil;
 
 /// How long a new enrollment code stays valid unless the caller says otherwise: 7 days.
 pub const DEFAULT_CODE_TTL: time::Duration = time::Duration::days(7);

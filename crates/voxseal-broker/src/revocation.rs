@@ -8,7 +8,7 @@
 //! adds an id to the live policy with [`deny_contractor`].
 
 use serde_json::{Value, json};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 /// The statement's `Sid` (the same in the template).
 pub const STATEMENT_SID: &str = "DenyRevokedContractors";

@@ -18,8 +18,8 @@ use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_broker::{AppState, Settings, app};
 use voxseal_cloud::credentials::SessionCredentials;
-use voxseal_core::audit::{AuditEntry, AuditLog};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::audit::{AuditEntry, AuditLog};
 use voxseal_localstack::grants::{GrantStore, Scope};
 use voxseal_localstack::issuer::LocalIssuer;
 
@@ -316,7 +316,11 @@ async fn enroll_then_session_returns_scoped_short_lived_credentials() {
         issued["expires_at"],
         voxseal_core::time::format_rfc3339(creds.expiration)
     );
-    assert!(voxseal_core::audit::verify(&h.audit).unwrap().is_intact());
+    assert!(
+        voxseal_core::store::audit::verify(&h.audit)
+            .unwrap()
+            .is_intact()
+    );
 }
 
 #[tokio::test]
@@ -823,7 +827,11 @@ async fn no_secret_reaches_the_audit_log_error_bodies_or_the_server_log() {
             assert!(!b.contains(n.as_str()), "secret in an error body: {b}");
         }
     }
-    assert!(voxseal_core::audit::verify(&h.audit).unwrap().is_intact());
+    assert!(
+        voxseal_core::store::audit::verify(&h.audit)
+            .unwrap()
+            .is_intact()
+    );
 }
 
 /// `POST /v1/project`: the signed config, for an unused code or a device token only; nothing

@@ -22,7 +22,7 @@ use voxseal_broker::config::Config;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_broker::serve::serve;
 use voxseal_broker::{AppState, Settings};
-use voxseal_core::audit::AuditLog;
+use voxseal_core::store::audit::AuditLog;
 use voxseal_localstack::grants::GrantStore;
 use voxseal_localstack::issuer::LocalIssuer;
 
@@ -206,7 +206,7 @@ async fn honest(b_url: String, tokens: Vec<String>, deadline: Instant) -> Vec<Du
     lat
 }
 
-fn audit_lines(b: &Broker) -> Vec<voxseal_core::audit::AuditEntry> {
+fn audit_lines(b: &Broker) -> Vec<voxseal_core::store::audit::AuditEntry> {
     AuditLog::new(&b.audit).entries().unwrap()
 }
 

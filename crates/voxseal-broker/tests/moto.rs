@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_cloud::credentials::SessionCredentials;
 use voxseal_cloud::policy::{PolicyInput, session_policy};
-use voxseal_core::audit::AuditLog;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::audit::AuditLog;
 use voxseal_testkit::{AwsKeys, MotoServer, require_tool};
 
 const BUCKET: &str = "voxseal-moto";

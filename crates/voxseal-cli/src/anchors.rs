@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use voxseal_core::audit::{Checkpoint, VerifyReport, check_anchor, check_checkpoint};
-use voxseal_core::key_layout::{contractor_of_checkpoint, is_bucket_manifest, is_checkpoint};
-use voxseal_core::manifest::Manifest;
+use voxseal_core::project::manifest::Manifest;
+use voxseal_core::store::audit::{Checkpoint, VerifyReport, check_anchor, check_checkpoint};
+use voxseal_core::store::key_layout::{
+    contractor_of_checkpoint, is_bucket_manifest, is_checkpoint,
+};
 
 /// What checking the anchors found.
 #[derive(Debug, Default)]
@@ -127,7 +129,7 @@ fn find(dir: &Path, depth: u32, into: &mut Vec<PathBuf>) -> Result<()> {
         if t.is_dir() && depth > 0 {
             find(&e.path(), depth - 1, into)?;
         } else if t.is_file()
-            && (e.file_name() == voxseal_core::outbox::MANIFEST_FILE
+            && (e.file_name() == voxseal_core::store::outbox::MANIFEST_FILE
                 || is_bucket_manifest(&e.path())
                 || is_checkpoint(&e.path()))
         {

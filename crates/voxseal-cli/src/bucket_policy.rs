@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use voxseal_broker::revocation;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 /// Denies `contractor` in `bucket`'s policy. Returns every denied id after the change, or
 /// `None` when the contractor was already denied (nothing written).

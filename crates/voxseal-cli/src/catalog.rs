@@ -5,8 +5,8 @@
 use anyhow::{Context, Result};
 use aws_sdk_s3::error::DisplayErrorContext;
 use voxseal_cloud::object_key::{ObjectKind, object_key};
-use voxseal_core::ids::ContractorId;
-use voxseal_core::manifest::{Manifest, PayloadKind};
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::project::manifest::{Manifest, PayloadKind};
 
 use crate::catalog_file::{self, Row, Value};
 use crate::cli::CatalogArgs;
@@ -90,7 +90,7 @@ async fn manifest_keys(
                 (page.contents().iter())
                     .filter_map(|o| o.key())
                     .filter(|k| {
-                        voxseal_core::key_layout::is_bucket_manifest(std::path::Path::new(k))
+                        voxseal_core::store::key_layout::is_bucket_manifest(std::path::Path::new(k))
                     })
                     .map(str::to_owned),
             );

@@ -209,7 +209,7 @@ pub fn to_parquet(rows: &[Row]) -> Result<Vec<u8>> {
 /// Writes the catalogue to `path` atomically (temp file, fsync, rename).
 pub fn write(path: &Path, rows: &[Row]) -> Result<()> {
     let bytes = to_parquet(rows)?;
-    voxseal_core::fsutil::write_atomic(path, &bytes, false)
+    voxseal_core::store::fsutil::write_atomic(path, &bytes, false)
         .with_context(|| format!("writing {}", path.display()))
 }
 

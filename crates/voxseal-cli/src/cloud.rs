@@ -11,10 +11,10 @@ use voxseal_cloud::provider::{
 };
 use voxseal_cloud::token_store::{Backend, TokenStore};
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::enroll_link::{BrokerUrl, EnrollLink};
-use voxseal_core::outbox::ItemStatus;
-use voxseal_core::project_install::Replace;
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::enroll_link::{BrokerUrl, EnrollLink};
+use voxseal_core::project::install::Replace;
+use voxseal_core::store::outbox::ItemStatus;
 
 use crate::cli::{Cli, JoinArgs, UploadArgs};
 use crate::ui;
@@ -143,7 +143,7 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
 /// (said on stderr, audited). A refused one (older serial, bad signature, expired) is a warning
 /// and changes nothing; an unreachable broker is left to the upload to report.
 fn refresh_project(
-    ws: &voxseal_core::workspace::Workspace,
+    ws: &voxseal_core::store::workspace::Workspace,
     rt: &tokio::runtime::Runtime,
     url: &str,
     token: &SecretString,
@@ -159,7 +159,7 @@ fn refresh_project(
         &origin,
         Replace::SameProject,
     ) {
-        Ok((config, voxseal_core::project_install::Installed::Updated { from_serial })) => {
+        Ok((config, voxseal_core::project::install::Installed::Updated { from_serial })) => {
             ui::step(&format!(
                 "the project lead updated project {}: settings version {from_serial} -> {}",
                 config.project.name, config.project.serial
@@ -196,7 +196,10 @@ fn check_config_broker(config: &ProjectConfig, broker: &BrokerUrl) -> Result<()>
     Ok(())
 }
 
-fn refuse_switch_with_queue(ws: &voxseal_core::workspace::Workspace, old: &str) -> Result<()> {
+fn refuse_switch_with_queue(
+    ws: &voxseal_core::store::workspace::Workspace,
+    old: &str,
+) -> Result<()> {
     let queued = ws.queued()?;
     if queued > 0 {
         bail!(
@@ -353,7 +356,7 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
 
 fn open_registry(path: &std::path::Path) -> Result<voxseal_broker::registry::Registry> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        voxseal_core::fsutil::create_private_dir(dir)?;
+        voxseal_core::store::fsutil::create_private_dir(dir)?;
     }
     Ok(voxseal_broker::registry::Registry::load(path)?)
 }
@@ -369,7 +372,7 @@ pub fn enroll_link(broker: &str, code: &str) -> Result<String> {
 
 /// `voxseal enroll add`
 pub fn enroll_add(a: &crate::cli::EnrollAddArgs) -> Result<()> {
-    let id: voxseal_core::ids::ContractorId = a.contractor.parse()?;
+    let id: voxseal_core::project::ids::ContractorId = a.contractor.parse()?;
     let mut reg = open_registry(&a.registry.registry)?;
     let code = reg.add(id.clone(), time::Duration::days(a.days as i64))?;
     reg.save()?;
@@ -406,7 +409,7 @@ pub fn enroll_list(a: &crate::cli::RegistryArgs) -> Result<()> {
 
 /// `voxseal enroll revoke`
 pub fn enroll_revoke(a: &crate::cli::EnrollRevokeArgs) -> Result<()> {
-    let id: voxseal_core::ids::ContractorId = a.contractor.parse()?;
+    let id: voxseal_core::project::ids::ContractorId = a.contractor.parse()?;
     let mut reg = open_registry(&a.registry.registry)?;
     let changed = reg.revoke(&id)?;
     reg.save()?;
@@ -458,7 +461,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         opts.grant_lifetime_secs = a.grant_secs;
         let stack = DevStack::start(opts).await?;
         let info = stack.info.clone();
-        let demo: voxseal_core::ids::ContractorId = DEMO_CONTRACTOR.parse()?;
+        let demo: voxseal_core::project::ids::ContractorId = DEMO_CONTRACTOR.parse()?;
         let code = stack.enrollment_code(&demo)?;
         ui::step(&format!("Voxseal dev stack in {}", dir.display()));
         eprintln!("   S3 endpoint    {}   (bucket {})", info.endpoint, voxseal_localstack::devstack::BUCKET);
@@ -490,7 +493,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
             settings.contractor = Some(contractor.clone());
             ws.save_settings(&settings)?;
             // The local stack's demo contractor accepts the demo consent, visibly.
-            let hash = voxseal_core::manifest::Consent::sha256_of(&config.project.consent_text);
+            let hash = voxseal_core::project::manifest::Consent::sha256_of(&config.project.consent_text);
             eprintln!("   (accepting the local demo project's consent, as with --accept-consent {})", &hash[..16]);
             crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
             ui::step(&format!("data directory {} is set up and enrolled as {contractor}", ws.root().display()));

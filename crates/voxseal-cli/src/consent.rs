@@ -4,9 +4,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::manifest::Consent;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::manifest::Consent;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::ui;
 

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::ids::ContractorId;
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::DemoArgs;
 use crate::record::capture;
@@ -17,7 +17,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let tmp;
     let root: PathBuf = match &a.keep {
         Some(d) => {
-            voxseal_core::fsutil::create_private_dir(d)?;
+            voxseal_core::store::fsutil::create_private_dir(d)?;
             d.clone()
         }
         None => {
@@ -29,12 +29,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
 
     // 1. Keys: the data team's training key and the archive key (the contractor never has these).
     let keys = root.join("keys");
-    voxseal_core::fsutil::create_private_dir(&keys)?;
-    let training = voxseal_core::keys::generate_identity_file(
+    voxseal_core::store::fsutil::create_private_dir(&keys)?;
+    let training = voxseal_core::sealing::keys::generate_identity_file(
         &keys.join("training.key"),
         "demo training identity",
     )?;
-    let archive = voxseal_core::keys::generate_identity_file(
+    let archive = voxseal_core::sealing::keys::generate_identity_file(
         &keys.join("archive.key"),
         "demo archive identity",
     )?;
@@ -50,23 +50,23 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     );
     ProjectConfig::parse(&config_text, "demo project.toml")?;
     let project = root.join("project.toml");
-    let lead_pub = voxseal_core::signing::generate_lead_key(
+    let lead_pub = voxseal_core::project::signing::generate_lead_key(
         &keys.join("lead.key"),
         &root.join("lead.pub"),
         None,
     )?;
-    let sig = voxseal_core::signing::sign(
+    let sig = voxseal_core::project::signing::sign(
         &keys.join("lead.key"),
         None,
         config_text.as_bytes(),
         "voxseal demo project",
     )?;
-    voxseal_core::fsutil::write_atomic(
-        &voxseal_core::signing::sig_path(&project),
+    voxseal_core::store::fsutil::write_atomic(
+        &voxseal_core::project::signing::sig_path(&project),
         sig.as_bytes(),
         false,
     )?;
-    voxseal_core::fsutil::write_atomic(&project, config_text.as_bytes(), false)?;
+    voxseal_core::store::fsutil::write_atomic(&project, config_text.as_bytes(), false)?;
     ui::step(
         "wrote project.toml and signed it with a lead key (the app verifies it before every use)",
     );
@@ -82,7 +82,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         ws.root().display()
     ));
     // The demo contractor accepts the demo consent, visibly, as a real one does at the terminal.
-    let hash = voxseal_core::manifest::Consent::sha256_of(&config.project.consent_text);
+    let hash = voxseal_core::project::manifest::Consent::sha256_of(&config.project.consent_text);
     eprintln!(
         "   (the demo accepts its consent text, as with --accept-consent {})",
         &hash[..16]
@@ -144,12 +144,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
 
     // 5. Open, as the data team and the archivist would.
     let opened = root.join("opened");
-    let mut ids = voxseal_core::keys::load_identities(&keys.join("training.key"))?;
-    ids.extend(voxseal_core::keys::load_identities(
+    let mut ids = voxseal_core::sealing::keys::load_identities(&keys.join("training.key"))?;
+    ids.extend(voxseal_core::sealing::keys::load_identities(
         &keys.join("archive.key"),
     )?);
-    voxseal_core::fsutil::create_private_dir(&opened)?;
-    let (_, results) = voxseal_core::open::open_item(&item.dir, &ids, Some(&opened))?;
+    voxseal_core::store::fsutil::create_private_dir(&opened)?;
+    let (_, results) = voxseal_core::sealing::open::open_item(&item.dir, &ids, Some(&opened))?;
     ui::step(
         "opened with both identities, hashes verified against the manifest, the manifest against what was sealed:",
     );
@@ -164,13 +164,13 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     );
 
     // 6. Wipe the decrypted copies.
-    let wiped = voxseal_core::wipe::wipe_tree(&opened)?;
+    let wiped = voxseal_core::store::wipe::wipe_tree(&opened)?;
     ui::step(&format!(
         "wiped the decrypted copies ({} overwritten)",
         ui::bytes(wiped.bytes_overwritten)
     ));
 
-    let report = voxseal_core::audit::verify(ws.audit.path())?;
+    let report = voxseal_core::store::audit::verify(ws.audit.path())?;
     ui::step(&format!(
         "audit log: {} events, chain {}",
         report.entries.len(),
@@ -192,7 +192,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
 
 /// The microphone if one can be opened, else a synthetic voice.
 fn default_source() -> String {
-    match voxseal_core::audio::CpalSource::open(&voxseal_core::audio::DeviceSelector::Default) {
+    match voxseal_core::capture::audio::CpalSource::open(
+        &voxseal_core::capture::audio::DeviceSelector::Default,
+    ) {
         Ok(_) => "mic".into(),
         Err(e) => {
             eprintln!("   no usable microphone ({e}); using the synthetic voice instead");

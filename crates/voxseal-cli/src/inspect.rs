@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
-use voxseal_core::ids::ContractorId;
-use voxseal_core::outbox::OutboxItem;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::outbox::OutboxItem;
 
 use crate::cli::{
     AuditShowArgs, AuditVerifyArgs, Cli, DevicesArgs, InitArgs, KeygenArgs, OutboxArgs, TakesArgs,
@@ -54,7 +54,7 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
 /// A data directory holds one contractor's queue: switching while sealed items wait for upload
 /// would upload them under the new contractor's credentials, or strand them.
 pub(crate) fn refuse_switch_with_queued_items(
-    ws: &voxseal_core::workspace::Workspace,
+    ws: &voxseal_core::store::workspace::Workspace,
     previous: &ContractorId,
     next: &ContractorId,
 ) -> Result<()> {
@@ -71,7 +71,7 @@ pub(crate) fn refuse_switch_with_queued_items(
 
 /// `voxseal devices`
 pub fn devices(a: &DevicesArgs) -> Result<()> {
-    let devices = voxseal_core::audio::list_input_devices()?;
+    let devices = voxseal_core::capture::audio::list_input_devices()?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&devices)?);
         return Ok(());
@@ -226,7 +226,7 @@ pub fn outbox(cli: &Cli, a: &OutboxArgs) -> Result<()> {
 
 /// `voxseal keygen`
 pub fn keygen(a: &KeygenArgs) -> Result<()> {
-    let recipient = voxseal_core::keys::generate_identity_file(&a.out, &a.label)?;
+    let recipient = voxseal_core::sealing::keys::generate_identity_file(&a.out, &a.label)?;
     eprintln!(
         "{} wrote the secret key to {} (mode 0600). Keep it offline and backed up: it is the only way to decrypt what is sealed to it.",
         ui::green("ok:"),
@@ -266,9 +266,9 @@ pub fn wipe(a: &WipeArgs) -> Result<()> {
     }
     for p in &a.paths {
         let report = if std::fs::symlink_metadata(p)?.is_dir() {
-            voxseal_core::wipe::wipe_tree(p)?
+            voxseal_core::store::wipe::wipe_tree(p)?
         } else {
-            voxseal_core::wipe::wipe_file(p)?
+            voxseal_core::store::wipe::wipe_file(p)?
         };
         println!(
             "wiped {} ({} overwritten)",
@@ -291,7 +291,7 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
     if !path.exists() {
         bail!("no audit log at {}", path.display());
     }
-    let report = voxseal_core::audit::verify(&path)
+    let report = voxseal_core::store::audit::verify(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut sources = a.against.clone();
     if sources.is_empty() && a.file.is_none() {
@@ -379,7 +379,7 @@ pub fn audit_verify(cli: &Cli, a: &AuditVerifyArgs) -> Result<()> {
 /// `voxseal audit show`
 pub fn audit_show(cli: &Cli, a: &AuditShowArgs) -> Result<()> {
     let path = ui::existing_data_dir(cli)?.join("audit.log");
-    let log = voxseal_core::audit::AuditLog::new(path);
+    let log = voxseal_core::store::audit::AuditLog::new(path);
     let entries = log.entries()?;
     for e in entries.iter().rev().take(a.last).rev() {
         println!("{:>5}  {}  {:<22} {}", e.seq, e.time, e.event, e.details);

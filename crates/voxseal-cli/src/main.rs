@@ -15,6 +15,7 @@ mod lead_aws;
 mod open;
 mod project;
 mod record;
+mod release;
 mod retention;
 mod ui;
 mod wrapped_identity;

@@ -1,8 +1,10 @@
 //! `voxseal open`: decrypt and verify sealed samples.
 
 use anyhow::{Result, bail};
-use voxseal_core::manifest::PayloadKind;
-use voxseal_core::open::{OpenError, Opened, open_file, open_item, open_payload, read_manifest};
+use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::sealing::open::{
+    OpenError, Opened, open_file, open_item, open_payload, read_manifest,
+};
 
 use crate::cli::OpenArgs;
 use crate::{Exit, exit, ui};
@@ -12,10 +14,10 @@ use crate::{Exit, exit, ui};
 pub fn open(a: &OpenArgs) -> Result<()> {
     let mut identities = Vec::new();
     for i in &a.identity {
-        identities.extend(voxseal_core::keys::load_identities(i)?);
+        identities.extend(voxseal_core::sealing::keys::load_identities(i)?);
     }
     if let Some(out) = &a.out {
-        voxseal_core::fsutil::create_private_dir(out)?;
+        voxseal_core::store::fsutil::create_private_dir(out)?;
     }
     let manifest = a.manifest.as_deref().map(read_manifest).transpose()?;
     if let Some(m) = &manifest {
@@ -136,7 +138,7 @@ fn check_key_prefixes<'a>(
     paths: impl IntoIterator<Item = &'a std::path::PathBuf>,
 ) -> Result<()> {
     for path in paths {
-        if let Err(e) = voxseal_core::key_layout::check_contractor_prefix(path, contractor) {
+        if let Err(e) = voxseal_core::store::key_layout::check_contractor_prefix(path, contractor) {
             return Err(Exit {
                 code: exit::VERIFY,
                 message: e.to_string(),

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use age::secrecy::ExposeSecret;
 use anyhow::{Context, Result, bail};
-use voxseal_core::config::{ProjectConfig, Prompt, parse_prompt_set};
-use voxseal_core::signing::{self, Password};
+use voxseal_core::project::config::{ProjectConfig, Prompt, parse_prompt_set};
+use voxseal_core::project::signing::{self, Password};
 
 use crate::cli::{
     ProjectInitArgs, ProjectSignArgs, ProjectVerifyArgs, SignReleaseArgs, VerifyReleaseArgs,
@@ -57,7 +57,7 @@ struct Identities {
 /// `voxseal project init`
 pub fn init(a: &ProjectInitArgs) -> Result<()> {
     a.name
-        .parse::<voxseal_core::ids::ContractorId>()
+        .parse::<voxseal_core::project::ids::ContractorId>()
         .map_err(|_| anyhow::anyhow!("--name must be 3-63 characters from a-z, 0-9 and '-'"))?;
     if a.dir.exists() && std::fs::read_dir(&a.dir)?.next().is_some() {
         bail!(
@@ -76,7 +76,7 @@ pub fn init(a: &ProjectInitArgs) -> Result<()> {
     let wrapped = (a.wrap_identities.as_deref())
         .map(|kms_key| wrapped_identities(a, kms_key))
         .transpose()?;
-    voxseal_core::fsutil::create_private_dir(&keys)?;
+    voxseal_core::store::fsutil::create_private_dir(&keys)?;
     let identities = match wrapped {
         Some(identities) => identities,
         None => identity_files(a, &keys)?,
@@ -130,7 +130,7 @@ fn read_prompts_and_consent(a: &ProjectInitArgs) -> Result<(Vec<Prompt>, String)
 
 /// The local-stack and test path: identities as plaintext files (mode 0600) in `keys`.
 fn identity_files(a: &ProjectInitArgs, keys: &Path) -> Result<Identities> {
-    let training = voxseal_core::keys::generate_identity_file(
+    let training = voxseal_core::sealing::keys::generate_identity_file(
         &keys.join("training.key"),
         &format!("{} training identity (features)", a.name),
     )?;
@@ -141,7 +141,7 @@ fn identity_files(a: &ProjectInitArgs, keys: &Path) -> Result<Identities> {
         None
     } else {
         report.push("   keys/archive.key                   decrypts raw audio (PLAINTEXT: keep it offline, or use --wrap-identities)".to_owned());
-        Some(voxseal_core::keys::generate_identity_file(
+        Some(voxseal_core::sealing::keys::generate_identity_file(
             &keys.join("archive.key"),
             &format!("{} archive identity (raw audio)", a.name),
         )?)
@@ -335,14 +335,14 @@ fn reuse_lead_key(
             key.display()
         )
     })?;
-    voxseal_core::fsutil::write_new_atomic(&dir.join("lead.pub"), text.as_bytes(), false)?;
+    voxseal_core::store::fsutil::write_new_atomic(&dir.join("lead.pub"), text.as_bytes(), false)?;
     Ok(lead_pub)
 }
 
 fn write_signed(config: &Path, key: &Path, password: Option<Password>, text: &str) -> Result<()> {
     let sig = signing::sign(key, password, text.as_bytes(), "voxseal project config")?;
-    voxseal_core::fsutil::write_atomic(&signing::sig_path(config), sig.as_bytes(), false)?;
-    voxseal_core::fsutil::write_atomic(config, text.as_bytes(), false)?;
+    voxseal_core::store::fsutil::write_atomic(&signing::sig_path(config), sig.as_bytes(), false)?;
+    voxseal_core::store::fsutil::write_atomic(config, text.as_bytes(), false)?;
     Ok(())
 }
 
@@ -353,7 +353,11 @@ pub fn sign(a: &ProjectSignArgs) -> Result<()> {
     ProjectConfig::parse(&text, &a.config.display().to_string())?;
     let password = password_for(&a.key)?;
     let sig = signing::sign(&a.key, password, text.as_bytes(), "voxseal project config")?;
-    voxseal_core::fsutil::write_atomic(&signing::sig_path(&a.config), sig.as_bytes(), false)?;
+    voxseal_core::store::fsutil::write_atomic(
+        &signing::sig_path(&a.config),
+        sig.as_bytes(),
+        false,
+    )?;
     ui::step(&format!(
         "signed {} -> {}",
         a.config.display(),
@@ -405,7 +409,7 @@ fn password_for(key: &Path) -> Result<Option<Password>> {
 /// `voxseal sign-release`
 pub fn sign_release(a: &SignReleaseArgs) -> Result<()> {
     let password = password_for(&a.key)?;
-    let n = voxseal_core::release::sign_release(&a.dir, &a.key, password)?;
+    let n = crate::release::sign_release(&a.dir, &a.key, password)?;
     ui::step(&format!(
         "wrote and signed {}/SHA256SUMS over {n} artifact(s)",
         a.dir.display()
@@ -419,12 +423,11 @@ pub fn verify_release(a: &VerifyReleaseArgs) -> Result<()> {
         Some(p) => vec![signing::public_key_from_text(&std::fs::read_to_string(p)?)?],
         None => signing::pinned_lead_keys(),
     };
-    let report =
-        voxseal_core::release::verify_release(&a.dir, &trusted, a.updater_pubkey.as_deref())
-            .map_err(|e| crate::Exit {
-                code: crate::exit::VERIFY,
-                message: e.to_string(),
-            })?;
+    let report = crate::release::verify_release(&a.dir, &trusted, a.updater_pubkey.as_deref())
+        .map_err(|e| crate::Exit {
+            code: crate::exit::VERIFY,
+            message: e.to_string(),
+        })?;
     for f in &report.verified {
         println!("ok  {f}");
     }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::ids::{ContractorId, PromptId, SampleId};
-use voxseal_core::quality::{QualityReport, Verdict};
-use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
+use voxseal_core::dsp::quality::{QualityReport, Verdict};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::ids::{ContractorId, PromptId, SampleId};
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::{Cli, DecisionArgs, RecordArgs, SealArgs};
 use crate::{Exit, exit, ui};
@@ -87,7 +88,7 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
     let supersedes = existing_sample(&ws, args.supersedes.as_deref())?;
     // Validated here (pipes refused before they are opened) and measured: a file over the
     // project's longest take is refused, never cut.
-    let seconds = voxseal_core::wav::WavInput::open(&args.wav)?.duration_s();
+    let seconds = voxseal_core::sealing::wav::WavInput::open(&args.wav)?.duration_s();
     let max = config.capture.max_take_s;
     if seconds > max {
         bail!(
@@ -139,11 +140,11 @@ fn existing_sample(ws: &Workspace, id: Option<&str>) -> Result<Option<SampleId>>
 fn parse_prompt(
     config: &ProjectConfig,
     id: Option<&str>,
-) -> Result<Option<voxseal_core::config::Prompt>> {
+) -> Result<Option<voxseal_core::project::config::Prompt>> {
     let Some(id) = id else { return Ok(None) };
     let id: PromptId = id.parse()?;
     if config.prompts.is_empty() {
-        return Ok(Some(voxseal_core::config::Prompt {
+        return Ok(Some(voxseal_core::project::config::Prompt {
             id,
             text: String::new(),
             note: None,

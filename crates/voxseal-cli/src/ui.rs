@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use voxseal_core::audio::Level;
-use voxseal_core::quality::{QualityReport, Verdict};
-use voxseal_core::recorder::SourceFactory;
-use voxseal_core::seal::SealProgress;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::Level;
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::dsp::quality::{QualityReport, Verdict};
+use voxseal_core::sealing::seal::SealProgress;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::Cli;
 
@@ -86,7 +86,7 @@ fn extra_lead_key(cli: &Cli, data_dir: &std::path::Path) -> Result<Option<String
     let Some(file) = &cli.trust_lead_key else {
         return Ok(None);
     };
-    if voxseal_core::signing::has_pinned_key() {
+    if voxseal_core::project::signing::has_pinned_key() {
         bail!(
             "this build trusts only the project-lead key built into it: remove --trust-lead-key (or VOXSEAL_TRUST_LEAD_KEY)"
         );
@@ -103,7 +103,9 @@ fn extra_lead_key(cli: &Cli, data_dir: &std::path::Path) -> Result<Option<String
     }
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the lead key {}", file.display()))?;
-    Ok(Some(voxseal_core::signing::public_key_from_text(&text)?))
+    Ok(Some(voxseal_core::project::signing::public_key_from_text(
+        &text,
+    )?))
 }
 
 /// The data directory, which must exist: only `init` and `enroll join` create one, so a mistyped
@@ -155,7 +157,7 @@ fn open_workspace_at(cli: &Cli, dir: PathBuf) -> Result<Workspace> {
 
 /// Parses `--source` into something the recorder thread can open.
 pub fn source_factory(spec: &str, fast: bool, synthetic_rate: u32) -> Result<SourceFactory> {
-    Ok(voxseal_core::audio::parse_source(
+    Ok(voxseal_core::capture::audio::parse_source(
         spec,
         !fast,
         synthetic_rate,

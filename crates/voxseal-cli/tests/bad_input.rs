@@ -4,7 +4,7 @@
 //! end with a clear error (exit 1 or 2, a message that names the problem, never a panic) and
 //! leave nothing behind: no outbox item, no spool file, nothing lost.
 //!
-//! The library-level tables are in the crates' unit tests (WAV parsing in `voxseal-core/src/wav.rs`,
+//! The library-level tables are in the crates' unit tests (WAV parsing in `voxseal-core/src/sealing/wav.rs`,
 //! ids in `ids.rs`, configs in `config.rs`, every age failure in `tests/seal_open.rs`, spool damage
 //! in `spool.rs`, broker requests in `voxseal-broker/tests/api.rs`).
 
@@ -89,7 +89,7 @@ impl Env {
             "--trust-lead-key",
             proj.join("lead.pub").to_str().unwrap(),
             "--accept-consent",
-            &voxseal_core::manifest::Consent::sha256_of(consent_text)[..16],
+            &voxseal_core::project::manifest::Consent::sha256_of(consent_text)[..16],
         ]);
         assert!(
             out.status.success(),
@@ -102,13 +102,13 @@ impl Env {
     /// Nothing was kept: no outbox item, no spool file.
     #[track_caller]
     fn nothing_left(&self, case: &str) {
-        let outbox = voxseal_core::outbox::Outbox::new(self.data().join("outbox"));
+        let outbox = voxseal_core::store::outbox::Outbox::new(self.data().join("outbox"));
         let (items, damaged) = outbox.list().unwrap();
         assert!(
             items.is_empty() && damaged.is_empty(),
             "{case}: outbox {items:?}"
         );
-        let spool = voxseal_core::spool::files(&self.data().join("spool")).unwrap();
+        let spool = voxseal_core::capture::spool::files(&self.data().join("spool")).unwrap();
         assert!(spool.is_empty(), "{case}: spool {spool:?}");
     }
 }
@@ -156,13 +156,13 @@ fn wav(format: u16, channels: u16, rate: u32, bits: u16, data: &[u8], declared: 
 
 /// One second of a 16 kHz 16-bit voice.
 fn voice_16bit() -> Vec<u8> {
-    voxseal_core::audio::SyntheticSource::generate(
-        voxseal_core::audio::SyntheticKind::Speech,
+    voxseal_core::capture::audio::SyntheticSource::generate(
+        voxseal_core::capture::audio::SyntheticKind::Speech,
         16_000,
         16_000,
     )
     .iter()
-    .flat_map(|x| voxseal_core::wav::f32_to_i16(*x).to_le_bytes())
+    .flat_map(|x| voxseal_core::sealing::wav::f32_to_i16(*x).to_le_bytes())
     .collect()
 }
 
@@ -356,8 +356,14 @@ fn hostile_contractor_ids_are_refused_wherever_they_enter() {
     }
     // NUL cannot be passed in an argument at all; the parser refuses it where it could arrive
     // (files, JSON, the broker's registry).
-    assert!("abc\0".parse::<voxseal_core::ids::ContractorId>().is_err());
-    assert!(serde_json::from_str::<voxseal_core::ids::ContractorId>("\"ab\\u0000c\"").is_err());
+    assert!(
+        "abc\0"
+            .parse::<voxseal_core::project::ids::ContractorId>()
+            .is_err()
+    );
+    assert!(
+        serde_json::from_str::<voxseal_core::project::ids::ContractorId>("\"ab\\u0000c\"").is_err()
+    );
 }
 
 #[test]
@@ -367,10 +373,11 @@ fn signed_but_invalid_project_configs_are_refused() {
     let good = std::fs::read_to_string(proj.join("project.toml")).unwrap();
     let swapped = {
         let other = age::x25519::Identity::generate().to_public().to_string();
-        let training =
-            voxseal_core::keys::recipients_of_identity_file(&proj.join("keys/training.key"))
-                .unwrap()[0]
-                .clone();
+        let training = voxseal_core::sealing::keys::recipients_of_identity_file(
+            &proj.join("keys/training.key"),
+        )
+        .unwrap()[0]
+            .clone();
         good.replace(&training, &other)
     };
     let cases: [(&str, String, &str); CASES_BAD_CONFIG] = [
@@ -406,8 +413,13 @@ fn signed_but_invalid_project_configs_are_refused() {
         let sig = if case.contains("old signature") {
             std::fs::read_to_string(proj.join("project.toml.sig")).unwrap()
         } else {
-            voxseal_core::signing::sign(&proj.join("keys/lead.key"), None, text.as_bytes(), "test")
-                .unwrap()
+            voxseal_core::project::signing::sign(
+                &proj.join("keys/lead.key"),
+                None,
+                text.as_bytes(),
+                "test",
+            )
+            .unwrap()
         };
         std::fs::write(dir.join("project.toml.sig"), sig).unwrap();
         let out = env.run([

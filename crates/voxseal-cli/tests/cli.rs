@@ -108,7 +108,7 @@ impl Env {
         }
         self.ok(&init);
         let r = |f: &str| {
-            voxseal_core::keys::recipients_of_identity_file(&self.path(f))
+            voxseal_core::sealing::keys::recipients_of_identity_file(&self.path(f))
                 .map(|v| v[0].clone())
                 .unwrap_or_default()
         };
@@ -121,7 +121,7 @@ const CONSENT: &str = "I agree that my test recordings are used to train speech 
 
 /// What `--accept-consent` takes for [`CONSENT`]: the first 16 hex digits of its SHA-256.
 fn consent_prefix() -> String {
-    voxseal_core::manifest::Consent::sha256_of(CONSENT)[..16].to_owned()
+    voxseal_core::project::manifest::Consent::sha256_of(CONSENT)[..16].to_owned()
 }
 
 fn speech_wav(path: &Path, rate: u32, seconds: f32) {
@@ -132,8 +132,8 @@ fn speech_wav(path: &Path, rate: u32, seconds: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let s = voxseal_core::audio::SyntheticSource::generate(
-        voxseal_core::audio::SyntheticKind::Speech,
+    let s = voxseal_core::capture::audio::SyntheticSource::generate(
+        voxseal_core::capture::audio::SyntheticKind::Speech,
         rate,
         (seconds * rate as f32) as usize,
     );
@@ -437,12 +437,12 @@ fn quality_failures_bad_input_and_exit_codes() {
     assert!(err.contains("invalid sample id"), "{err}");
     env.fails(&["record", "--accept", "--discard"], 2);
     env.fails(&["frobnicate"], 2);
-    let (items, _) = voxseal_core::outbox::Outbox::new(env.path("data/outbox"))
+    let (items, _) = voxseal_core::store::outbox::Outbox::new(env.path("data/outbox"))
         .list()
         .unwrap();
     assert_eq!(items.len(), 1, "only the explicitly accepted silent take");
     assert_eq!(
-        voxseal_core::spool::files(&env.path("data/spool"))
+        voxseal_core::capture::spool::files(&env.path("data/spool"))
             .unwrap()
             .len(),
         0,
@@ -610,9 +610,10 @@ fn unsigned_tampered_or_foreign_configs_are_refused() {
     };
     // A swapped recipient (an attacker's key) breaks the signature.
     let attacker = age::x25519::Identity::generate().to_public().to_string();
-    let training = voxseal_core::keys::recipients_of_identity_file(&env.path("training.key"))
-        .unwrap()[0]
-        .clone();
+    let training =
+        voxseal_core::sealing::keys::recipients_of_identity_file(&env.path("training.key"))
+            .unwrap()[0]
+            .clone();
     let swapped = env.path("swapped");
     std::fs::create_dir(&swapped).unwrap();
     std::fs::write(
@@ -697,7 +698,7 @@ fn unsigned_tampered_or_foreign_configs_are_refused() {
     ]);
 }
 
-/// The payload encryptor is Voxseal's own (`voxseal_core::age_writer`, for speed), so the Go
+/// The payload encryptor is Voxseal's own (`voxseal_core::sealing::age_writer`, for speed), so the Go
 /// `age` CLI, an independent reader of the format, must decrypt it at every chunk boundary:
 /// empty, one byte, around one and two 64 KiB chunks, and to two recipients.
 #[test]
@@ -719,11 +720,11 @@ fn the_age_cli_decrypts_our_encryptor_at_every_chunk_boundary() {
         )
         .unwrap();
     }
-    const CHUNK: usize = voxseal_core::age_writer::CHUNK;
+    const CHUNK: usize = voxseal_core::sealing::age_writer::CHUNK;
     for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 7] {
         let plain: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let path = dir.path().join(format!("{len}.age"));
-        let ((), sealed) = voxseal_core::seal::seal_to_file(&path, &recipients, |w| {
+        let ((), sealed) = voxseal_core::sealing::seal::seal_to_file(&path, &recipients, |w| {
             // In odd-sized writes, as the WAV and safetensors encoders make them.
             plain.chunks(10_007).try_for_each(|p| w.write_all(p))
         })
@@ -1157,7 +1158,7 @@ fn nothing_is_recorded_or_sealed_without_consent() {
         &std::fs::read(item_dir(&env, &sample).join("manifest.json")).unwrap(),
     )
     .unwrap();
-    let hash = voxseal_core::manifest::Consent::sha256_of(CONSENT);
+    let hash = voxseal_core::project::manifest::Consent::sha256_of(CONSENT);
     assert_eq!(m["consent"]["text_sha256"], hash.as_str());
     // Given once, it stays on record for this project.
     let again = env.ok(&["seal", wav, "--accept-failed"]).trim().to_owned();

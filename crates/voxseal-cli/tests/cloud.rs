@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::{DevStack, RECORD_SPEECH_3S, run};
-use voxseal_core::key_layout::is_checkpoint;
+use voxseal_core::store::key_layout::is_checkpoint;
 
 /// `voxseal` with its data in `<root>/data` (the stack lives in `<root>/stack`).
 fn voxseal(root: &Path) -> Command {
@@ -30,8 +30,8 @@ fn wav_file(path: &Path, seconds: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for x in voxseal_core::audio::SyntheticSource::generate(
-        voxseal_core::audio::SyntheticKind::Speech,
+    for x in voxseal_core::capture::audio::SyntheticSource::generate(
+        voxseal_core::capture::audio::SyntheticKind::Speech,
         44_100,
         (seconds * 44_100.0) as usize,
     ) {

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use support::{DevStack, KILL_AT, PlaintextScanner, Rng, run, voxseal};
 use voxseal_cloud::object_key::{ObjectKind, object_key};
-use voxseal_core::key_layout::is_checkpoint;
-use voxseal_core::outbox::{ItemStatus, Outbox, OutboxItem};
+use voxseal_core::store::key_layout::is_checkpoint;
+use voxseal_core::store::outbox::{ItemStatus, Outbox, OutboxItem};
 
 /// Kill points while recording and sealing (`kills_while_recording_and_sealing`).
 const CASES_KILL_RECORD_SEAL: usize = 10;
@@ -229,7 +229,7 @@ impl Install {
             out.status.success() && report["intact"] == true,
             "{case}: audit log damaged: {report}"
         );
-        let entries = voxseal_core::audit::verify(&self.data.join("audit.log"))
+        let entries = voxseal_core::store::audit::verify(&self.data.join("audit.log"))
             .unwrap()
             .entries;
         let events: Vec<String> = entries[self.seen_events..]
@@ -405,8 +405,8 @@ fn the_scanner_finds_decrypted_audio_and_features() {
     assert_eq!(i.scanner.scan(&wav), [WavHeader, Pcm]);
     assert_eq!(i.scanner.scan(&wav[44..]), [Pcm], "headerless PCM too");
     assert_eq!(i.scanner.scan(&features), [Safetensors]);
-    let f32: Vec<u8> = voxseal_core::audio::SyntheticSource::generate(
-        voxseal_core::audio::SyntheticKind::Speech,
+    let f32: Vec<u8> = voxseal_core::capture::audio::SyntheticSource::generate(
+        voxseal_core::capture::audio::SyntheticKind::Speech,
         48_000,
         48_000,
     )[1000..4000]

@@ -88,7 +88,7 @@ impl Env {
             );
             assert!(text.contains("max_take_s"), "{text}");
             std::fs::write(&path, &text).unwrap();
-            let sig = voxseal_core::signing::sign(
+            let sig = voxseal_core::project::signing::sign(
                 &proj.join("keys/lead.key"),
                 None,
                 text.as_bytes(),
@@ -112,7 +112,7 @@ impl Env {
             "--trust-lead-key".into(),
             proj.join("lead.pub").display().to_string(),
             "--accept-consent".into(),
-            voxseal_core::manifest::Consent::sha256_of(CONSENT)[..16].to_owned(),
+            voxseal_core::project::manifest::Consent::sha256_of(CONSENT)[..16].to_owned(),
         ]
     }
 
@@ -139,7 +139,7 @@ impl Env {
     /// No outbox item, no spool file.
     #[track_caller]
     fn nothing_sealed(&self) {
-        let outbox = voxseal_core::outbox::Outbox::new(self.data().join("outbox"));
+        let outbox = voxseal_core::store::outbox::Outbox::new(self.data().join("outbox"));
         let (items, _) = outbox.list().unwrap();
         assert!(items.is_empty(), "outbox {items:?}");
         assert!(support::files_under(&self.data().join("spool")).is_empty());
@@ -154,13 +154,14 @@ fn speech_wav(path: &Path, rate: u32, seconds: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let s = voxseal_core::audio::SyntheticSource::generate(
-        voxseal_core::audio::SyntheticKind::Speech,
+    let s = voxseal_core::capture::audio::SyntheticSource::generate(
+        voxseal_core::capture::audio::SyntheticKind::Speech,
         rate,
         (seconds * rate as f32) as usize,
     );
     for x in s {
-        w.write_sample(voxseal_core::wav::f32_to_i16(x)).unwrap();
+        w.write_sample(voxseal_core::sealing::wav::f32_to_i16(x))
+            .unwrap();
     }
     w.finalize().unwrap();
 }
@@ -509,7 +510,7 @@ fn the_data_directory_keeps_its_contractor_and_is_not_created_by_accident() {
     // --supersedes must name a sample that exists here.
     let wav = env.path("again.wav");
     speech_wav(&wav, 16_000, 2.0);
-    let unknown = voxseal_core::ids::SampleId::generate().to_string();
+    let unknown = voxseal_core::project::ids::SampleId::generate().to_string();
     let err = env.fails(
         &[
             "seal",

@@ -11,9 +11,9 @@
 //! `If-None-Match: *` means "already stored by an earlier attempt". Audit checkpoints are named by
 //! the audit log head they record (its seq, 12 digits, and the first 16 hex digits of its hash).
 
-use voxseal_core::audit::Checkpoint;
-use voxseal_core::key_layout::CHECKPOINT_DIR;
-use voxseal_core::manifest::{Manifest, PayloadKind};
+use voxseal_core::project::manifest::{Manifest, PayloadKind};
+use voxseal_core::store::audit::Checkpoint;
+use voxseal_core::store::key_layout::CHECKPOINT_DIR;
 
 /// What an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

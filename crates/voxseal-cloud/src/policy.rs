@@ -27,7 +27,7 @@
 //! No reads, no lists, no deletes, no other bucket, prefix or key.
 
 use serde_json::json;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 /// STS's limit on an inline session policy, in characters (after removing whitespace).
 pub const MAX_POLICY_LEN: usize = 2048;

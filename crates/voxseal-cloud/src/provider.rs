@@ -15,7 +15,7 @@ use aws_credential_types::provider::{self, ProvideCredentials};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::credentials::SessionCredentials;
 

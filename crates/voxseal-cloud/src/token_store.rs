@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 use zeroize::Zeroizing;
 
 const SERVICE: &str = "voxseal";
@@ -153,7 +153,8 @@ impl TokenStore {
         prefer_file: bool,
         passphrase: Option<&SecretString>,
     ) -> Result<Backend, TokenStoreError> {
-        voxseal_core::fsutil::create_private_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
+        voxseal_core::store::fsutil::create_private_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, e))?;
         if !prefer_file {
             match Self::probe_keychain() {
                 Ok(()) => return Ok(Backend::Keychain),
@@ -214,8 +215,9 @@ impl TokenStore {
             enrolled_at: voxseal_core::time::now_rfc3339(),
         };
         let path = self.dir.join(INFO);
-        voxseal_core::fsutil::create_private_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        voxseal_core::fsutil::write_atomic(
+        voxseal_core::store::fsutil::create_private_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, e))?;
+        voxseal_core::store::fsutil::write_atomic(
             &path,
             toml::to_string(&info).expect("serializes").as_bytes(),
             true,
@@ -263,8 +265,9 @@ impl TokenStore {
             nonce: b64().encode(nonce),
             ciphertext: b64().encode(ct),
         };
-        voxseal_core::fsutil::create_private_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
-        voxseal_core::fsutil::write_atomic(
+        voxseal_core::store::fsutil::create_private_dir(&self.dir)
+            .map_err(|e| io_err(&self.dir, e))?;
+        voxseal_core::store::fsutil::write_atomic(
             &path,
             &serde_json::to_vec_pretty(&sealed).expect("serializes"),
             true,
@@ -343,7 +346,7 @@ impl TokenStore {
             for f in [FILE, INFO] {
                 let p = self.dir.join(f);
                 if p.exists() {
-                    voxseal_core::wipe::wipe_file(&p).map_err(|e| io_err(&p, e))?;
+                    voxseal_core::store::wipe::wipe_file(&p).map_err(|e| io_err(&p, e))?;
                 }
             }
         }

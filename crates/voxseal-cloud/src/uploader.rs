@@ -26,7 +26,7 @@
 //!
 //! After a drain that uploaded items (or after one whose checkpoint failed), the audit log's head
 //! goes to the bucket as an audit checkpoint (`manifests/<c>/audit/<seq>-<hash>.checkpoint`, see
-//! [`voxseal_core::audit::Checkpoint`]) with the same session, so a verifier holding the bucket can
+//! [`voxseal_core::store::audit::Checkpoint`]) with the same session, so a verifier holding the bucket can
 //! tell whether the log was later cut back or rewritten. A checkpoint that fails never fails the
 //! upload: it is audited (`audit.checkpoint_failed`) and tried again after the next drain.
 
@@ -42,9 +42,9 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use voxseal_core::audit::{AuditLog, Checkpoint};
-use voxseal_core::manifest::PayloadKind;
-use voxseal_core::outbox::{
+use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::store::audit::{AuditLog, Checkpoint};
+use voxseal_core::store::outbox::{
     DonePart, ItemStatus, MultipartState, ObjectState, Outbox, OutboxItem, PartChecksum,
 };
 
@@ -281,7 +281,7 @@ impl SharedItem<'_> {
 /// sealed to keys this laptop does not hold and the same bytes are in the bucket, so zeroing it
 /// (a full write of the file) would protect nothing (docs/wipe.md).
 fn delete_ciphertext(path: &Path) -> Result<(), UploadError> {
-    voxseal_core::wipe::delete_file(path).map_err(|e| UploadError::Local(e.to_string()))
+    voxseal_core::store::wipe::delete_file(path).map_err(|e| UploadError::Local(e.to_string()))
 }
 
 enum Outcome {
@@ -658,7 +658,7 @@ impl Uploader {
                 }
                 ObjectKind::Manifest => (
                     key,
-                    item.dir.join(voxseal_core::outbox::MANIFEST_FILE),
+                    item.dir.join(voxseal_core::store::outbox::MANIFEST_FILE),
                     0,
                     None,
                     done,

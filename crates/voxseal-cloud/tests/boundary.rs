@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use voxseal_cloud::policy::{PolicyInput, session_policy};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 const PLACEHOLDERS: [&str; 4] = [
     "${AWS::Partition}",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use voxseal_cloud::uploader::UploadError;
-use voxseal_core::outbox::ItemStatus;
+use voxseal_core::store::outbox::ItemStatus;
 use voxseal_reliability::{BUCKET, KEY, MIB, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +87,7 @@ async fn uploads_payloads_then_manifest_with_sse_and_confirmed_checksums() {
 /// (under the contractor's own prefix, SSE-KMS like every object), and the log records it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_ends_with_an_audit_checkpoint_in_the_bucket() {
-    use voxseal_core::audit::Checkpoint;
+    use voxseal_core::store::audit::Checkpoint;
     let s = Stack::new().await;
     s.seal(2.0);
     let up = s.uploader(
@@ -119,7 +119,7 @@ async fn a_drain_ends_with_an_audit_checkpoint_in_the_bucket() {
     let cp = Checkpoint::from_json(&s.get(&key).await).unwrap();
     assert_eq!(cp.contractor.as_str(), "alice-01");
     // It records the head after the item's upload events, and the log says so right after.
-    let report = voxseal_core::audit::verify(s.ws.audit.path()).unwrap();
+    let report = voxseal_core::store::audit::verify(s.ws.audit.path()).unwrap();
     let n = report.entries.len();
     assert_eq!(cp.seq as usize, n - 1);
     assert_eq!(report.entries[n - 2].event, "item.uploaded");
@@ -127,7 +127,7 @@ async fn a_drain_ends_with_an_audit_checkpoint_in_the_bucket() {
     let last = &report.entries[n - 1];
     assert_eq!(last.event, "audit.checkpointed");
     assert_eq!(last.details["key"], key.as_str());
-    voxseal_core::audit::check_checkpoint(&report, &cp).unwrap();
+    voxseal_core::store::audit::check_checkpoint(&report, &cp).unwrap();
 }
 
 /// Credentials that claim another contractor's prefixes than the grant allows: the samples go
@@ -487,7 +487,7 @@ async fn an_upload_left_with_sha256_parts_by_the_previous_version_resumes_with_s
     use base64::Engine;
     use sha2::{Digest, Sha256};
     use voxseal_cloud::object_key::{ObjectKind, object_key};
-    use voxseal_core::manifest::PayloadKind;
+    use voxseal_core::project::manifest::PayloadKind;
 
     let s = Stack::new().await;
     let item = s.seal(70.0); // a ~6.7 MB raw payload: two 5 MiB parts

@@ -1,5 +1,5 @@
-//! Feature extraction benchmarks: [`voxseal_core::features::extract`] (in memory) and the
-//! streaming [`voxseal_core::features::write_safetensors`] path (three passes over a replayable
+//! Feature extraction benchmarks: [`voxseal_core::dsp::features::extract`] (in memory) and the
+//! streaming [`voxseal_core::dsp::features::write_safetensors`] path (three passes over a replayable
 //! source, as when sealing), on 60 s of synthetic speech at 16 kHz.
 //!
 //! `cargo bench -p voxseal-core --bench features`. Throughput is in samples (16,000 a second of
@@ -10,9 +10,9 @@ use std::hint::black_box;
 use std::io;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use voxseal_core::audio::{SyntheticKind, SyntheticSource};
-use voxseal_core::features::{FeatureParams, extract, write_safetensors};
-use voxseal_core::pcm::MemoryPcm;
+use voxseal_core::capture::audio::{SyntheticKind, SyntheticSource};
+use voxseal_core::dsp::features::{FeatureParams, extract, write_safetensors};
+use voxseal_core::dsp::pcm::MemoryPcm;
 
 const RATE: u32 = 16_000;
 const SECONDS: usize = 60;

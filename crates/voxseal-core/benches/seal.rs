@@ -1,4 +1,4 @@
-//! Sealing benchmark: [`voxseal_core::seal::seal_to_writer`] (age to one X25519 recipient, plus
+//! Sealing benchmark: [`voxseal_core::sealing::seal::seal_to_writer`] (age to one X25519 recipient, plus
 //! the SHA-256 of the ciphertext that sealing records) of 64 MiB into `io::sink()`.
 //!
 //! `cargo bench -p voxseal-core --bench seal`; criterion reports the throughput. bench/run.sh
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::io;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use voxseal_core::seal::seal_to_writer;
+use voxseal_core::sealing::seal::seal_to_writer;
 
 const SIZE: usize = 64 << 20;
 const CHUNK: usize = 1 << 20;

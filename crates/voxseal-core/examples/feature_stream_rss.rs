@@ -1,4 +1,4 @@
-//! Runs the streaming feature path ([`voxseal_core::features::write_safetensors`]) over a WAV
+//! Runs the streaming feature path ([`voxseal_core::dsp::features::write_safetensors`]) over a WAV
 //! file into `io::sink()`, to show that its memory does not grow with the length of the audio.
 //!
 //! ```text
@@ -16,9 +16,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use voxseal_core::features::{FeatureParams, write_safetensors};
-use voxseal_core::pcm::{PcmRead, PcmReplay};
-use voxseal_core::wav::WavInput;
+use voxseal_core::dsp::features::{FeatureParams, write_safetensors};
+use voxseal_core::dsp::pcm::{PcmRead, PcmReplay};
+use voxseal_core::sealing::wav::WavInput;
 
 /// A WAV file as a replayable PCM source.
 struct WavReplay {

@@ -1,5 +1,5 @@
-//! Times [`voxseal_core::features::extract`] (log-mel + MFCC) on a mono or stereo WAV file; at
-//! rates other than 16 kHz, resampling to 16 kHz ([`voxseal_core::resample::resample_all`]) is
+//! Times [`voxseal_core::dsp::features::extract`] (log-mel + MFCC) on a mono or stereo WAV file; at
+//! rates other than 16 kHz, resampling to 16 kHz ([`voxseal_core::dsp::resample::resample_all`]) is
 //! timed with it.
 //!
 //! ```text
@@ -17,9 +17,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use voxseal_core::features::{FeatureParams, Features, extract};
-use voxseal_core::resample::resample_all;
-use voxseal_core::wav::WavInput;
+use voxseal_core::dsp::features::{FeatureParams, Features, extract};
+use voxseal_core::dsp::resample::resample_all;
+use voxseal_core::sealing::wav::WavInput;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args_os().skip(1);

@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn owners_unlock_before_they_free() {
         for _ in 0..3 {
-            let pcm = crate::pcm::MemoryPcm::new(vec![0.5; 1 << 20], 16_000);
+            let pcm = crate::dsp::pcm::MemoryPcm::new(vec![0.5; 1 << 20], 16_000);
             assert_eq!(pcm.samples().len(), 1 << 20);
             drop(pcm);
         }

@@ -10,8 +10,8 @@
 
 use std::path::PathBuf;
 
-use voxseal_core::features::{FeatureParams, extract};
-use voxseal_core::wav::WavInput;
+use voxseal_core::dsp::features::{FeatureParams, extract};
+use voxseal_core::sealing::wav::WavInput;
 
 fn fixtures() -> PathBuf {
     voxseal_testkit::repo_root().join("tests/fixtures/features")

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use assert_no_alloc::{AllocDisabler, assert_no_alloc, violation_count};
 use cpal::{FromSample, Sample, SizedSample};
-use voxseal_core::audio::capture::CaptureSink;
+use voxseal_core::capture::audio::capture::CaptureSink;
 
 #[global_allocator]
 static A: AllocDisabler = AllocDisabler;

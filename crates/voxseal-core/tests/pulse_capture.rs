@@ -33,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
-use voxseal_core::audio::capture::CaptureShared;
-use voxseal_core::audio::{AudioSource, CpalSource, DeviceSelector, list_input_devices};
-use voxseal_core::features::{FeatureParams, write_safetensors};
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::quality::{QualityReport, Verdict};
-use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::capture::CaptureShared;
+use voxseal_core::capture::audio::{AudioSource, CpalSource, DeviceSelector, list_input_devices};
+use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
+use voxseal_core::dsp::features::{FeatureParams, write_safetensors};
+use voxseal_core::dsp::pcm::PcmReplay;
+use voxseal_core::dsp::quality::{QualityReport, Verdict};
 
 /// The sink `scripts/pulse.sh` creates; its monitor is the default source.
 const SINK: &str = "voxseal_null";
@@ -186,7 +187,7 @@ fn report(take: &RecordedTake) -> QualityReport {
 }
 
 /// The default input device as listed, checked to be there.
-fn default_device() -> voxseal_core::audio::DeviceInfo {
+fn default_device() -> voxseal_core::capture::audio::DeviceInfo {
     let devices = list_input_devices().expect("list input devices");
     for d in &devices {
         eprintln!("input device: {d:?}");
@@ -342,7 +343,7 @@ fn records_speech_played_into_the_null_sink() {
          {quiet:.1} dB, loudest band {quiet_max:.1} dB; speech: mean {speech:.1} dB, loudest band \
          {speech_max:.1} dB"
     );
-    let resampled = voxseal_core::resample::output_len(take.spool.len(), rate, p.sample_rate);
+    let resampled = voxseal_core::dsp::resample::output_len(take.spool.len(), rate, p.sample_rate);
     assert_eq!(frames as u64, p.frames_for(resampled));
     // The lead-in is the null sink's digital silence: every band sits on the top_db floor.
     assert!(
@@ -411,14 +412,14 @@ fn silence_from_the_null_sink_is_no_speech() {
 
 #[test]
 fn playback_of_a_take_is_heard_on_the_sink_monitor() {
-    use voxseal_core::audio::{SyntheticKind, SyntheticSource, playback};
+    use voxseal_core::capture::audio::{SyntheticKind, SyntheticSource, playback};
     let test = "playback_of_a_take_is_heard_on_the_sink_monitor";
     if pulse_server(test).is_none() {
         return;
     }
     let _lock = lock_sink();
     // A 16 kHz take, so playback also resamples to the device's 48 kHz.
-    let take = voxseal_core::pcm::MemoryPcm::new(
+    let take = voxseal_core::dsp::pcm::MemoryPcm::new(
         SyntheticSource::generate(SyntheticKind::Speech, 16_000, 3 * 16_000),
         16_000,
     );

@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use voxseal_core::features::{FeatureParams, write_safetensors};
-use voxseal_core::pcm::MemoryPcm;
-use voxseal_core::wav::WavInput;
+use voxseal_core::dsp::features::{FeatureParams, write_safetensors};
+use voxseal_core::dsp::pcm::MemoryPcm;
+use voxseal_core::sealing::wav::WavInput;
 
 const CASES: [(&str, u32, u16, &str); 7] = [
     ("r8000_mono_pcm16", 8000, 1, "16-bit int"),

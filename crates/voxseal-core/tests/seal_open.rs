@@ -5,15 +5,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::ids::ContractorId;
-use voxseal_core::manifest::PayloadKind;
-use voxseal_core::open::{OpenError, open_file, open_item};
-use voxseal_core::outbox::OutboxItem;
-use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::{AudioSource, SyntheticKind, SyntheticSource};
+use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::sealing::open::{OpenError, open_file, open_item};
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::outbox::OutboxItem;
+use voxseal_core::store::workspace::Workspace;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -27,9 +28,11 @@ fn fixture(features_only: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let training =
-        voxseal_core::keys::generate_identity_file(&root.join("training.key"), "t").unwrap();
+        voxseal_core::sealing::keys::generate_identity_file(&root.join("training.key"), "t")
+            .unwrap();
     let archive =
-        voxseal_core::keys::generate_identity_file(&root.join("archive.key"), "a").unwrap();
+        voxseal_core::sealing::keys::generate_identity_file(&root.join("archive.key"), "a")
+            .unwrap();
     let text = format!(
         "[project]\nname = \"test-project\"\n[recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n\
          [capture]\nfeatures_only = {features_only}\n[[prompts]]\nid = \"p1\"\ntext = \"Hello there.\"\n"
@@ -37,14 +40,15 @@ fn fixture(features_only: bool) -> Fixture {
     let config = ProjectConfig::parse(&text, "test").unwrap();
     let (mut ws, _) = Workspace::open(&root.join("data")).unwrap();
     // Installed and signed, as sealing hashes the installed config into the manifest.
-    let lead = voxseal_core::signing::generate_lead_key(
+    let lead = voxseal_core::project::signing::generate_lead_key(
         &root.join("lead.key"),
         &root.join("lead.pub"),
         None,
     )
     .unwrap();
     let sig =
-        voxseal_core::signing::sign(&root.join("lead.key"), None, text.as_bytes(), "t").unwrap();
+        voxseal_core::project::signing::sign(&root.join("lead.key"), None, text.as_bytes(), "t")
+            .unwrap();
     fs::write(root.join("project.toml"), &text).unwrap();
     fs::write(root.join("project.toml.sig"), sig).unwrap();
     ws.trust(lead);
@@ -96,7 +100,7 @@ fn seal(f: &Fixture, rate: u32, seconds: f64) -> OutboxItem {
 fn ids(f: &Fixture, names: &[&str]) -> Vec<Box<dyn age::Identity>> {
     names
         .iter()
-        .flat_map(|n| voxseal_core::keys::load_identities(&f.root.join(n)).unwrap())
+        .flat_map(|n| voxseal_core::sealing::keys::load_identities(&f.root.join(n)).unwrap())
         .collect()
 }
 
@@ -118,7 +122,7 @@ fn record_seal_open_round_trip() {
         0,
         "spool wiped after sealing"
     );
-    let left = voxseal_core::spool::files(&f.ws.spool_dir()).unwrap();
+    let left = voxseal_core::capture::spool::files(&f.ws.spool_dir()).unwrap();
     assert!(left.is_empty(), "{left:?}");
 
     // The manifest holds no audio: it is small and has no sample arrays.
@@ -157,7 +161,7 @@ fn record_seal_open_round_trip() {
     let got: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     let start = m.audio.kept.0 as usize;
     for (i, g) in got.iter().enumerate().step_by(101) {
-        assert_eq!(*g, voxseal_core::wav::f32_to_i16(want[start + i]));
+        assert_eq!(*g, voxseal_core::sealing::wav::f32_to_i16(want[start + i]));
     }
     // The audit log tells the story and verifies.
     let events: Vec<String> =
@@ -456,7 +460,10 @@ fn the_manifest_records_the_installed_configs_hash() {
         )
         .unwrap_err();
     assert!(
-        matches!(err.error, voxseal_core::seal::SealError::ConfigChanged(_)),
+        matches!(
+            err.error,
+            voxseal_core::sealing::seal::SealError::ConfigChanged(_)
+        ),
         "{}",
         err.error
     );
@@ -512,7 +519,7 @@ fn an_edited_manifest_is_refused_by_either_payload() {
 /// back past it, or rewriting it, no longer holds the anchor.
 #[test]
 fn the_manifest_anchors_the_audit_log() {
-    use voxseal_core::audit::{check_anchor, verify};
+    use voxseal_core::store::audit::{check_anchor, verify};
     let f = fixture(false);
     f.ws.audit
         .append("test.recorded", serde_json::json!({}))

@@ -14,7 +14,7 @@ use voxseal_broker::issuer::Target;
 use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{ContractorStatus, Registry};
 use voxseal_broker::{AppState, Settings};
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::grants::GrantStore;
 use crate::issuer::LocalIssuer;
@@ -158,7 +158,7 @@ fn admin_keys(dir: &Path) -> Result<(String, String), DevStackError> {
         access_key: format!("AKIADEV{}", random_token(13)),
         secret: random_token(40),
     };
-    voxseal_core::fsutil::write_atomic(
+    voxseal_core::store::fsutil::write_atomic(
         &path,
         toml::to_string(&a).expect("serializes").as_bytes(),
         true,
@@ -190,10 +190,12 @@ fn write_project(
     endpoint: &str,
     broker_url: &str,
 ) -> Result<PathBuf, DevStackError> {
-    let training = voxseal_core::keys::recipients_of_identity_file(&keys.join("training.key"))
-        .map_err(|e| io_err(keys, e))?;
-    let archive = voxseal_core::keys::recipients_of_identity_file(&keys.join("archive.key"))
-        .map_err(|e| io_err(keys, e))?;
+    let training =
+        voxseal_core::sealing::keys::recipients_of_identity_file(&keys.join("training.key"))
+            .map_err(|e| io_err(keys, e))?;
+    let archive =
+        voxseal_core::sealing::keys::recipients_of_identity_file(&keys.join("archive.key"))
+            .map_err(|e| io_err(keys, e))?;
     // Rewritten on every start (the ports change): a serial that only grows, valid for 30 days.
     let now = time::OffsetDateTime::now_utc();
     let serial = (now.unix_timestamp_nanos() / 1_000_000) as u64;
@@ -212,23 +214,23 @@ fn write_project(
         ));
     }
     let path = dir.join("project.toml");
-    voxseal_core::config::ProjectConfig::parse(&text, "dev stack project.toml")
+    voxseal_core::project::config::ProjectConfig::parse(&text, "dev stack project.toml")
         .map_err(|e| io_err(&path, e))?;
     // Signed with the stack's own lead key, so the same verification path runs as in production.
-    let sig = voxseal_core::signing::sign(
+    let sig = voxseal_core::project::signing::sign(
         &keys.join("lead.key"),
         None,
         text.as_bytes(),
         "voxseal dev stack project config",
     )
     .map_err(|e| io_err(&path, e))?;
-    voxseal_core::fsutil::write_atomic(
-        &voxseal_core::signing::sig_path(&path),
+    voxseal_core::store::fsutil::write_atomic(
+        &voxseal_core::project::signing::sig_path(&path),
         sig.as_bytes(),
         false,
     )
     .map_err(|e| io_err(&path, e))?;
-    voxseal_core::fsutil::write_atomic(&path, text.as_bytes(), false)
+    voxseal_core::store::fsutil::write_atomic(&path, text.as_bytes(), false)
         .map_err(|e| io_err(&path, e))?;
     Ok(path)
 }
@@ -238,24 +240,25 @@ impl DevStack {
     /// project config on first use.
     pub async fn start(opts: DevStackOptions) -> Result<Self, DevStackError> {
         let dir = &opts.dir;
-        voxseal_core::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+        voxseal_core::store::fsutil::create_private_dir(dir).map_err(|e| io_err(dir, e))?;
         let keys = dir.join("keys");
-        voxseal_core::fsutil::create_private_dir(&keys).map_err(|e| io_err(&keys, e))?;
+        voxseal_core::store::fsutil::create_private_dir(&keys).map_err(|e| io_err(&keys, e))?;
         for (file, label) in [
             ("training.key", "dev stack training identity"),
             ("archive.key", "dev stack archive identity"),
         ] {
             let p = keys.join(file);
             if !p.exists() {
-                voxseal_core::keys::generate_identity_file(&p, label).map_err(|e| io_err(&p, e))?;
+                voxseal_core::sealing::keys::generate_identity_file(&p, label)
+                    .map_err(|e| io_err(&p, e))?;
             }
         }
         let (lead_key, lead_pub) = (keys.join("lead.key"), keys.join("lead.pub"));
         if !lead_key.exists() {
-            voxseal_core::signing::generate_lead_key(&lead_key, &lead_pub, None)
+            voxseal_core::project::signing::generate_lead_key(&lead_key, &lead_pub, None)
                 .map_err(|e| io_err(&lead_key, e))?;
         }
-        let lead_pubkey = voxseal_core::signing::public_key_from_text(
+        let lead_pubkey = voxseal_core::project::signing::public_key_from_text(
             &std::fs::read_to_string(&lead_pub).map_err(|e| io_err(&lead_pub, e))?,
         )
         .map_err(|e| io_err(&lead_pub, e))?;

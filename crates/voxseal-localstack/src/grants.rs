@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use voxseal_cloud::credentials::SessionCredentials;
 use voxseal_cloud::policy::contractor_prefixes;

@@ -4,7 +4,7 @@
 use voxseal_broker::config::ConfigError;
 use voxseal_broker::issuer::{IssueFuture, Issued, Issuer, MAX_DURATION_SECS, Target};
 use voxseal_cloud::policy;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 
 use crate::grants::GrantStore;
 

@@ -23,7 +23,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use voxseal_cloud::credentials::SessionCredentials;
-use voxseal_core::ids::ContractorId;
+use voxseal_core::project::ids::ContractorId;
 use voxseal_localstack::grants::GrantStore;
 use voxseal_localstack::local_s3::{LocalS3, LocalS3Error};
 

@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 mod encode;
 
 use encode::*;
-use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::features::FeatureParams;
-use voxseal_core::pcm::MemoryPcm;
-use voxseal_core::recorder::{RecorderOptions, Recording, SourceFactory};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::{AudioSource, SyntheticKind, SyntheticSource};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::dsp::features::FeatureParams;
+use voxseal_core::dsp::pcm::MemoryPcm;
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::recorder::{RecorderOptions, Recording};
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::workspace::Workspace;
 
 struct Corpus {
     root: PathBuf,
@@ -154,7 +155,7 @@ fn main() {
         (0..1600).map(|i| (i as f32 * 0.03).sin() * 0.3).collect(),
         16_000,
     );
-    voxseal_core::features::write_safetensors(
+    voxseal_core::dsp::features::write_safetensors(
         &pcm,
         &FeatureParams {
             n_mels: 8,
@@ -287,10 +288,10 @@ fn main() {
     );
     let keys = tmp.path().join("keys");
     fs::create_dir_all(&keys).unwrap();
-    voxseal_core::signing::generate_lead_key(&keys.join("lead.key"), &keys.join("lead.pub"), None)
+    voxseal_core::project::signing::generate_lead_key(&keys.join("lead.key"), &keys.join("lead.pub"), None)
         .unwrap();
     let sig =
-        voxseal_core::signing::sign(&keys.join("lead.key"), None, toml.as_bytes(), "seed").unwrap();
+        voxseal_core::project::signing::sign(&keys.join("lead.key"), None, toml.as_bytes(), "seed").unwrap();
     let pk = fs::read(keys.join("lead.pub")).unwrap();
     c.put(
         "project_config",
@@ -300,9 +301,9 @@ fn main() {
 
     // --- spool ---------------------------------------------------------------------------------
     let spool_dir = tmp.path().join("spool");
-    let mut w = voxseal_core::spool::SpoolWriter::create(
+    let mut w = voxseal_core::capture::spool::SpoolWriter::create(
         &spool_dir,
-        &voxseal_core::ids::TakeId::generate(),
+        &voxseal_core::project::ids::TakeId::generate(),
         16_000,
     )
     .unwrap();
@@ -343,7 +344,7 @@ fn main() {
         "tiny.wav",
         &fs::read(fixtures.join("tiny.wav")).unwrap(),
     );
-    let mut w = voxseal_core::wav::Pcm16Writer::new(Vec::new(), 16_000, 100).unwrap();
+    let mut w = voxseal_core::sealing::wav::Pcm16Writer::new(Vec::new(), 16_000, 100).unwrap();
     w.write(&[0.1; 100]).unwrap();
     c.put("wav_reader", "pcm16-writer.wav", &w.finish().unwrap());
     for (fmt, bits, ch) in [

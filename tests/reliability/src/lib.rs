@@ -28,13 +28,14 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use sha2::{Digest, Sha256};
 use voxseal_cloud::provider::{CachingProvider, CredentialFuture, CredentialSource};
 use voxseal_cloud::uploader::{UploadConfig, Uploader};
-use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
-use voxseal_core::config::ProjectConfig;
-use voxseal_core::ids::ContractorId;
-use voxseal_core::outbox::OutboxItem;
-use voxseal_core::recorder::{RecordedTake, RecorderOptions, Recording, SourceFactory};
-use voxseal_core::seal::Review;
-use voxseal_core::workspace::Workspace;
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::{AudioSource, SyntheticKind, SyntheticSource};
+use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::ids::ContractorId;
+use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::outbox::OutboxItem;
+use voxseal_core::store::workspace::Workspace;
 use voxseal_localstack::grants::GrantStore;
 use voxseal_localstack::local_s3::LocalS3;
 
@@ -111,9 +112,11 @@ impl Stack {
         .unwrap();
         s3.create_bucket(BUCKET).unwrap();
         let training =
-            voxseal_core::keys::generate_identity_file(&dir.path().join("t.key"), "t").unwrap();
+            voxseal_core::sealing::keys::generate_identity_file(&dir.path().join("t.key"), "t")
+                .unwrap();
         let archive =
-            voxseal_core::keys::generate_identity_file(&dir.path().join("a.key"), "a").unwrap();
+            voxseal_core::sealing::keys::generate_identity_file(&dir.path().join("a.key"), "a")
+                .unwrap();
         // Installed and signed, as sealing records the installed config's SHA-256.
         let text = format!(
             "[project]\nname = \"reliability\"\n[recipients]\ntraining = [\"{training}\"]\n\
@@ -122,12 +125,16 @@ impl Stack {
         let config = ProjectConfig::parse(&text, "test").unwrap();
         let (mut ws, _) = Workspace::open(&dir.path().join("data")).unwrap();
         let (key, project) = (dir.path().join("lead.key"), dir.path().join("project.toml"));
-        let lead =
-            voxseal_core::signing::generate_lead_key(&key, &dir.path().join("lead.pub"), None)
-                .unwrap();
-        let sig = voxseal_core::signing::sign(&key, None, text.as_bytes(), "test").unwrap();
+        let lead = voxseal_core::project::signing::generate_lead_key(
+            &key,
+            &dir.path().join("lead.pub"),
+            None,
+        )
+        .unwrap();
+        let sig =
+            voxseal_core::project::signing::sign(&key, None, text.as_bytes(), "test").unwrap();
         std::fs::write(&project, &text).unwrap();
-        std::fs::write(voxseal_core::signing::sig_path(&project), sig).unwrap();
+        std::fs::write(voxseal_core::project::signing::sig_path(&project), sig).unwrap();
         ws.trust(lead);
         ws.install_project(&project).unwrap();
         Self {
@@ -167,7 +174,7 @@ impl Stack {
     pub fn accept(
         &self,
         take: RecordedTake,
-    ) -> Result<OutboxItem, Box<voxseal_core::workspace::AcceptError>> {
+    ) -> Result<OutboxItem, Box<voxseal_core::store::workspace::AcceptError>> {
         let report = take.analyzer.clone().finish(&self.config.quality);
         let review = Review {
             accept_failed: true,
@@ -205,21 +212,25 @@ impl Stack {
             x ^= x << 17;
             *b = x as u8;
         }
-        let ((), sealed) =
-            voxseal_core::seal::seal_to_file(&path, &self.config.archive_recipients(), |w| {
-                w.write_all(&noise)
-            })
-            .unwrap();
+        let ((), sealed) = voxseal_core::sealing::seal::seal_to_file(
+            &path,
+            &self.config.archive_recipients(),
+            |w| w.write_all(&noise),
+        )
+        .unwrap();
         let raw = item
             .manifest
             .payloads
             .iter_mut()
-            .find(|p| p.kind == voxseal_core::manifest::PayloadKind::Raw)
+            .find(|p| p.kind == voxseal_core::project::manifest::PayloadKind::Raw)
             .unwrap();
         raw.size = sealed.size;
         raw.sha256 = sealed.sha256;
-        voxseal_core::fsutil::write_json_atomic(&item.dir.join("manifest.json"), &item.manifest)
-            .unwrap();
+        voxseal_core::store::fsutil::write_json_atomic(
+            &item.dir.join("manifest.json"),
+            &item.manifest,
+        )
+        .unwrap();
         item
     }
 
@@ -229,10 +240,10 @@ impl Stack {
     /// Fills an upload queue in seconds where sealing a thousand takes in a debug build takes
     /// minutes; the uploader only reads the manifest and the ciphertext.
     pub fn resealed(&self, template: &OutboxItem) -> OutboxItem {
-        use voxseal_core::manifest::PayloadKind;
+        use voxseal_core::project::manifest::PayloadKind;
         let mut manifest = template.manifest.clone();
-        manifest.sample_id = voxseal_core::ids::SampleId::generate();
-        manifest.take_id = voxseal_core::ids::TakeId::generate();
+        manifest.sample_id = voxseal_core::project::ids::SampleId::generate();
+        manifest.take_id = voxseal_core::project::ids::TakeId::generate();
         manifest.sealed_at = voxseal_core::time::now_rfc3339();
         let staging = self.ws.outbox.staging(&manifest.sample_id).unwrap();
         let id = manifest.sample_id.as_str();
@@ -250,22 +261,23 @@ impl Stack {
                     seed as u8
                 })
                 .collect();
-            let ((), sealed) =
-                voxseal_core::seal::seal_to_file(&staging.path(&p.file), &recipients, |w| {
-                    w.write_all(&plain)
-                })
-                .unwrap();
+            let ((), sealed) = voxseal_core::sealing::seal::seal_to_file(
+                &staging.path(&p.file),
+                &recipients,
+                |w| w.write_all(&plain),
+            )
+            .unwrap();
             p.size = sealed.size;
             p.sha256 = sealed.sha256;
         }
-        voxseal_core::fsutil::write_json_atomic(
-            &staging.path(voxseal_core::outbox::MANIFEST_FILE),
+        voxseal_core::store::fsutil::write_json_atomic(
+            &staging.path(voxseal_core::store::outbox::MANIFEST_FILE),
             &manifest,
         )
         .unwrap();
-        let state = voxseal_core::outbox::ItemState::sealed();
-        voxseal_core::fsutil::write_json_atomic(
-            &staging.path(voxseal_core::outbox::STATE_FILE),
+        let state = voxseal_core::store::outbox::ItemState::sealed();
+        voxseal_core::store::fsutil::write_json_atomic(
+            &staging.path(voxseal_core::store::outbox::STATE_FILE),
             &state,
         )
         .unwrap();
@@ -420,7 +432,7 @@ impl Stack {
 }
 
 fn is_checkpoint(key: &str) -> bool {
-    voxseal_core::key_layout::is_checkpoint(Path::new(key))
+    voxseal_core::store::key_layout::is_checkpoint(Path::new(key))
 }
 
 /// SHA-256, hex.

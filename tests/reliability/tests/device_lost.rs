@@ -7,9 +7,10 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use voxseal_core::audio::{AudioSource, Chunk, SourceError, SourceInfo};
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::recorder::{Recorder, RecorderEvent, RecorderOptions, Recording, SourceFactory};
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::{AudioSource, Chunk, SourceError, SourceInfo};
+use voxseal_core::capture::recorder::{Recorder, RecorderEvent, RecorderOptions, Recording};
+use voxseal_core::dsp::pcm::PcmReplay;
 use voxseal_reliability::Stack;
 
 /// Ways of disappearing tried: an error and a silent stall mid-take
@@ -85,7 +86,7 @@ impl AudioSource for Vanishing {
 }
 
 /// `Recording::wait` on another thread, failing the test instead of hanging it.
-fn wait_bounded(rec: Recording, limit: Duration) -> voxseal_core::recorder::RecordedTake {
+fn wait_bounded(rec: Recording, limit: Duration) -> voxseal_core::capture::recorder::RecordedTake {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(rec.wait());

@@ -5,11 +5,10 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use voxseal_core::audio::{AudioSource, SyntheticKind, SyntheticSource};
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::recorder::{
-    RecordError, Recorder, RecorderEvent, RecorderOptions, SourceFactory,
-};
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::{AudioSource, SyntheticKind, SyntheticSource};
+use voxseal_core::capture::recorder::{RecordError, Recorder, RecorderEvent, RecorderOptions};
+use voxseal_core::dsp::pcm::PcmReplay;
 use voxseal_reliability::{Stack, Tmpfs};
 
 /// Free-space levels tried while sealing (`sealing_on_a_full_disk_*`).
@@ -56,7 +55,8 @@ fn recording_stops_within_a_second_of_the_disk_filling_up() {
         msg.contains("recording stopped") && msg.contains("No space left on device"),
         "{msg}"
     );
-    let RecordError::Spool(voxseal_core::spool::SpoolError::Io { source, .. }) = &err else {
+    let RecordError::Spool(voxseal_core::capture::spool::SpoolError::Io { source, .. }) = &err
+    else {
         panic!("{err:?}")
     };
     assert_eq!(source.raw_os_error(), Some(ENOSPC));

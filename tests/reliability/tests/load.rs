@@ -11,7 +11,7 @@ use voxseal_broker::issuer::Target;
 use voxseal_broker::ratelimit::RateLimit;
 use voxseal_broker::registry::{DEFAULT_CODE_TTL, Registry};
 use voxseal_broker::{AppState, Settings, app};
-use voxseal_core::outbox::ItemStatus;
+use voxseal_core::store::outbox::ItemStatus;
 use voxseal_localstack::grants::GrantStore;
 use voxseal_localstack::issuer::LocalIssuer;
 use voxseal_reliability::{BUCKET, KEY, MIB, Stack};

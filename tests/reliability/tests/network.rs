@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use voxseal_cloud::provider::{Backoff, BrokerSource, CredentialError, CredentialSource};
 use voxseal_cloud::uploader::UploadError;
-use voxseal_core::outbox::ItemStatus;
+use voxseal_core::store::outbox::ItemStatus;
 use voxseal_localstack::local_s3::LocalS3;
 use voxseal_reliability::{KEY, MIB, Stack, StandIn, http_date};
 

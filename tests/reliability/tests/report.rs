@@ -173,10 +173,10 @@ fn docs_reliability_md_matches_the_tests() {
         .collect();
     assert!(points.len() >= 10, "{points:?}");
     let code: String = [
-        "crates/voxseal-core/src/spool.rs",
-        "crates/voxseal-core/src/seal.rs",
-        "crates/voxseal-core/src/workspace.rs",
-        "crates/voxseal-core/src/audit.rs",
+        "crates/voxseal-core/src/capture/spool.rs",
+        "crates/voxseal-core/src/sealing/seal.rs",
+        "crates/voxseal-core/src/store/workspace.rs",
+        "crates/voxseal-core/src/store/audit.rs",
         "crates/voxseal-cloud/src/uploader.rs",
     ]
     .iter()

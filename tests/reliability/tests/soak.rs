@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use voxseal_core::audio::capture::{CaptureShared, CaptureSink};
-use voxseal_core::audio::{
+use voxseal_core::capture::audio::SourceFactory;
+use voxseal_core::capture::audio::capture::{CaptureShared, CaptureSink};
+use voxseal_core::capture::audio::{
     AudioSource, Chunk, SourceCounters, SourceError, SourceInfo, SyntheticKind, SyntheticSource,
 };
-use voxseal_core::pcm::PcmReplay;
-use voxseal_core::recorder::{RecorderOptions, Recording, SourceFactory};
+use voxseal_core::capture::recorder::{RecorderOptions, Recording};
+use voxseal_core::dsp::pcm::PcmReplay;
 
 /// The rate of the synthetic voice.
 const RATE: u32 = 48_000;

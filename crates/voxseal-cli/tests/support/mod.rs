@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use voxseal_core::audio::{SyntheticKind, SyntheticSource};
+use voxseal_core::capture::audio::{SyntheticKind, SyntheticSource};
 
 /// `voxseal record` of a 3-second synthetic take, accepted (no microphone, no prompt).
 pub const RECORD_SPEECH_3S: [&str; 7] = [
@@ -298,7 +298,7 @@ impl PlaintextScanner {
             let mut p = [0u8; 32];
             for (i, x) in s[start..start + 16].iter().enumerate() {
                 p[2 * i..2 * i + 2]
-                    .copy_from_slice(&voxseal_core::wav::f32_to_i16(*x).to_le_bytes());
+                    .copy_from_slice(&voxseal_core::sealing::wav::f32_to_i16(*x).to_le_bytes());
             }
             add(p);
         }
