@@ -6,8 +6,10 @@
 # pyrage + safetensors in one process, no manifest, no checks, no audit), and voxseal.ray with 1
 # and 2 workers (a read session per worker, manifest GET and checks, binding, audit records shipped
 # to the audit bucket). Prints READ lines: samples/s, the ratio to the naive loop, and the peak
-# resident memory of a worker. moto, a single Python process, serves every request on the same
-# 2 cores: the figures are relative, not what S3 would give.
+# resident memory of a worker: ru_maxrss (which also counts the object store's shared pages the
+# worker wrote, up to the store's size) and, from /proc/<pid>/status, peak RssAnon (the worker's
+# own memory: judge per-worker memory on it) and RssShmem. moto, a single Python process, serves
+# every request on the same 2 cores: the figures are relative, not what S3 would give.
 #
 #   bench/read.sh
 set -euo pipefail

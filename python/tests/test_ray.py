@@ -77,8 +77,11 @@ def read(stack, role, workers, requester):
     ds = voxseal.ray.read_features(f"s3://{SCALE_BUCKET}", project=PROJECT, requester=requester, role_arn=role,
                                    identity_secret=f"voxseal/{PROJECT}/training", audit_bucket=AUDIT_BUCKET,
                                    budget=SCALE, endpoint_url=stack.moto.endpoint, region_name=REGION,
-                                   parallelism=workers)
-    return ds.select_columns(["sample_id", "contractor", "log_mel", "mfcc", "worker_peak_rss_kib"])
+                                   parallelism=workers,
+                                   # not ds.select_columns: Ray Data fuses it into the read task with
+                                   # no block size, so each task's share would come out as one block
+                                   columns=["sample_id", "contractor", "log_mel", "mfcc", "worker_peak_rss_kib"])
+    return ds
 
 
 def audited(stack, requester):
@@ -112,6 +115,33 @@ def test_ray_refuses_a_read_over_its_budget(stack, scale, local_ray):
         voxseal.ray.read_features(f"s3://{SCALE_BUCKET}", project=PROJECT, requester="ray@example.com",
                                   role_arn=role, identity_secret=f"voxseal/{PROJECT}/training", budget=10,
                                   endpoint_url=stack.moto.endpoint, region_name=REGION)
+
+
+def test_a_read_task_hands_on_blocks_of_a_few_mib_not_its_whole_share(stack, scale, local_ray):
+    # Ray Data merged a read task's blocks up to 128 MiB (and, with select_columns, into one block
+    # per task), so a worker's memory grew with the samples it read (docs/performance.md).
+    import voxseal.ray
+
+    _, role, _ = scale
+    one = CONTRACTORS[0]
+    def read_one(**kw):
+        return voxseal.ray.read_features(f"s3://{SCALE_BUCKET}", project=PROJECT, requester="blocks@example.com",
+                                         role_arn=role, identity_secret=f"voxseal/{PROJECT}/training",
+                                         audit_bucket=AUDIT_BUCKET, budget=SCALE, contractors=[one], parallelism=1,
+                                         endpoint_url=stack.moto.endpoint, region_name=REGION, **kw)
+
+    sizes = [len(b["sample_id"]) for b in read_one().iter_batches(batch_size=None, batch_format="numpy")]
+    share = SCALE // len(CONTRACTORS)
+    assert sum(sizes) == share
+    per_block = (8 << 20) // (110 << 10) + 1
+    assert max(sizes) <= 2 * per_block, f"blocks of {sizes} samples for a share of {share}"
+    picked = read_one(columns=["sample_id", "log_mel"])
+    assert set(picked.schema().names) == {"sample_id", "log_mel"}
+    assert max(len(b["sample_id"]) for b in picked.iter_batches(batch_size=None, batch_format="numpy")) <= 2 * per_block
+    with pytest.raises(ValueError, match="choose among"):
+        voxseal.ray.read_features(f"s3://{SCALE_BUCKET}", project=PROJECT, requester="blocks@example.com",
+                                  role_arn=role, identity_secret=f"voxseal/{PROJECT}/training", budget=SCALE,
+                                  endpoint_url=stack.moto.endpoint, region_name=REGION, columns=["audio"])
 
 
 @pytest.mark.skipif(os.environ.get("VOXSEAL_BENCH_READ") != "1", reason="the read benchmark: bench/read.sh")
@@ -155,10 +185,20 @@ def test_read_throughput_naive_loop_against_ray(stack, scale, local_ray):
         # Fresh worker processes for each run: a worker's peak RSS covers its whole life.
         local_ray.shutdown()
         start_ray(local_ray)
+        from test_ray_memory import Poller
+
+        poller = Poller()
+        poller.start()
         t0 = time.monotonic()
         peak = 0
         for batch in read(stack, role, workers, f"bench-{workers}@example.com").iter_batches(batch_size=1024, batch_format="numpy"):
             peak = max(peak, int(batch["worker_peak_rss_kib"].max()))
         rate = SCALE / (time.monotonic() - t0)
+        # RSS (ru_maxrss, VmHWM) also counts the object store's shared pages the worker has touched
+        # (bounded by the store's size, shared by all workers): RssAnon is the worker's own memory.
+        readers = [p for pid, p in poller.stop() if "ReadFeatures" in poller.names.get(pid, "")]
+        anon = max((p["RssAnon"] for p in readers), default=0)
+        shmem = max((p["RssShmem"] for p in readers), default=0)
         print(f"READ voxseal.ray {workers} worker(s): {rate:.0f} samples/s ({rate / naive:.2f}x the naive loop), "
-              f"peak worker RSS {peak / 1024:.0f} MiB")
+              f"peak worker RSS {peak / 1024:.0f} MiB, peak RssAnon {anon / 1024:.0f} MiB, "
+              f"peak RssShmem {shmem / 1024:.0f} MiB")

@@ -25,12 +25,17 @@ from . import open_dataset, open_session
 from .budget import ReadBudget, ReadBudgetExceeded
 from .dataset import Manifests
 
-# Samples per block: a few MiB of features (a 3 s take is about 110 KiB of tensors), so that
-# Ray's backpressure keeps the object store's working set small.
-BLOCK_ROWS = 64
+# Bytes of features per block (about 75 three-second samples). read_features sets its dataset's
+# target_max_block_size to this too: with Ray's default (128 MiB) Ray Data merges a read task's
+# blocks before handing them on, and a worker's memory grows with what it reads
+# (docs/performance.md, "Peak memory per worker").
+BLOCK_BYTES = 8 << 20
 
 
-def _block(rows):
+COLUMNS = ("sample_id", "contractor", "prompt_id", "log_mel", "mfcc", "worker_peak_rss_kib")
+
+
+def _block(rows, columns=COLUMNS):
     from ray.data.block import BlockAccessor
 
     batch = {
@@ -42,7 +47,7 @@ def _block(rows):
         # The worker's peak resident memory so far (KiB): docs/performance.md reports it.
         "worker_peak_rss_kib": np.full(len(rows), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
     }
-    return BlockAccessor.batch_to_block(batch)
+    return BlockAccessor.batch_to_block({c: batch[c] for c in columns})
 
 
 class ObjectStoreOnDisk(RuntimeError):
@@ -89,20 +94,22 @@ def _session_dir():
         return None
 
 
-def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, allow_disk):
+def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, allow_disk, columns=COLUMNS):
     def read():
         check_store_in_memory(_session_dir(), allow_disk)
         with open_dataset(url, project=project, purpose="training", identity_secret=identity_secret,
                           budget=ReadBudget(max_samples=len(keys)), audit_bucket=audit_bucket,
                           audit_dir=tempfile.mkdtemp(prefix="voxseal-reads-"), **session_args) as ds:
-            rows = []
+            rows, size = [], 0
             for key in keys:
-                rows.append(ds.fetch(ds.index.get(key)))
-                if len(rows) == BLOCK_ROWS:
-                    yield _block(rows)
-                    rows = []
+                sample = ds.fetch(ds.index.get(key))
+                rows.append(sample)
+                size += sample.log_mel.nbytes + sample.mfcc.nbytes
+                if size >= BLOCK_BYTES:
+                    yield _block(rows, columns)
+                    rows, size = [], 0
             if rows:
-                yield _block(rows)
+                yield _block(rows, columns)
 
     return read
 
@@ -111,8 +118,9 @@ class FeaturesDatasource(ray.data.Datasource):
     """The training features of a project, as a Ray Data datasource."""
 
     def __init__(self, url, *, project, requester, identity_secret, audit_bucket, budget,
-                 allow_disk_object_store=False, **session_args):
+                 allow_disk_object_store=False, columns=COLUMNS, **session_args):
         super().__init__()
+        self.columns = tuple(columns)
         self.url, self.project, self.identity_secret = url, project, identity_secret
         self.allow_disk = allow_disk_object_store
         self.audit_bucket = audit_bucket
@@ -139,7 +147,7 @@ class FeaturesDatasource(ray.data.Datasource):
             share = self.keys[i:i + size]
             tasks.append(ReadTask(
                 _read_task(self.url, share, self.project, self.session_args, self.identity_secret,
-                           self.audit_bucket, self.allow_disk),
+                           self.audit_bucket, self.allow_disk, self.columns),
                 BlockMetadata(num_rows=len(share), size_bytes=None, exec_stats=None, input_files=None),
                 per_task_row_limit=per_task_row_limit,
             ))
@@ -147,22 +155,35 @@ class FeaturesDatasource(ray.data.Datasource):
 
 
 def read_features(url, *, project, requester, identity_secret, audit_bucket=None, budget=None,
-                  parallelism=-1, allow_disk_object_store=False, **session_args):
+                  parallelism=-1, allow_disk_object_store=False, columns=None, **session_args):
     """A `ray.data.Dataset` of the project's training features: columns sample_id, contractor,
     prompt_id, log_mel [frames, 80], mfcc [frames, 13] (float32), worker_peak_rss_kib.
 
     `budget` (samples, default: the selection's size must be stated) bounds the whole read;
     each read task refuses to run (ObjectStoreOnDisk) where Ray's temp directory is not on tmpfs,
     unless `allow_disk_object_store=True` (an encrypted disk);
+    `columns` (default: all) selects columns in the read task itself: prefer it to
+    `Dataset.select_columns`, which Ray Data (2.60) fuses into the read task with no block size,
+    so that each read task's whole share comes out as one block held in the worker's memory;
     `session_args` are open_session's (role_arn, contractors, since, until, base is not
     supported: workers use their own credentials, endpoint_url, region_name)."""
     if budget is None:
         raise ReadBudgetExceeded("state the read's budget (budget=<samples>): a Ray read is a bulk read")
+    columns = tuple(columns) if columns is not None else COLUMNS
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"columns: {unknown or 'none given'}; choose among {', '.join(COLUMNS)}")
     if ray.is_initialized():
         check_store_in_memory(_session_dir(), allow_disk_object_store)
     source = FeaturesDatasource(url, project=project, requester=requester, identity_secret=identity_secret,
                                 audit_bucket=audit_bucket, budget=budget,
-                                allow_disk_object_store=allow_disk_object_store, **session_args)
-    return ray.data.read_datasource(source, override_num_blocks=parallelism if parallelism > 0 else None)
+                                allow_disk_object_store=allow_disk_object_store, columns=columns, **session_args)
+    dataset = ray.data.read_datasource(source, override_num_blocks=parallelism if parallelism > 0 else None)
+    # The dataset's own copy of the DataContext (taken when it was created; the caller's current
+    # context is not changed): blocks of BLOCK_BYTES, not Ray's 128 MiB default (see BLOCK_BYTES).
+    # A smaller target the caller set is kept.
+    context = dataset.context
+    context.target_max_block_size = min(context.target_max_block_size or BLOCK_BYTES, BLOCK_BYTES)
+    return dataset
 
 
