@@ -177,7 +177,9 @@ fn docs_reliability_md_matches_the_tests() {
         "crates/voxseal-core/src/sealing/seal.rs",
         "crates/voxseal-core/src/store/workspace.rs",
         "crates/voxseal-core/src/store/audit.rs",
-        "crates/voxseal-cloud/src/uploader.rs",
+        "crates/voxseal-cloud/src/uploader/mod.rs",
+        "crates/voxseal-cloud/src/uploader/object.rs",
+        "crates/voxseal-cloud/src/uploader/multipart.rs",
     ]
     .iter()
     .map(|p| read(p))
