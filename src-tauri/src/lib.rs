@@ -20,7 +20,8 @@ use voxseal_core::dsp::quality::MicCheck;
 
 mod update;
 
-type Res<T> = Result<T, AppError>;
+/// What a command returns to the web view: a value, or a `{kind, message}` error.
+type CommandResult<T> = Result<T, AppError>;
 
 /// The app the window talks to: the joined project's, or the demo's (its own data directory)
 /// while the contractor tries it. Switching stops one and starts the other.
@@ -36,7 +37,7 @@ impl Current {
     }
 
     /// Replaces the running app with the demo's (`demo`) or the project's.
-    fn switch(&self, demo: bool) -> Res<AppState> {
+    fn switch(&self, demo: bool) -> CommandResult<AppState> {
         let dir = if demo {
             demo_dir(&self.data_dir)
         } else {
@@ -60,7 +61,12 @@ fn demo_dir(data_dir: &Path) -> PathBuf {
     data_dir.with_file_name(name)
 }
 
-fn start_app(handle: &AppHandle, dir: PathBuf, demo: bool, link: Option<String>) -> Res<App> {
+fn start_app(
+    handle: &AppHandle,
+    dir: PathBuf,
+    demo: bool,
+    link: Option<String>,
+) -> CommandResult<App> {
     let h = handle.clone();
     let events = Box::new(move |e: AppEvent| {
         let _ = match e {
@@ -79,8 +85,8 @@ fn start_app(handle: &AppHandle, dir: PathBuf, demo: bool, link: Option<String>)
 /// Runs `f` with the current app on a blocking thread.
 async fn blocking<T: Send + 'static>(
     app: &State<'_, Current>,
-    f: impl FnOnce(App) -> Res<T> + Send + 'static,
-) -> Res<T> {
+    f: impl FnOnce(App) -> CommandResult<T> + Send + 'static,
+) -> CommandResult<T> {
     let app = app.get();
     tauri::async_runtime::spawn_blocking(move || f(app))
         .await
@@ -88,7 +94,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[tauri::command]
-async fn app_state(app: State<'_, Current>) -> Res<AppState> {
+async fn app_state(app: State<'_, Current>) -> CommandResult<AppState> {
     let state = blocking(&app, |a| a.state()).await;
     trace_first_state();
     state
@@ -111,17 +117,21 @@ fn trace_first_state() {
 }
 
 #[tauri::command]
-async fn enroll(app: State<'_, Current>, code: String, switch: bool) -> Res<AppState> {
+async fn enroll(app: State<'_, Current>, code: String, switch: bool) -> CommandResult<AppState> {
     blocking(&app, move |a| a.enroll(&code, switch)).await
 }
 
 #[tauri::command]
-async fn preview_join(app: State<'_, Current>, code: String, switch: bool) -> Res<JoinPreview> {
+async fn preview_join(
+    app: State<'_, Current>,
+    code: String,
+    switch: bool,
+) -> CommandResult<JoinPreview> {
     blocking(&app, move |a| a.preview_join(&code, switch)).await
 }
 
 #[tauri::command]
-async fn start_demo(app: State<'_, Current>) -> Res<AppState> {
+async fn start_demo(app: State<'_, Current>) -> CommandResult<AppState> {
     if !voxseal_app::demo::AVAILABLE {
         return Err(AppError::new(
             ErrorKind::InvalidInput,
@@ -132,12 +142,12 @@ async fn start_demo(app: State<'_, Current>) -> Res<AppState> {
 }
 
 #[tauri::command]
-async fn leave_demo(app: State<'_, Current>) -> Res<AppState> {
+async fn leave_demo(app: State<'_, Current>) -> CommandResult<AppState> {
     switch(&app, false).await
 }
 
 /// Switches on a blocking thread (starting an app starts servers and reads the disk).
-async fn switch(app: &State<'_, Current>, demo: bool) -> Res<AppState> {
+async fn switch(app: &State<'_, Current>, demo: bool) -> CommandResult<AppState> {
     let handle = app.handle.clone();
     tauri::async_runtime::spawn_blocking(move || handle.state::<Current>().switch(demo))
         .await
@@ -145,22 +155,22 @@ async fn switch(app: &State<'_, Current>, demo: bool) -> Res<AppState> {
 }
 
 #[tauri::command]
-async fn give_consent(app: State<'_, Current>) -> Res<AppState> {
+async fn give_consent(app: State<'_, Current>) -> CommandResult<AppState> {
     blocking(&app, |a| a.give_consent()).await
 }
 
 #[tauri::command]
-async fn list_devices(app: State<'_, Current>) -> Res<Vec<DeviceInfo>> {
+async fn list_devices(app: State<'_, Current>) -> CommandResult<Vec<DeviceInfo>> {
     blocking(&app, |a| a.list_devices()).await
 }
 
 #[tauri::command]
-async fn select_device(app: State<'_, Current>, name: Option<String>) -> Res<AppState> {
+async fn select_device(app: State<'_, Current>, name: Option<String>) -> CommandResult<AppState> {
     blocking(&app, move |a| a.select_device(name)).await
 }
 
 #[tauri::command]
-async fn start_meter(app: State<'_, Current>, on_level: Channel<Level>) -> Res<()> {
+async fn start_meter(app: State<'_, Current>, on_level: Channel<Level>) -> CommandResult<()> {
     blocking(&app, move |a| {
         a.start_meter(Box::new(move |l| drop(on_level.send(l))))
     })
@@ -168,7 +178,7 @@ async fn start_meter(app: State<'_, Current>, on_level: Channel<Level>) -> Res<(
 }
 
 #[tauri::command]
-async fn stop_meter(app: State<'_, Current>) -> Res<()> {
+async fn stop_meter(app: State<'_, Current>) -> CommandResult<()> {
     blocking(&app, |a| {
         a.stop_meter();
         Ok(())
@@ -177,7 +187,7 @@ async fn stop_meter(app: State<'_, Current>) -> Res<()> {
 }
 
 #[tauri::command]
-async fn check_noise(app: State<'_, Current>) -> Res<MicCheck> {
+async fn check_noise(app: State<'_, Current>) -> CommandResult<MicCheck> {
     blocking(&app, |a| a.check_noise()).await
 }
 
@@ -186,7 +196,7 @@ async fn start_take(
     app: State<'_, Current>,
     prompt_id: String,
     on_level: Channel<Level>,
-) -> Res<String> {
+) -> CommandResult<String> {
     blocking(&app, move |a| {
         a.start_take(&prompt_id, Box::new(move |l| drop(on_level.send(l))))
     })
@@ -194,17 +204,17 @@ async fn start_take(
 }
 
 #[tauri::command]
-async fn stop_take(app: State<'_, Current>) -> Res<TakeReview> {
+async fn stop_take(app: State<'_, Current>) -> CommandResult<TakeReview> {
     blocking(&app, |a| a.stop_take()).await
 }
 
 #[tauri::command]
-async fn play_take(app: State<'_, Current>) -> Res<()> {
+async fn play_take(app: State<'_, Current>) -> CommandResult<()> {
     blocking(&app, |a| a.play_take()).await
 }
 
 #[tauri::command]
-async fn stop_playback(app: State<'_, Current>) -> Res<()> {
+async fn stop_playback(app: State<'_, Current>) -> CommandResult<()> {
     blocking(&app, |a| {
         a.stop_playback();
         Ok(())
@@ -213,12 +223,12 @@ async fn stop_playback(app: State<'_, Current>) -> Res<()> {
 }
 
 #[tauri::command]
-async fn accept_take(app: State<'_, Current>, accept_failed: bool) -> Res<AppState> {
+async fn accept_take(app: State<'_, Current>, accept_failed: bool) -> CommandResult<AppState> {
     blocking(&app, move |a| a.accept_take(accept_failed)).await
 }
 
 #[tauri::command]
-async fn discard_take(app: State<'_, Current>) -> Res<AppState> {
+async fn discard_take(app: State<'_, Current>) -> CommandResult<AppState> {
     blocking(&app, |a| a.discard_take()).await
 }
 
@@ -227,17 +237,17 @@ async fn skip_prompt(
     app: State<'_, Current>,
     prompt_id: String,
     flag_reason: Option<String>,
-) -> Res<AppState> {
+) -> CommandResult<AppState> {
     blocking(&app, move |a| a.skip_prompt(&prompt_id, flag_reason)).await
 }
 
 #[tauri::command]
-async fn go_to_prompt(app: State<'_, Current>, index: usize) -> Res<AppState> {
+async fn go_to_prompt(app: State<'_, Current>, index: usize) -> CommandResult<AppState> {
     blocking(&app, move |a| a.go_to_prompt(index)).await
 }
 
 #[tauri::command]
-async fn queue(app: State<'_, Current>) -> Res<QueueState> {
+async fn queue(app: State<'_, Current>) -> CommandResult<QueueState> {
     blocking(&app, |a| a.queue()).await
 }
 
@@ -245,20 +255,20 @@ async fn queue(app: State<'_, Current>) -> Res<QueueState> {
 async fn upload_now(
     app: State<'_, Current>,
     on_progress: Channel<UploadProgress>,
-) -> Res<QueueState> {
+) -> CommandResult<QueueState> {
     let a = app.get();
     a.upload_now(Box::new(move |p| drop(on_progress.send(p))))
         .await
 }
 
 #[tauri::command]
-async fn retry_item(app: State<'_, Current>, sample_id: String) -> Res<QueueState> {
+async fn retry_item(app: State<'_, Current>, sample_id: String) -> CommandResult<QueueState> {
     let a = app.get();
     a.retry_item(&sample_id).await
 }
 
 #[tauri::command]
-async fn activity(app: State<'_, Current>, limit: usize) -> Res<Vec<ActivityEntry>> {
+async fn activity(app: State<'_, Current>, limit: usize) -> CommandResult<Vec<ActivityEntry>> {
     blocking(&app, move |a| a.activity(limit)).await
 }
 
@@ -267,7 +277,7 @@ async fn save_preferences(
     app: State<'_, Current>,
     theme: String,
     language: String,
-) -> Res<AppState> {
+) -> CommandResult<AppState> {
     blocking(&app, move |a| a.save_preferences(&theme, &language)).await
 }
 
@@ -275,7 +285,7 @@ async fn save_preferences(
 async fn check_update(
     handle: AppHandle,
     updates: State<'_, update::Updates>,
-) -> Res<Option<update::UpdateOffer>> {
+) -> CommandResult<Option<update::UpdateOffer>> {
     update::check(&handle, &updates).await
 }
 
@@ -283,45 +293,17 @@ async fn check_update(
 async fn download_update(
     updates: State<'_, update::Updates>,
     on_progress: Channel<update::DownloadProgress>,
-) -> Res<update::UpdateOffer> {
+) -> CommandResult<update::UpdateOffer> {
     update::download(&updates, on_progress).await
 }
 
 #[tauri::command]
-async fn install_update(handle: AppHandle, updates: State<'_, update::Updates>) -> Res<()> {
+async fn install_update(
+    handle: AppHandle,
+    updates: State<'_, update::Updates>,
+) -> CommandResult<()> {
     update::install(&handle, &updates).await
 }
-
-/// The commands the web view may call (must match `build.rs` and the capability).
-pub const COMMANDS: &[&str] = &[
-    "app_state",
-    "enroll",
-    "preview_join",
-    "start_demo",
-    "leave_demo",
-    "give_consent",
-    "list_devices",
-    "select_device",
-    "start_meter",
-    "stop_meter",
-    "check_noise",
-    "start_take",
-    "stop_take",
-    "play_take",
-    "stop_playback",
-    "accept_take",
-    "discard_take",
-    "skip_prompt",
-    "go_to_prompt",
-    "queue",
-    "upload_now",
-    "retry_item",
-    "activity",
-    "save_preferences",
-    "check_update",
-    "download_update",
-    "install_update",
-];
 
 /// Claims `data_dir` for this process (`None`: another app has it and took `link`). The
 /// running app shows each handed-over link on its enroll screen and comes to the front.

@@ -11,7 +11,7 @@ use tauri::AppHandle;
 use tauri::ipc::Channel;
 use voxseal_app::{AppError, ErrorKind};
 
-type Res<T> = Result<T, AppError>;
+use crate::CommandResult;
 
 /// An update the endpoint offers.
 #[derive(Clone, Debug, Serialize)]
@@ -78,7 +78,7 @@ mod enabled {
     }
 
     /// Asks the endpoint for a newer version (`None`: up to date, or no endpoint in this build).
-    pub async fn check(app: &AppHandle, updates: &Updates) -> Res<Option<UpdateOffer>> {
+    pub async fn check(app: &AppHandle, updates: &Updates) -> CommandResult<Option<UpdateOffer>> {
         let Some(url) = endpoint() else {
             return Ok(None);
         };
@@ -117,7 +117,7 @@ mod enabled {
     pub async fn download(
         updates: &Updates,
         on_progress: Channel<DownloadProgress>,
-    ) -> Res<UpdateOffer> {
+    ) -> CommandResult<UpdateOffer> {
         let update = lock(&updates.offered).clone().ok_or_else(nothing_offered)?;
         let mut done = 0u64;
         let bytes = update
@@ -136,7 +136,7 @@ mod enabled {
 
     /// Installs the verified update (checked again before it is written; the package manager
     /// may ask for the administrator's password) and restarts.
-    pub async fn install(app: &AppHandle, updates: &Updates) -> Res<()> {
+    pub async fn install(app: &AppHandle, updates: &Updates) -> CommandResult<()> {
         let update = lock(&updates.offered).clone().ok_or_else(nothing_offered)?;
         let bytes = lock(&updates.verified).take().ok_or_else(|| {
             AppError::new(
@@ -204,17 +204,17 @@ mod disabled {
     }
 
     /// No updates in this build.
-    pub async fn check(_: &AppHandle, _: &Updates) -> Res<Option<UpdateOffer>> {
+    pub async fn check(_: &AppHandle, _: &Updates) -> CommandResult<Option<UpdateOffer>> {
         Ok(None)
     }
 
     /// Refused: this build has no updater.
-    pub async fn download(_: &Updates, _: Channel<DownloadProgress>) -> Res<UpdateOffer> {
+    pub async fn download(_: &Updates, _: Channel<DownloadProgress>) -> CommandResult<UpdateOffer> {
         Err(no_updater())
     }
 
     /// Refused: this build has no updater.
-    pub async fn install(_: &AppHandle, _: &Updates) -> Res<()> {
+    pub async fn install(_: &AppHandle, _: &Updates) -> CommandResult<()> {
         Err(no_updater())
     }
 }

@@ -41,8 +41,8 @@ use voxseal_core::store::workspace::Workspace;
 
 pub use error::{AppError, AppResult, ErrorKind};
 use types::{
-    ActivityEntry, AppState, ProjectNotice, PromptProgressView, PromptView, QueueItem, QueueState,
-    TakeReview,
+    ActivityEntry, AppState, Mode, ProjectNotice, PromptProgressView, PromptView, QueueItem,
+    QueueState, TakeReview,
 };
 
 /// Rare events the shell broadcasts to the web view.
@@ -113,10 +113,19 @@ struct UnderReview {
     view: TakeReview,
 }
 
+/// What the recorder is recording now.
+#[derive(Debug, Clone, PartialEq)]
+enum Recording {
+    /// The microphone check (never sealed).
+    MicCheck,
+    /// A take of a prompt.
+    Take(PromptId),
+}
+
 #[derive(Default)]
 struct Session {
     recorder: Option<Recorder>,
-    recording: Option<PromptId>,
+    recording: Option<Recording>,
     review: Option<UnderReview>,
     playback: Option<Playback>,
 }
@@ -130,7 +139,8 @@ struct UploadStatus {
     progress: Option<UploadProgress>,
 }
 
-struct Inner {
+/// What every clone of [`App`] shares: the workspace, the recorder session, the upload state.
+struct AppShared {
     ws: Workspace,
     rt: tokio::runtime::Handle,
     opts_source: Option<String>,
@@ -154,7 +164,7 @@ struct Inner {
 /// The app. Cheap to clone; all methods are safe to call from several threads.
 #[derive(Clone)]
 pub struct App {
-    inner: Arc<Inner>,
+    inner: Arc<AppShared>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -202,7 +212,7 @@ impl App {
         } else {
             None
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(AppShared {
             ws,
             rt: rt.clone(),
             opts_source: opts.source_override,
@@ -338,7 +348,11 @@ impl App {
             demo_code = code.clone();
         }
         Ok(AppState {
-            mode: if self.is_demo() { "demo" } else { "project" },
+            mode: if self.is_demo() {
+                Mode::Demo
+            } else {
+                Mode::Project
+            },
             demo_available: demo::AVAILABLE,
             project_notice: lock(&self.inner.project_notice).clone(),
             enrolled,
@@ -522,7 +536,7 @@ impl App {
             }
             self.ensure_recorder(&mut s)?;
             s.recorder.as_ref().expect("opened").begin_take()?;
-            s.recording = Some("mic-check".parse().expect("valid id"));
+            s.recording = Some(Recording::MicCheck);
         }
         std::thread::sleep(MIC_CHECK);
         let take = {
@@ -584,7 +598,7 @@ impl App {
                 return Err(e.into());
             }
         };
-        s.recording = Some(prompt);
+        s.recording = Some(Recording::Take(prompt));
         Ok(id.to_string())
     }
 
@@ -593,10 +607,13 @@ impl App {
         let config = self.config()?;
         let (take, prompt) = {
             let mut s = lock(&self.inner.session);
-            let prompt = s
-                .recording
-                .take()
-                .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take is being recorded"))?;
+            let Some(Recording::Take(prompt)) = s.recording.clone() else {
+                return Err(AppError::new(
+                    ErrorKind::NoTake,
+                    "no take is being recorded",
+                ));
+            };
+            s.recording = None;
             let take = s
                 .recorder
                 .as_ref()

@@ -76,11 +76,21 @@ pub enum ProjectNotice {
     },
 }
 
+/// Which project the app works for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The embedded demo stack, in a data directory of its own.
+    Demo,
+    /// A real project, enrolled through its broker.
+    Project,
+}
+
 /// Everything the UI needs to render.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppState {
-    /// `demo` (the embedded demo stack, its own data directory) or `project`.
-    pub mode: &'static str,
+    /// Demo or project.
+    pub mode: Mode,
     /// This build contains the demo ("Try a demo"); release builds with a pinned lead key do not.
     pub demo_available: bool,
     /// A change to the installed project to show once.

@@ -60,7 +60,7 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     let (app, events) = start(dir.path(), &rt);
 
     let s = app.state().unwrap();
-    assert_eq!(s.mode, "demo");
+    assert_eq!(s.mode, voxseal_app::types::Mode::Demo);
     assert!(!s.enrolled);
     assert_eq!(s.prompts.len(), 5);
     let code = s.demo_code.clone().expect("local mode offers a demo code");
@@ -225,6 +225,29 @@ fn bad_input_from_the_view_is_refused_clearly() {
     assert_eq!(app.save_preferences("dark", "pt-BR").unwrap().theme, "dark");
 }
 
+/// The microphone check used a fake prompt id ("mic-check") as its marker: a `stop_take` that
+/// came while it ran ended the check's recording as a take of that prompt, put it under review,
+/// and the check then failed. Now stop_take refuses (no take is being recorded) and the check
+/// completes.
+#[test]
+fn stop_take_during_the_microphone_check_is_refused_and_the_check_completes() {
+    let rt = runtime(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = start(dir.path(), &rt);
+    let code = app.state().unwrap().demo_code.expect("demo code");
+    app.enroll(&code, false).unwrap();
+    app.give_consent().unwrap();
+    let checking = {
+        let app = app.clone();
+        std::thread::spawn(move || app.check_noise())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(app.stop_take().unwrap_err().kind, ErrorKind::NoTake);
+    let check = checking.join().unwrap().expect("the check completes");
+    assert_eq!(check.verdict, "good", "{check:?}");
+    assert!(app.state().unwrap().review.is_none());
+}
+
 /// Re-signs the stack's project config (served by its broker) with `serial`, with the stack's
 /// lead key or another.
 fn resign(stack: &voxseal_localstack::devstack::DevStackInfo, serial: u64, key: &std::path::Path) {
@@ -270,7 +293,7 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     });
 
     let s = app.state().unwrap();
-    assert_eq!(s.mode, "project");
+    assert_eq!(s.mode, voxseal_app::types::Mode::Project);
     assert!(s.project.is_none() && !s.enrolled && s.demo_code.is_none());
 
     // Shown before anything is installed or used up.
@@ -357,7 +380,7 @@ fn a_data_directory_with_demo_leftovers_does_not_start_the_demo() {
     std::fs::create_dir_all(dir.path().join("local-stack/keys")).unwrap();
     let (app, _) = start_with(dir.path(), &rt, |_| {});
     let s = app.state().unwrap();
-    assert_eq!(s.mode, "project");
+    assert_eq!(s.mode, voxseal_app::types::Mode::Project);
     assert!(s.project.is_none() && s.demo_code.is_none() && !s.enrolled);
     assert!(s.demo_available);
     assert!(

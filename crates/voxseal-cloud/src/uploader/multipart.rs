@@ -36,12 +36,12 @@ impl Uploader {
     /// and the COMPOSITE checksum S3 must answer: the one of the part checksums S3 acknowledged.
     pub(super) async fn multipart(
         &self,
-        cell: &SharedItem<'_>,
+        shared: &SharedItem<'_>,
         obj: &MultipartObject<'_>,
         parts_in_flight: &Arc<tokio::sync::Semaphore>,
         progress: Progress<'_>,
     ) -> Result<(Outcome, String), UploadError> {
-        let mut mp = self.resume_or_start(cell, obj).await?;
+        let mut mp = self.resume_or_start(shared, obj).await?;
         let plan = PartPlan::new(obj.size, mp.part_size, &mp.parts);
         let mut done_bytes = plan.done_bytes;
         progress(done_bytes);
@@ -56,13 +56,13 @@ impl Uploader {
             // Collect finished parts as we go so state is saved promptly.
             while let Some(res) = tasks.try_join_next() {
                 (self
-                    .record_part(cell, obj, &mut mp, res, &mut done_bytes, progress)
+                    .record_part(shared, obj, &mut mp, res, &mut done_bytes, progress)
                     .await)?;
             }
         }
         while let Some(res) = tasks.join_next().await {
             (self
-                .record_part(cell, obj, &mut mp, res, &mut done_bytes, progress)
+                .record_part(shared, obj, &mut mp, res, &mut done_bytes, progress)
                 .await)?;
         }
         mp.parts.sort_by_key(|p| p.number);
@@ -73,10 +73,10 @@ impl Uploader {
     /// The saved upload with the parts the server still has, or a new upload; saved either way.
     async fn resume_or_start(
         &self,
-        cell: &SharedItem<'_>,
+        shared: &SharedItem<'_>,
         obj: &MultipartObject<'_>,
     ) -> Result<MultipartState, UploadError> {
-        let (saved, sample) = cell.with(|item| {
+        let (saved, sample) = shared.with(|item| {
             let saved = (item.state.objects.get(obj.name)).and_then(|o| o.multipart.clone());
             (saved, item.manifest.sample_id.to_string())
         });
@@ -88,7 +88,7 @@ impl Uploader {
             Some(mp) => mp,
             None => self.create_upload(obj.key).await?,
         };
-        self.save_multipart(cell, obj.name, &mp)?;
+        self.save_multipart(shared, obj.name, &mp)?;
         Ok(mp)
     }
 
@@ -145,11 +145,11 @@ impl Uploader {
 
     fn save_multipart(
         &self,
-        cell: &SharedItem<'_>,
+        shared: &SharedItem<'_>,
         name: &str,
         mp: &MultipartState,
     ) -> Result<(), UploadError> {
-        cell.with(|item| {
+        shared.with(|item| {
             item.state.objects.get_mut(name).expect("present").multipart = Some(mp.clone());
             self.save(item)
         })
@@ -174,7 +174,7 @@ impl Uploader {
     /// Adds an acknowledged part to the state, saves it and reports progress.
     async fn record_part(
         &self,
-        cell: &SharedItem<'_>,
+        shared: &SharedItem<'_>,
         obj: &MultipartObject<'_>,
         mp: &mut MultipartState,
         res: Result<PartResult, tokio::task::JoinError>,
@@ -193,7 +193,7 @@ impl Uploader {
         mp.parts.push(part);
         *done_bytes += len;
         progress(*done_bytes);
-        self.save_multipart(cell, obj.name, mp)?;
+        self.save_multipart(shared, obj.name, mp)?;
         voxseal_core::fault::point("upload.part");
         Ok(())
     }

@@ -26,15 +26,15 @@ impl Uploader {
         // Credentials first, once: a broker that refuses (revoked, wrong clock) is asked once,
         // not once per payload.
         self.provider.current().await?;
-        let cell = SharedItem(std::sync::Mutex::new(item));
+        let shared = SharedItem(std::sync::Mutex::new(item));
         // One budget of parts in flight for the whole item: both payloads upload at once (no idle
         // tail between them), the manifest only after both are confirmed.
         let parts_in_flight = Arc::new(tokio::sync::Semaphore::new(self.cfg.parallel_parts.max(1)));
         let done_total = AtomicU64::new(0);
         let payload = |kind: PayloadKind| {
-            let (cell, parts_in_flight, done_total) = (&cell, &parts_in_flight, &done_total);
+            let (shared, parts_in_flight, done_total) = (&shared, &parts_in_flight, &done_total);
             async move {
-                if cell.with(|item| item.manifest.payload(kind).is_none()) {
+                if shared.with(|item| item.manifest.payload(kind).is_none()) {
                     return Ok(());
                 }
                 // This payload's bytes done, folded into the item's total.
@@ -48,7 +48,7 @@ impl Uploader {
                     };
                     progress(total);
                 };
-                self.upload_object(cell, ObjectKind::Payload(kind), parts_in_flight, &report)
+                self.upload_object(shared, ObjectKind::Payload(kind), parts_in_flight, &report)
                     .await
             }
         };
@@ -61,7 +61,7 @@ impl Uploader {
             (Err(a), Err(b)) if a.is_transient() && !b.is_transient() => return Err(b),
             (Err(e), _) | (_, Err(e)) => return Err(e),
         }
-        self.upload_object(&cell, ObjectKind::Manifest, &parts_in_flight, &|_| {})
+        self.upload_object(&shared, ObjectKind::Manifest, &parts_in_flight, &|_| {})
             .await
     }
 
@@ -69,7 +69,7 @@ impl Uploader {
     /// checksum S3 returns, saves the state and deletes the local ciphertext of a payload.
     async fn upload_object(
         &self,
-        cell: &SharedItem<'_>,
+        shared: &SharedItem<'_>,
         kind: ObjectKind,
         parts_in_flight: &Arc<tokio::sync::Semaphore>,
         progress: Progress<'_>,
@@ -81,7 +81,7 @@ impl Uploader {
             size,
             payload_sha,
             done,
-        } = cell.with(|item| object_to_send(item, kind))?;
+        } = shared.with(|item| object_to_send(item, kind))?;
         let is_payload = matches!(kind, ObjectKind::Payload(_));
         if let Some(confirmed) = done {
             // A process that ended between saving "done" and deleting the local copy left the
@@ -107,7 +107,7 @@ impl Uploader {
                 path: &path,
                 size,
             };
-            self.multipart(cell, &obj, parts_in_flight, progress)
+            self.multipart(shared, &obj, parts_in_flight, progress)
                 .await?
         } else {
             let expected =
@@ -117,7 +117,7 @@ impl Uploader {
                 .map_err(|e| UploadError::Local(format!("{}: {e}", path.display())))?;
             (self.put(&key, body, &expected).await?, expected)
         };
-        cell.with(|item| self.record_outcome(item, name, key, outcome, expected))?;
+        shared.with(|item| self.record_outcome(item, name, key, outcome, expected))?;
         // Ciphertext goes only once the server has confirmed it; the manifest stays as the record.
         if is_payload {
             delete_ciphertext(&path)?;
