@@ -131,40 +131,31 @@ PY
     printf '%s\n' "$want" > "$STAMP"
     say "pip: done, stamp written"
 fi
-# --- checkov (deploy/aws/validate.sh): its pins conflict with the test venv's AWS SDK, so it
-# gets its own venv inside .venv, installed only when deploy/aws/requirements-checkov.txt changes.
-CK_VENV="$VENV/checkov"
-CK_REQS="$VOXSEAL_ROOT/deploy/aws/requirements-checkov.txt"
-CK_STAMP="$CK_VENV/.requirements.sha256"
-ck_want="$(sha256sum "$CK_REQS" | cut -d' ' -f1)"
-if [[ $ck_want == "$(cat "$CK_STAMP" 2>/dev/null || true)" ]]; then
-    say "checkov: requirements-checkov.txt unchanged (sha256 ${ck_want:0:12}), nothing to install"
-else
-    ck_args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$CK_REQS")
-    if [[ $VOXSEAL_OFFLINE == 1 ]]; then ck_args+=(--no-index); fi
-    say "checkov: installing into $CK_VENV (~25 s)"
-    rm -f "$CK_STAMP"
-    [[ -x $CK_VENV/bin/python ]] || "$VENV/bin/python" -m venv "$CK_VENV"
-    "$CK_VENV/bin/python" -m pip "${ck_args[@]}"
-    "$CK_VENV/bin/checkov" --version >/dev/null
-    printf '%s\n' "$ck_want" > "$CK_STAMP"
-fi
-# --- PyTorch venv (python/tests/test_pytorch.py): Debian's CPU-only torch through the system
-# site-packages, plus the voxseal wheel's dependencies (scripts/requirements-torch.txt).
-TORCH_VENV="$VENV/torch"
-TORCH_REQS="$VOXSEAL_ROOT/scripts/requirements-torch.txt"
-TORCH_STAMP="$TORCH_VENV/.requirements.sha256"
-torch_want="$(sha256sum "$TORCH_REQS" | cut -d' ' -f1)"
-if [[ $torch_want == "$(cat "$TORCH_STAMP" 2>/dev/null || true)" ]]; then
-    say "torch venv: requirements-torch.txt unchanged (sha256 ${torch_want:0:12}), nothing to install"
-else
-    torch_args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$TORCH_REQS")
-    if [[ $VOXSEAL_OFFLINE == 1 ]]; then torch_args+=(--no-index); fi
-    say "torch venv: installing into $TORCH_VENV (~15 s)"
-    rm -f "$TORCH_STAMP"
-    [[ -x $TORCH_VENV/bin/python ]] || /usr/bin/python3 -m venv --system-site-packages "$TORCH_VENV"
-    "$TORCH_VENV/bin/python" -m pip "${torch_args[@]}"
-    "$TORCH_VENV/bin/python" -c 'import torch, numpy; torch.from_numpy(numpy.zeros(2, dtype="float32"))'
-    printf '%s\n' "$torch_want" > "$TORCH_STAMP"
-fi
+# side_venv NAME VENV REQS CHECK CREATE...: a venv of its own at VENV (made by CREATE... when
+# missing), filled from REQS only when that file's sha256 changed; CHECK runs in it afterwards.
+side_venv() {
+    local name="$1" venv="$2" reqs="$3" check="$4"; shift 4
+    local stamp="$venv/.requirements.sha256" want
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [[ $want == "$(cat "$stamp" 2>/dev/null || true)" ]]; then
+        say "$name: $(basename "$reqs") unchanged (sha256 ${want:0:12}), nothing to install"
+        return
+    fi
+    local args=(install --quiet --disable-pip-version-check --only-binary=:all: -r "$reqs")
+    if [[ $VOXSEAL_OFFLINE == 1 ]]; then args+=(--no-index); fi
+    say "$name: installing into $venv"
+    rm -f "$stamp"
+    [[ -x $venv/bin/python ]] || "$@" "$venv"
+    "$venv/bin/python" -m pip "${args[@]}"
+    "$venv/bin/python" -c "$check"
+    printf '%s\n' "$want" > "$stamp"
+}
+# checkov (deploy/aws/validate.sh): its pins conflict with the test venv's AWS SDK.
+side_venv checkov "$VENV/checkov" "$VOXSEAL_ROOT/deploy/aws/requirements-checkov.txt" \
+    'import checkov' "$VENV/bin/python" -m venv
+# PyTorch (python/tests/test_pytorch.py): Debian's CPU-only torch through the system
+# site-packages, plus the voxseal wheel's dependencies.
+side_venv "torch venv" "$VENV/torch" "$VOXSEAL_ROOT/scripts/requirements-torch.txt" \
+    'import torch, numpy; torch.from_numpy(numpy.zeros(2, dtype="float32"))' \
+    /usr/bin/python3 -m venv --system-site-packages
 say "done (base + test)"

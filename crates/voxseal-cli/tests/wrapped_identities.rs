@@ -108,16 +108,21 @@ fn recipient_in_config(dir: &Path, purpose: &str) -> String {
     line.split('"').nth(1).unwrap().to_owned()
 }
 
-#[test]
-fn project_init_wraps_both_identities_under_kms_and_writes_no_key_file() {
-    let Some(moto) = MotoServer::try_start() else {
-        return;
-    };
-    let work = tempfile::tempdir().unwrap();
+/// moto, a work directory and a new KMS key's ARN (`None`: moto is not installed).
+fn moto_with_a_kms_key() -> Option<(MotoServer, tempfile::TempDir, String)> {
+    let moto = MotoServer::try_start()?;
     let key = moto.aws_ok(&["kms", "create-key"])["KeyMetadata"]["Arn"]
         .as_str()
         .unwrap()
         .to_owned();
+    Some((moto, tempfile::tempdir().unwrap(), key))
+}
+
+#[test]
+fn project_init_wraps_both_identities_under_kms_and_writes_no_key_file() {
+    let Some((moto, work, key)) = moto_with_a_kms_key() else {
+        return;
+    };
     let proj = work.path().join("proj");
     let out = init(&moto, &proj, &key, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -170,14 +175,9 @@ fn project_init_wraps_both_identities_under_kms_and_writes_no_key_file() {
 
 #[test]
 fn project_init_refuses_to_replace_an_existing_wrapped_identity_and_writes_nothing() {
-    let Some(moto) = MotoServer::try_start() else {
+    let Some((moto, work, key)) = moto_with_a_kms_key() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let key = moto.aws_ok(&["kms", "create-key"])["KeyMetadata"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let first = work.path().join("first");
     let out = init(&moto, &first, &key, &["--features-only"]);
     assert!(
