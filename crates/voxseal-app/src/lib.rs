@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use voxseal_cloud::provider::{BrokerSource, CachingProvider, CredentialSource};
+use voxseal_cloud::provider::{Backoff, BrokerSource, CachingProvider, CredentialSource, Jitter};
 use voxseal_cloud::token_store::TokenStore;
 use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
 use voxseal_core::capture::audio::playback::Playback;
@@ -1020,7 +1020,14 @@ impl App {
 
     /// Uploads after every accepted take, and retries with backoff while offline.
     async fn upload_worker(self) {
-        let mut wait = Duration::from_secs(self.inner.retry_secs);
+        let backoff = Backoff {
+            attempts: u32::MAX,
+            base: Duration::from_secs(self.inner.retry_secs),
+            cap: Duration::from_secs(300),
+            jitter: Jitter::Equal,
+        };
+        // Failed drains in a row: the pause doubles with each, up to the cap.
+        let mut failures = 0u32;
         while !self.inner.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             let pending = self
                 .inner
@@ -1035,15 +1042,13 @@ impl App {
                 .unwrap_or(false);
             let enrolled = lock(&self.inner.token).is_some();
             if pending && enrolled {
-                match self.drain(None).await {
-                    Ok(()) => wait = Duration::from_secs(self.inner.retry_secs),
-                    Err(e) if e.kind == ErrorKind::Offline => {
-                        wait = (wait * 2).min(Duration::from_secs(300))
-                    }
-                    Err(_) => wait = Duration::from_secs(300),
-                }
+                failures = match self.drain(None).await {
+                    Ok(()) => 0,
+                    Err(e) if e.kind == ErrorKind::Offline => failures.saturating_add(1),
+                    Err(_) => u32::MAX,
+                };
             }
-            let pause = jittered(wait);
+            let pause = backoff.delay(failures.saturating_add(1));
             let _ = tokio::time::timeout(pause, self.inner.upload_now.notified()).await;
         }
     }
@@ -1120,33 +1125,5 @@ fn summarize(event: &str, d: &serde_json::Value) -> String {
         "prompt.flagged" => format!("flagged prompt {}: {}", s("prompt"), s("reason")),
         "project.installed" => format!("project {} set up", s("project")),
         _ => event.replace('.', " "),
-    }
-}
-
-/// The upload worker's pause before its next try: between half and all of `wait`, at random, so
-/// that laptops that went offline together (a broker outage) do not all retry in the same second.
-fn jittered(wait: Duration) -> Duration {
-    let mut r = [0u8; 4];
-    if getrandom::getrandom(&mut r).is_err() {
-        return wait;
-    }
-    let f = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
-    wait.mul_f64(0.5 + 0.5 * f)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upload_retries_wait_between_half_and_all_of_the_backoff_at_random() {
-        let wait = Duration::from_secs(60);
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..50 {
-            let d = jittered(wait);
-            assert!(d >= wait / 2 && d <= wait, "{d:?}");
-            seen.insert(d.as_millis());
-        }
-        assert!(seen.len() > 10, "not spread: {seen:?}");
     }
 }

@@ -241,7 +241,7 @@ fn stop_take_during_the_microphone_check_is_refused_and_the_check_completes() {
         let app = app.clone();
         std::thread::spawn(move || app.check_noise())
     };
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(app.stop_take().unwrap_err().kind, ErrorKind::NoTake);
     let check = checking.join().unwrap().expect("the check completes");
     assert_eq!(check.verdict, "good", "{check:?}");

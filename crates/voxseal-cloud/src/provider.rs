@@ -92,7 +92,8 @@ pub trait CredentialSource: Send + Sync + std::fmt::Debug {
     fn fetch(&self) -> CredentialFuture<'_>;
 }
 
-/// Retries with exponential backoff and full jitter.
+/// Retries with exponential backoff and jitter: the credential fetches (full jitter) and the
+/// app's upload worker (equal jitter).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     /// Attempts in all (>= 1).
@@ -101,6 +102,18 @@ pub struct Backoff {
     pub base: Duration,
     /// Longest delay.
     pub cap: Duration,
+    /// How much of each delay is random.
+    pub jitter: Jitter,
+}
+
+/// The random part of a [`Backoff`] delay `d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Uniform in `[0, d]`.
+    Full,
+    /// Uniform in `[d/2, d]`: never much sooner than planned, still spread out, so that laptops
+    /// that went offline together (a broker outage) do not all retry in the same second.
+    Equal,
 }
 
 impl Default for Backoff {
@@ -109,17 +122,25 @@ impl Default for Backoff {
             attempts: 4,
             base: Duration::from_millis(500),
             cap: Duration::from_secs(8),
+            jitter: Jitter::Full,
         }
     }
 }
 
 impl Backoff {
-    /// The delay before retry number `n` (1-based): uniform in `[0, min(cap, base * 2^(n-1))]`.
+    /// The delay before retry number `n` (1-based): `min(cap, base * 2^(n-1))`, jittered.
     pub fn delay(&self, n: u32) -> Duration {
-        let max = self.base.saturating_mul(1 << (n - 1).min(16)).min(self.cap);
+        let max = self
+            .base
+            .saturating_mul(1 << n.saturating_sub(1).min(16))
+            .min(self.cap);
         let mut r = [0u8; 4];
         getrandom::getrandom(&mut r).expect("the OS random number generator failed");
-        max.mul_f64(u32::from_le_bytes(r) as f64 / u32::MAX as f64)
+        let f = f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX);
+        match self.jitter {
+            Jitter::Full => max.mul_f64(f),
+            Jitter::Equal => max.mul_f64(0.5 + 0.5 * f),
+        }
     }
 }
 
@@ -642,5 +663,26 @@ mod tests {
         let samples: std::collections::HashSet<_> =
             (0..20).map(|_| b.delay(3).as_millis()).collect();
         assert!(samples.len() > 5, "jitter");
+    }
+
+    #[test]
+    fn equal_jitter_waits_between_half_and_all_of_the_delay() {
+        let b = Backoff {
+            attempts: u32::MAX,
+            base: Duration::from_secs(60),
+            cap: Duration::from_secs(300),
+            jitter: Jitter::Equal,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let d = b.delay(2);
+            assert!(
+                d >= Duration::from_secs(60) && d <= Duration::from_secs(120),
+                "{d:?}"
+            );
+            seen.insert(d.as_millis());
+        }
+        assert!(seen.len() > 10, "not spread: {seen:?}");
+        assert!(b.delay(40) <= b.cap);
     }
 }

@@ -469,6 +469,7 @@ async fn an_unreachable_broker_means_queued_not_lost() {
         attempts: 2,
         base: Duration::from_millis(10),
         cap: Duration::from_millis(50),
+        jitter: voxseal_cloud::provider::Jitter::Full,
     });
     let up = s.uploader(s.endpoint(), Arc::new(broker), 8 * MIB, 2);
     let report = up.drain(&|_| {}).await.unwrap();

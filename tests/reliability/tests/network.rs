@@ -171,6 +171,7 @@ async fn a_broker_that_is_down_gets_a_few_jittered_retries_then_offline() {
         attempts: 4,
         base: Duration::from_millis(200),
         cap: Duration::from_millis(1600),
+        jitter: voxseal_cloud::provider::Jitter::Full,
     };
     let client = || {
         BrokerSource::new(
@@ -234,6 +235,7 @@ async fn clock_skew_at_the_broker_is_one_request_and_a_clear_message() {
             attempts: 4,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(50),
+            jitter: voxseal_cloud::provider::Jitter::Full,
         });
         let err = source.fetch().await.unwrap_err();
         if skewed {
