@@ -94,6 +94,13 @@ def _session_dir():
         return None
 
 
+def _row_bytes(sample, columns):
+    """The bytes a row adds to a block of `columns`: its tensors, plus 64 for the small fields.
+    Counting only what the block holds keeps each yielded block at BLOCK_BYTES, which Ray Data
+    then hands on as it is instead of merging it with the next."""
+    return 64 + sum(getattr(sample, c).nbytes for c in ("log_mel", "mfcc") if c in columns)
+
+
 def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, allow_disk, columns=COLUMNS):
     def read():
         check_store_in_memory(_session_dir(), allow_disk)
@@ -104,7 +111,7 @@ def _read_task(url, keys, project, session_args, identity_secret, audit_bucket, 
             for key in keys:
                 sample = ds.fetch(ds.index.get(key))
                 rows.append(sample)
-                size += sample.log_mel.nbytes + sample.mfcc.nbytes
+                size += _row_bytes(sample, columns)
                 if size >= BLOCK_BYTES:
                     yield _block(rows, columns)
                     rows, size = [], 0
