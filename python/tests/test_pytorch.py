@@ -81,3 +81,29 @@ def test_the_budget_is_split_between_the_workers(stack, tmp_path):
     run = load_in_torch(stack, tmp_path, budget=2)
     assert run.returncode != 0
     assert "ReadBudgetExceeded" in run.stderr and "read budget (1 samples" in run.stderr, run.stderr
+
+
+SHARES = r"""
+import json, voxseal, voxseal.pytorch
+out = {}
+for total, parts in [(7, 3), (5, 2), (100, 4)]:
+    b = voxseal.ReadBudget(max_samples=total, max_bytes=total * 1000 + 1)
+    shares = [voxseal.pytorch._share_of(b, i, parts) for i in range(parts)]
+    out[f"{total}/{parts}"] = [[s.max_samples for s in shares], sum(s.max_bytes for s in shares)]
+try:
+    voxseal.pytorch._share_of(voxseal.ReadBudget(max_samples=1), 0, 2)
+except ValueError as e:
+    out["too_small"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_the_workers_budgets_add_up_to_exactly_the_budget_given():
+    run = subprocess.run([str(torch_python()), "-c", SHARES], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "python")})
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["7/3"] == [[3, 2, 2], 7001]
+    assert out["5/2"] == [[3, 2], 5001]
+    assert out["100/4"] == [[25, 25, 25, 25], 100001]
+    assert "cannot be split between 2 DataLoader workers" in out["too_small"]

@@ -35,19 +35,31 @@ BLOCK_BYTES = 8 << 20
 COLUMNS = ("sample_id", "contractor", "prompt_id", "log_mel", "mfcc", "worker_peak_rss_kib")
 
 
+def _objects(values):
+    """A 1-d object array of `values` (tensors of different shapes stay separate arrays)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):  # one by one: a slice assignment would broadcast equal shapes
+        out[i] = v
+    return out
+
+
+# How each column is made from the rows of a block.
+_COLUMN_OF = {
+    "sample_id": lambda rows: np.array([r.sample_id for r in rows]),
+    "contractor": lambda rows: np.array([r.contractor for r in rows]),
+    "prompt_id": lambda rows: np.array([r.manifest["prompt_id"] for r in rows]),
+    "log_mel": lambda rows: _objects([r.log_mel for r in rows]),
+    "mfcc": lambda rows: _objects([r.mfcc for r in rows]),
+    # The worker's peak resident memory so far (KiB): docs/performance.md reports it.
+    "worker_peak_rss_kib": lambda rows: np.full(len(rows), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+}
+
+
 def _block(rows, columns=COLUMNS):
+    """A block of `rows` holding only `columns`, each made only when selected."""
     from ray.data.block import BlockAccessor
 
-    batch = {
-        "sample_id": np.array([r.sample_id for r in rows]),
-        "contractor": np.array([r.contractor for r in rows]),
-        "prompt_id": np.array([r.manifest["prompt_id"] for r in rows]),
-        "log_mel": np.array([r.log_mel for r in rows] + [None], dtype=object)[:-1],
-        "mfcc": np.array([r.mfcc for r in rows] + [None], dtype=object)[:-1],
-        # The worker's peak resident memory so far (KiB): docs/performance.md reports it.
-        "worker_peak_rss_kib": np.full(len(rows), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
-    }
-    return BlockAccessor.batch_to_block({c: batch[c] for c in columns})
+    return BlockAccessor.batch_to_block({c: _COLUMN_OF[c](rows) for c in columns})
 
 
 class ObjectStoreOnDisk(RuntimeError):

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use parquet::basic::Compression;
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DataType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::record::Field;
 
 /// A column's type.
@@ -98,8 +98,14 @@ fn schema() -> parquet::schema::types::TypePtr {
     )
 }
 
-/// Definition levels (1: present, 0: null) and the present values of column `i`.
-fn present<T>(rows: &[Row], i: usize, get: impl Fn(&Value) -> Option<T>) -> (Vec<i16>, Vec<T>) {
+/// Writes column `i` of `rows`: definition level 1 and the value where `get` finds one, level 0
+/// (null) where it does not.
+fn write_present<T: DataType>(
+    column: &mut SerializedColumnWriter<'_>,
+    rows: &[Row],
+    i: usize,
+    get: impl Fn(&Value) -> Option<T::T>,
+) -> Result<()> {
     let mut defs = Vec::with_capacity(rows.len());
     let mut values = Vec::with_capacity(rows.len());
     for row in rows {
@@ -111,7 +117,10 @@ fn present<T>(rows: &[Row], i: usize, get: impl Fn(&Value) -> Option<T>) -> (Vec
             None => defs.push(0),
         }
     }
-    (defs, values)
+    column
+        .typed::<T>()
+        .write_batch(&values, Some(&defs), None)?;
+    Ok(())
 }
 
 /// Repetition and definition levels and values of a list column: a null list is def 0, an empty
@@ -155,42 +164,22 @@ pub fn to_parquet(rows: &[Row]) -> Result<Vec<u8>> {
     let mut i = 0;
     while let Some(mut column) = group.next_column()? {
         match COLUMNS[i].1 {
-            ColumnType::Str => {
-                let (defs, v) = present(rows, i, |v| match v {
-                    Value::Str(s) => Some(ByteArray::from(s.as_str())),
-                    _ => None,
-                });
-                column
-                    .typed::<ByteArrayType>()
-                    .write_batch(&v, Some(&defs), None)?;
-            }
-            ColumnType::F64 => {
-                let (defs, v) = present(rows, i, |v| match v {
-                    Value::F64(x) => Some(*x),
-                    _ => None,
-                });
-                column
-                    .typed::<DoubleType>()
-                    .write_batch(&v, Some(&defs), None)?;
-            }
-            ColumnType::I64 => {
-                let (defs, v) = present(rows, i, |v| match v {
-                    Value::I64(x) => Some(*x),
-                    _ => None,
-                });
-                column
-                    .typed::<Int64Type>()
-                    .write_batch(&v, Some(&defs), None)?;
-            }
-            ColumnType::Bool => {
-                let (defs, v) = present(rows, i, |v| match v {
-                    Value::Bool(x) => Some(*x),
-                    _ => None,
-                });
-                column
-                    .typed::<BoolType>()
-                    .write_batch(&v, Some(&defs), None)?;
-            }
+            ColumnType::Str => write_present::<ByteArrayType>(&mut column, rows, i, |v| match v {
+                Value::Str(s) => Some(ByteArray::from(s.as_str())),
+                _ => None,
+            })?,
+            ColumnType::F64 => write_present::<DoubleType>(&mut column, rows, i, |v| match v {
+                Value::F64(x) => Some(*x),
+                _ => None,
+            })?,
+            ColumnType::I64 => write_present::<Int64Type>(&mut column, rows, i, |v| match v {
+                Value::I64(x) => Some(*x),
+                _ => None,
+            })?,
+            ColumnType::Bool => write_present::<BoolType>(&mut column, rows, i, |v| match v {
+                Value::Bool(x) => Some(*x),
+                _ => None,
+            })?,
             ColumnType::StrList => {
                 let (defs, reps, v) = list_levels(rows, i);
                 column
