@@ -16,8 +16,17 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use voxseal_core::store::audit::{AuditEntry, AuditError, AuditLog, verify, verify_reader};
+use voxseal_core::store::audit::{AuditEntry, AuditError, AuditLog, LogEvent, verify, verify_reader};
 use voxseal_fuzz::encode::{AuditLineSpec, Input};
+
+/// The event the target appends.
+struct Appended;
+
+impl LogEvent for Appended {
+    fn to_line_parts(&self) -> (String, serde_json::Value) {
+        ("fuzz.appended".into(), json!({ "n": 1 }))
+    }
+}
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -107,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
     let p = path();
     voxseal_fuzz::put(p, &bytes);
     let log = AuditLog::new(p);
-    let result = log.append("fuzz.appended", json!({ "n": 1 }));
+    let result = log.append(&Appended);
     let after_bytes = std::fs::read(p).expect("read back");
     let after = verify(p).expect("read back");
     match result {

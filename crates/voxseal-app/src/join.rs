@@ -9,6 +9,7 @@ use voxseal_cloud::token_store::TokenStore;
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::enroll_link::{BrokerUrl, EnrollLink};
 use voxseal_core::project::install::{Installed, Replace};
+use voxseal_core::store::audit::AuditEvent;
 
 use crate::types::{JoinPreview, ProjectNotice, ProjectView};
 use crate::{App, AppError, AppResult, ErrorKind, invalid, lock};
@@ -221,10 +222,10 @@ impl App {
             }),
             Ok(_) => None,
             Err(e) => {
-                let _ = ws.audit.append(
-                    "project.refused",
-                    serde_json::json!({ "origin": origin, "reason": e.to_string() }),
-                );
+                let _ = ws.audit.append(&AuditEvent::ProjectRefused {
+                    origin: origin.to_string(),
+                    reason: e.to_string(),
+                });
                 Some(ProjectNotice::Refused {
                     message: e.to_string(),
                 })

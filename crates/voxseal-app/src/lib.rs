@@ -32,6 +32,7 @@ use voxseal_cloud::token_store::TokenStore;
 use voxseal_core::capture::audio::Level;
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::progress::Progress;
 use voxseal_core::store::workspace::Workspace;
 
@@ -267,10 +268,13 @@ impl App {
         let mut settings = self.inner.ws.settings()?;
         settings.contractor = Some(contractor.clone());
         self.inner.ws.save_settings(&settings)?;
-        self.inner.ws.audit.append(
-            "enrollment.joined",
-            serde_json::json!({ "contractor": contractor, "broker": url }),
-        )?;
+        (self.inner.ws.audit).append(&AuditEvent::EnrollmentJoined {
+            contractor: contractor.clone(),
+            broker: url.to_owned(),
+            project: None,
+            serial: None,
+            token_store: None,
+        })?;
         *lock(&self.inner.token) = Some(token);
         *lock(&self.inner.demo_code) = None;
         // The link is used up: it no longer fills the enroll screen.

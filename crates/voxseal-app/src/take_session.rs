@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use voxseal_core::capture::audio::playback::Playback;
 use voxseal_core::capture::audio::{DeviceInfo, Level};
-use voxseal_core::capture::recorder::RecordedTake;
 use voxseal_core::capture::recorder::{Recorder, RecorderEvent, RecorderOptions};
 use voxseal_core::dsp::pcm::PcmReplay;
 use voxseal_core::dsp::quality::MicCheck;
-use voxseal_core::dsp::quality::QualityReport;
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::PromptId;
-use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::audit::AuditEvent;
+use voxseal_core::store::audit_event::DiscardReason;
 use voxseal_core::store::progress::Progress;
+use voxseal_core::store::take::{AcceptRefused, Acceptance, TakeInReview};
 
 use crate::types::{AppState, TakeReview};
 use crate::{App, AppError, AppEvent, AppResult, ErrorKind, Sink, invalid, lock};
@@ -24,9 +24,7 @@ pub(crate) const POST_ROLL: Duration = Duration::from_millis(500);
 pub(crate) const MIC_CHECK: Duration = Duration::from_secs(3);
 
 pub(crate) struct UnderReview {
-    pub(crate) take: RecordedTake,
-    pub(crate) prompt: PromptId,
-    pub(crate) quality: QualityReport,
+    pub(crate) take: TakeInReview,
     pub(crate) view: TakeReview,
 }
 
@@ -162,10 +160,10 @@ impl App {
         let mut settings = self.inner.ws.settings()?;
         settings.mic_checked = true;
         self.inner.ws.save_settings(&settings)?;
-        self.inner.ws.audit.append(
-            "mic.checked",
-            serde_json::json!({ "verdict": check.verdict, "noise_floor_dbfs": check.noise_floor_dbfs }),
-        )?;
+        self.inner.ws.audit.append(&AuditEvent::MicChecked {
+            verdict: check.verdict.clone(),
+            noise_floor_dbfs: check.noise_floor_dbfs,
+        })?;
         Ok(check)
     }
 
@@ -237,27 +235,18 @@ impl App {
             }
             (take?, prompt)
         };
-        self.inner.ws.audit.append(
-            "take.recorded",
-            serde_json::json!({
-                "take": take.take_id, "prompt": prompt, "duration_s": take.duration_s(),
-                "dropped": take.counters.dropped, "interrupted": take.interrupted.is_some(),
-            }),
-        )?;
-        let quality = take.analyzer.clone().finish(&config.quality);
-        let waveform = voxseal_core::dsp::pcm::waveform(&take.spool, 400)?;
+        let take = (self.inner.ws).review_take(take, Some(prompt.clone()), &config)?;
+        let waveform = voxseal_core::dsp::pcm::waveform(&take.take().spool, 400)?;
         let view = TakeReview {
-            take_id: take.take_id.to_string(),
+            take_id: take.take().take_id.to_string(),
             prompt_id: prompt.to_string(),
-            duration_s: take.duration_s(),
+            duration_s: take.take().duration_s(),
             waveform,
-            quality: quality.clone(),
-            interrupted: take.interrupted.clone(),
+            quality: take.quality().clone(),
+            interrupted: take.take().interrupted.clone(),
         };
         lock(&self.inner.session).review = Some(UnderReview {
             take,
-            prompt,
-            quality,
             view: view.clone(),
         });
         Ok(view)
@@ -271,8 +260,10 @@ impl App {
                 .review
                 .as_ref()
                 .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take to play"))?;
-            let pb = voxseal_core::capture::audio::playback::play(&r.take.spool as &dyn PcmReplay)
-                .map_err(|e| AppError::new(ErrorKind::NoDevice, e.to_string()))?;
+            let pb = voxseal_core::capture::audio::playback::play(
+                &r.take.take().spool as &dyn PcmReplay,
+            )
+            .map_err(|e| AppError::new(ErrorKind::NoDevice, e.to_string()))?;
             s.playback = Some(pb);
         }
         loop {
@@ -301,64 +292,36 @@ impl App {
         let contractor = self
             .contractor()
             .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?;
-        let review = lock(&self.inner.session)
+        let UnderReview { take, view } = lock(&self.inner.session)
             .review
             .take()
             .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take to accept"))?;
-        if review.quality.overall == voxseal_core::dsp::quality::Verdict::Fail && !accept_failed {
-            let reasons: Vec<String> = review
-                .quality
-                .checks
-                .iter()
-                .filter(|c| c.verdict == voxseal_core::dsp::quality::Verdict::Fail)
-                .map(|c| c.reason.clone())
-                .collect();
-            lock(&self.inner.session).review = Some(review);
-            return Err(AppError::new(
-                ErrorKind::QualityFailed,
-                format!(
-                    "the take failed: {}; re-record it or accept it anyway",
-                    reasons.join("; ")
-                ),
-            ));
-        }
-        let mut progress = self
-            .progress()?
-            .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?;
-        let settings = self.inner.ws.settings()?;
-        let sealing = Review {
-            prompt_id: Some(review.prompt.clone()),
-            supersedes: progress.current_sample(&review.prompt),
-            accept_failed,
-            consent: settings.consent.clone(),
+        let prompt = take.prompt().cloned().expect("app takes have a prompt");
+        let acceptance = Acceptance {
+            despite_failed_checks: accept_failed,
+            supersedes: None,
         };
-        let UnderReview {
-            take,
-            prompt,
-            quality,
-            view,
-        } = review;
-        match self
-            .inner
-            .ws
-            .accept_take(&config, &contractor, take, &quality, &sealing, &mut |_| {})
-        {
-            Ok(item) => {
-                progress.accepted(&prompt, &item.manifest.sample_id)?;
+        let ws = &self.inner.ws;
+        match take.accept(ws, &config, &contractor, &acceptance, &mut |_| {}) {
+            Ok(_) => {
+                let mut progress = self
+                    .progress()?
+                    .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?;
                 self.advance(&mut progress, &config, &prompt)?;
                 self.queue_changed();
                 self.inner.upload_now.notify_one();
                 self.state()
             }
-            Err(e) => {
-                let err = e.error.to_string();
-                lock(&self.inner.session).review = Some(UnderReview {
-                    take: e.take,
-                    prompt,
-                    quality,
-                    view,
-                });
-                Err(AppError::new(ErrorKind::Storage, err))
+            Err(refused) => {
+                let kind = match *refused {
+                    AcceptRefused::FailedChecks { .. } => ErrorKind::QualityFailed,
+                    _ => ErrorKind::Storage,
+                };
+                let error = AppError::new(kind, refused.to_string());
+                if let Some(take) = refused.into_take() {
+                    lock(&self.inner.session).review = Some(UnderReview { take, view });
+                }
+                Err(error)
             }
         }
     }
@@ -384,9 +347,7 @@ impl App {
             .review
             .take()
             .ok_or_else(|| AppError::new(ErrorKind::NoTake, "no take to discard"))?;
-        self.inner
-            .ws
-            .discard_take(review.take, "discarded by the contractor")?;
+        (review.take).discard(&self.inner.ws, DiscardReason::ByContractor)?;
         self.state()
     }
 
@@ -407,14 +368,15 @@ impl App {
             .progress()?
             .ok_or_else(|| AppError::new(ErrorKind::NotEnrolled, "enroll first"))?;
         progress.skipped(&prompt, flag_reason.clone())?;
-        self.inner.ws.audit.append(
-            if flag_reason.is_some() {
-                "prompt.flagged"
-            } else {
-                "prompt.skipped"
+        self.inner.ws.audit.append(&match flag_reason {
+            Some(reason) => AuditEvent::PromptFlagged {
+                prompt: prompt.clone(),
+                reason,
             },
-            serde_json::json!({ "prompt": prompt, "reason": flag_reason }),
-        )?;
+            None => AuditEvent::PromptSkipped {
+                prompt: prompt.clone(),
+            },
+        })?;
         self.advance(&mut progress, &config, &prompt)?;
         self.state()
     }

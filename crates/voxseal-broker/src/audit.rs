@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use voxseal_core::store::audit::{AuditError, AuditLog};
+use voxseal_core::store::audit::{AuditError, AuditLog, LogEvent};
 
 /// Audit event: the log was rotated; the first line of every file after the first.
 pub const EVENT_AUDIT_ROTATED: &str = "audit.rotated";
@@ -28,6 +28,15 @@ pub const EVENT_AUDIT_ROTATED: &str = "audit.rotated";
 pub const EVENT_REFUSALS_LIMITED: &str = "broker.refusals.limited";
 /// Addresses counted separately in one window; beyond that they share one line.
 pub const MAX_WINDOW_ADDRESSES: usize = 1024;
+
+/// A broker event: one of the `EVENT_*` names here and in `app`, and its details.
+struct BrokerEvent<'a>(&'a str, Value);
+
+impl LogEvent for BrokerEvent<'_> {
+    fn to_line_parts(&self) -> (String, Value) {
+        (self.0.to_owned(), self.1.clone())
+    }
+}
 
 /// The rotating, aggregating audit log (cheap to share behind an `Arc`).
 #[derive(Debug)]
@@ -86,7 +95,7 @@ impl BrokerAudit {
                 source,
             })?;
         }
-        self.log.append(event, details)
+        self.log.append(&BrokerEvent(event, details))
     }
 
     /// Counts one request refused by the per-address limit.
@@ -164,7 +173,7 @@ impl BrokerAudit {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         self.log
-            .append(
+            .append(&BrokerEvent(
                 EVENT_AUDIT_ROTATED,
                 json!({
                     "previous_file": previous,
@@ -172,7 +181,7 @@ impl BrokerAudit {
                     "previous_last_hash": last_hash,
                     "max_bytes": self.max_bytes,
                 }),
-            )
+            ))
             .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(())
     }

@@ -14,6 +14,7 @@ use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::enroll_link::{BrokerUrl, EnrollLink};
 use voxseal_core::project::install::Replace;
+use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::outbox::ItemStatus;
 
 use crate::cli::{Cli, JoinArgs, UploadArgs};
@@ -100,7 +101,7 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     } else {
         Replace::SameProject
     };
-    let (_, installed_now) = ws.try_install(
+    ws.try_install(
         signed.config.as_bytes(),
         &signed.signature,
         &origin,
@@ -118,10 +119,19 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
-    ws.audit.append(
-        "enrollment.joined",
-        serde_json::json!({ "contractor": contractor, "broker": url, "store": backend, "project": config.project.name, "serial": config.project.serial, "install": format!("{installed_now:?}") }),
-    )?;
+    ws.audit.append(&AuditEvent::EnrollmentJoined {
+        contractor: contractor.clone(),
+        broker: url.clone(),
+        project: Some(config.project.name.clone()),
+        serial: Some(config.project.serial),
+        token_store: Some(
+            match backend {
+                Backend::Keychain => "keychain",
+                Backend::EncryptedFile => "encrypted_file",
+            }
+            .into(),
+        ),
+    })?;
     if a.accept_consent.is_some() {
         crate::consent::ensure(&ws, &config, a.accept_consent.as_deref(), false)?;
     }
@@ -167,10 +177,10 @@ fn refresh_project(
         }
         Ok(_) => {}
         Err(e) => {
-            ws.audit.append(
-                "project.refused",
-                serde_json::json!({ "origin": origin, "reason": e.to_string() }),
-            )?;
+            ws.audit.append(&AuditEvent::ProjectRefused {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?;
             eprintln!(
                 "{} the broker offered a project config that was refused and not installed: {e}",
                 ui::yellow("warning:")

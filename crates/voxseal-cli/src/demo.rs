@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::ContractorId;
-use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::take::Acceptance;
 use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::DemoArgs;
@@ -87,7 +87,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         "   (the demo accepts its consent text, as with --accept-consent {})",
         &hash[..16]
     );
-    let consent = crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
+    crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
 
     // 3. Record.
     let source = match &a.source {
@@ -100,12 +100,13 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     ));
     let factory = ui::source_factory(&source, false, 48_000)?;
     let take = capture(factory, &ws, &config, Some(a.seconds))?;
-    let report = take.analyzer.clone().finish(&config.quality);
-    ui::step(&format!("quality of take {}", take.take_id));
-    ui::print_quality(&report);
+    let take = ws.review_take(take, Some(config.prompts[0].id.clone()), &config)?;
+    ui::step(&format!("quality of take {}", take.take().take_id));
+    ui::print_quality(take.quality());
     eprintln!(
         "   the take is in the spool as {} (ChaCha20-Poly1305, key only in memory)",
-        take.spool
+        take.take()
+            .spool
             .path()
             .file_name()
             .unwrap_or_default()
@@ -113,16 +114,14 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     );
 
     // 4. Seal.
-    let review = Review {
-        prompt_id: Some(config.prompts[0].id.clone()),
-        accept_failed: true, // a demo seals whatever it recorded
-        consent: Some(consent),
+    let acceptance = Acceptance {
+        despite_failed_checks: true, // a demo seals whatever it recorded
         ..Default::default()
     };
     let (bar, mut update) = ui::seal_bar();
-    let item = ws.accept_take(&config, &contractor, take, &report, &review, &mut update);
+    let item = take.accept(&ws, &config, &contractor, &acceptance, &mut update);
     bar.finish_and_clear();
-    let item = item.map_err(|e| e.error)?;
+    let item = item.map_err(|e| anyhow::anyhow!("{e}"))?;
     ui::step(&format!(
         "sealed sample {} into the outbox:",
         item.manifest.sample_id

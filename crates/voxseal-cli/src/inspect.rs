@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::outbox::OutboxItem;
 
 use crate::cli::{
@@ -25,10 +26,10 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let mut settings = ws.settings()?;
     settings.contractor = Some(contractor.clone());
     ws.save_settings(&settings)?;
-    ws.audit.append(
-        "contractor.configured",
-        serde_json::json!({ "contractor": contractor, "previous": previous }),
-    )?;
+    ws.audit.append(&AuditEvent::ContractorConfigured {
+        contractor: contractor.clone(),
+        previous,
+    })?;
     ui::step(&format!(
         "{} set up in {} for project {} ({} prompts, {} mode)",
         contractor,

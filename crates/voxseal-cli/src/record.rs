@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use voxseal_core::capture::audio::SourceFactory;
 use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
-use voxseal_core::dsp::quality::{QualityReport, Verdict};
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::{ContractorId, PromptId, SampleId};
-use voxseal_core::sealing::seal::Review;
+use voxseal_core::store::audit_event::DiscardReason;
+use voxseal_core::store::take::{AcceptRefused, Acceptance, TakeInReview, discard_recorded};
 use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::{Cli, DecisionArgs, RecordArgs, SealArgs};
@@ -32,7 +32,7 @@ pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
     let contractor = ws.contractor()?;
     let prompt = parse_prompt(&config, args.prompt.as_deref())?;
     let supersedes = existing_sample(&ws, args.supersedes.as_deref())?;
-    let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
+    crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let decided = args.decision.accept || args.decision.accept_failed || args.decision.discard;
     let interactive = std::io::stdin().is_terminal() && !decided;
     if !interactive && !decided {
@@ -55,18 +55,13 @@ pub fn record(cli: &Cli, args: &RecordArgs) -> Result<()> {
     loop {
         let factory = ui::source_factory(&args.source.source, args.source.fast, 48_000)?;
         let take = capture(factory, &ws, &config, args.seconds)?;
-        let review = Review {
-            prompt_id: prompt.as_ref().map(|p| p.id.clone()),
-            supersedes: supersedes.clone(),
-            accept_failed: false,
-            consent: Some(consent.clone()),
-        };
+        let take = ws.review_take(take, prompt.as_ref().map(|p| p.id.clone()), &config)?;
         match finish_take(
             &ws,
             &config,
             &contractor,
             take,
-            review,
+            supersedes.clone(),
             &args.decision,
             interactive,
         )? {
@@ -98,28 +93,32 @@ pub fn seal_wav(cli: &Cli, args: &SealArgs) -> Result<()> {
             args.wav.display()
         );
     }
-    let consent = crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
+    crate::consent::ensure(&ws, &config, args.accept_consent.as_deref(), true)?;
     let factory = ui::source_factory(&format!("file:{}", args.wav.display()), true, 48_000)?;
     // The limit one second above the file's length: reaching it would mean the file grew.
     let take = capture_up_to(factory, &ws, max + 1.0, None)?;
     if let Some(why) = take.interrupted.clone() {
         // A file that cannot be read to its end is damaged: sealing what was read would pass a
         // fragment off as the whole recording.
-        ws.discard_take(take, "the WAV file could not be read to its end")?;
+        discard_recorded(&ws, take, DiscardReason::UnreadableFile)?;
         bail!("{why}; nothing was sealed");
     }
-    let review = Review {
-        prompt_id: prompt.map(|p| p.id),
-        supersedes,
-        accept_failed: false,
-        consent: Some(consent),
-    };
+    let take = ws.review_take(take, prompt.map(|p| p.id), &config)?;
     let decision = DecisionArgs {
         accept: !args.accept_failed,
         accept_failed: args.accept_failed,
         discard: false,
     };
-    finish_take(&ws, &config, &contractor, take, review, &decision, false).map(|_| ())
+    finish_take(
+        &ws,
+        &config,
+        &contractor,
+        take,
+        supersedes,
+        &decision,
+        false,
+    )
+    .map(|_| ())
 }
 
 /// `--supersedes`: a well-formed id of a sample in this data directory's outbox (uploaded ones
@@ -241,18 +240,6 @@ fn capture_up_to(
             take.counters.dropped
         );
     }
-    ws.audit.append(
-        "take.recorded",
-        serde_json::json!({
-            "take": take.take_id,
-            "source": take.source.kind,
-            "sample_rate": take.source.sample_rate,
-            "duration_s": take.duration_s(),
-            "dropped": take.counters.dropped,
-            "interrupted": take.interrupted.is_some(),
-            "reached_limit": take.reached_limit(),
-        }),
-    )?;
     Ok(take)
 }
 
@@ -269,107 +256,124 @@ pub fn finish_take(
     ws: &Workspace,
     config: &ProjectConfig,
     contractor: &ContractorId,
-    take: RecordedTake,
-    mut review: Review,
+    take: TakeInReview,
+    supersedes: Option<SampleId>,
     decision: &DecisionArgs,
     interactive: bool,
 ) -> Result<Decision> {
-    let report: QualityReport = take.analyzer.clone().finish(&config.quality);
     ui::step(&format!(
         "take {} recorded ({:.1} s)",
-        take.take_id,
-        take.duration_s()
+        take.take().take_id,
+        take.take().duration_s()
     ));
-    ui::print_quality(&report);
-    let failed = report.overall == Verdict::Fail;
-    let choice = if interactive {
-        let q = if failed {
-            "Take failed a check. [r]e-record, [d]iscard, or accept anyway (type 'accept')?"
-        } else {
-            "[a]ccept, [r]e-record or [d]iscard?"
-        };
-        loop {
-            match ask(q)?.as_str() {
-                "a" | "accept" | "" if !failed => {
-                    break Decision::Accept {
-                        even_if_failed: false,
-                    };
-                }
-                "accept" if failed => {
-                    break Decision::Accept {
-                        even_if_failed: true,
-                    };
-                }
-                "r" | "re-record" | "rerecord" => break Decision::Rerecord,
-                "d" | "discard" => break Decision::Discard,
-                _ => eprintln!(
-                    "   please answer {}",
-                    if failed {
-                        "r, d or accept"
-                    } else {
-                        "a, r or d"
-                    }
-                ),
-            }
-        }
-    } else if decision.discard {
-        Decision::Discard
-    } else {
-        Decision::Accept {
-            even_if_failed: decision.accept_failed,
-        }
-    };
+    ui::print_quality(take.quality());
+    let failed = take.failed_checks().next().is_some();
+    let choice = decide(failed, decision, interactive)?;
     match choice {
-        Decision::Discard | Decision::Rerecord => {
-            let why = if choice == Decision::Discard {
-                "discarded by the contractor"
-            } else {
-                "re-recorded"
-            };
-            ws.discard_take(take, why)?;
-            eprintln!("   take discarded: spool file wiped, key zeroized");
-        }
+        Decision::Discard => take.discard(ws, DiscardReason::ByContractor)?,
+        Decision::Rerecord => take.discard(ws, DiscardReason::Rerecorded)?,
         Decision::Accept { even_if_failed } => {
-            if failed && !even_if_failed {
-                let take_id = take.take_id.clone();
-                ws.discard_take(take, "failed quality checks")?;
-                return Err(Exit {
-                    code: exit::QUALITY,
-                    message: format!(
-                        "take {take_id} failed quality checks and was discarded; re-record it, or pass --accept-failed to keep it anyway"
-                    ),
-                }
-                .into());
-            }
-            review.accept_failed = even_if_failed;
-            let (bar, mut update) = ui::seal_bar();
-            let item = ws.accept_take(config, contractor, take, &report, &review, &mut update);
-            bar.finish_and_clear();
-            let item = item.map_err(|e| {
-                // The take is handed back; dropping it here wipes it (the CLI cannot keep it).
-                let msg = format!("{}", e.error);
-                let _ = ws.discard_take(e.take, "sealing failed");
-                anyhow::anyhow!("{msg}; the take was discarded")
-            })?;
-            ui::step(&format!(
-                "sealed {} into {}",
-                ui::bold(item.manifest.sample_id.as_str()),
-                item.dir.display()
-            ));
-            for p in &item.manifest.payloads {
-                eprintln!(
-                    "   {:<24} {:>10}  sha256 {}…  to {} recipient(s)",
-                    p.file,
-                    ui::bytes(p.size),
-                    &p.sha256[..16],
-                    p.recipients.len()
-                );
-            }
-            eprintln!(
-                "   spool file wiped and its key zeroized; plaintext audio is gone from this machine"
-            );
-            println!("{}", item.manifest.sample_id);
+            let acceptance = Acceptance {
+                despite_failed_checks: even_if_failed,
+                supersedes,
+            };
+            seal(ws, config, contractor, take, &acceptance)?;
+            return Ok(choice);
         }
     }
+    eprintln!("   take discarded: spool file wiped, key zeroized");
     Ok(choice)
+}
+
+/// The contractor's decision: asked at a terminal, else taken from the flags.
+fn decide(failed: bool, decision: &DecisionArgs, interactive: bool) -> Result<Decision> {
+    if !interactive {
+        return Ok(if decision.discard {
+            Decision::Discard
+        } else {
+            Decision::Accept {
+                even_if_failed: decision.accept_failed,
+            }
+        });
+    }
+    let (question, answers) = if failed {
+        (
+            "Take failed a check. [r]e-record, [d]iscard, or accept anyway (type 'accept')?",
+            "r, d or accept",
+        )
+    } else {
+        ("[a]ccept, [r]e-record or [d]iscard?", "a, r or d")
+    };
+    loop {
+        match ask(question)?.as_str() {
+            "a" | "accept" | "" if !failed => {
+                return Ok(Decision::Accept {
+                    even_if_failed: false,
+                });
+            }
+            "accept" if failed => {
+                return Ok(Decision::Accept {
+                    even_if_failed: true,
+                });
+            }
+            "r" | "re-record" | "rerecord" => return Ok(Decision::Rerecord),
+            "d" | "discard" => return Ok(Decision::Discard),
+            _ => eprintln!("   please answer {answers}"),
+        }
+    }
+}
+
+/// Seals an accepted take and says what was sealed. The CLI cannot keep a take it could not
+/// seal, so a refused one is discarded (with why in the audit log).
+fn seal(
+    ws: &Workspace,
+    config: &ProjectConfig,
+    contractor: &ContractorId,
+    take: TakeInReview,
+    acceptance: &Acceptance,
+) -> Result<()> {
+    let (bar, mut update) = ui::seal_bar();
+    let sealed = take.accept(ws, config, contractor, acceptance, &mut update);
+    bar.finish_and_clear();
+    let item = match sealed.map_err(|e| *e) {
+        Ok(item) => item,
+        Err(AcceptRefused::FailedChecks { take }) => {
+            let take_id = take.take().take_id.clone();
+            take.discard(ws, DiscardReason::FailedChecks)?;
+            return Err(Exit {
+                code: exit::QUALITY,
+                message: format!(
+                    "take {take_id} failed quality checks and was discarded; re-record it, or pass --accept-failed to keep it anyway"
+                ),
+            }
+            .into());
+        }
+        Err(refused) => {
+            let msg = refused.to_string();
+            if let Some(take) = refused.into_take() {
+                let _ = take.discard(ws, DiscardReason::SealingFailed);
+                bail!("{msg}; the take was discarded");
+            }
+            bail!("{msg}");
+        }
+    };
+    ui::step(&format!(
+        "sealed {} into {}",
+        ui::bold(item.manifest.sample_id.as_str()),
+        item.dir.display()
+    ));
+    for p in &item.manifest.payloads {
+        eprintln!(
+            "   {:<24} {:>10}  sha256 {}…  to {} recipient(s)",
+            p.file,
+            ui::bytes(p.size),
+            &p.sha256[..16],
+            p.recipients.len()
+        );
+    }
+    eprintln!(
+        "   spool file wiped and its key zeroized; plaintext audio is gone from this machine"
+    );
+    println!("{}", item.manifest.sample_id);
+    Ok(())
 }

@@ -348,6 +348,32 @@ fn takes_versions_and_supersedes() {
     assert!(!item_dir(&env, &first).join("raw.wav.age").exists());
 }
 
+/// Issue 15 §1: the CLI and the app share one take lifecycle, so a second take of a prompt
+/// supersedes the first without `--supersedes` (the CLI used to seal it as unrelated), and the
+/// CLI's `take.recorded` names the prompt, as the app's does.
+#[test]
+fn a_second_take_of_a_prompt_supersedes_the_first() {
+    let env = Env::new();
+    env.setup(true);
+    let first = record_prompt(&env, "p1");
+    let second = record_prompt(&env, "p1");
+    let takes: serde_json::Value = serde_json::from_str(&env.ok(&["takes", "--json"])).unwrap();
+    let p1 = takes["p1"].as_array().unwrap();
+    assert_eq!(p1.len(), 2);
+    assert_eq!(p1[1]["sample"], second);
+    assert_eq!(p1[1]["supersedes"], first);
+    let log = std::fs::read_to_string(env.path("data/audit.log")).unwrap();
+    let recorded: Vec<serde_json::Value> = (log.lines())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "take.recorded")
+        .collect();
+    assert_eq!(recorded.len(), 2);
+    assert!(
+        recorded.iter().all(|e| e["details"]["prompt"] == "p1"),
+        "{recorded:?}"
+    );
+}
+
 #[test]
 fn quality_failures_bad_input_and_exit_codes() {
     let env = Env::new();

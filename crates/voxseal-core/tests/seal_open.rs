@@ -12,8 +12,8 @@ use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::ContractorId;
 use voxseal_core::project::manifest::PayloadKind;
 use voxseal_core::sealing::open::{OpenError, open_file, open_item};
-use voxseal_core::sealing::seal::Review;
 use voxseal_core::store::outbox::OutboxItem;
+use voxseal_core::store::take::{AcceptRefused, Acceptance, TakeInReview};
 use voxseal_core::store::workspace::Workspace;
 
 struct Fixture {
@@ -79,22 +79,20 @@ fn record(f: &Fixture, rate: u32, seconds: f64) -> RecordedTake {
         .unwrap()
 }
 
-fn seal(f: &Fixture, rate: u32, seconds: f64) -> OutboxItem {
+/// A take of prompt p1, under review.
+fn review(f: &Fixture, rate: u32, seconds: f64) -> TakeInReview {
     let take = record(f, rate, seconds);
-    let report = take.analyzer.clone().finish(&f.config.quality);
-    let review = Review {
-        prompt_id: Some("p1".parse().unwrap()),
-        ..Default::default()
-    };
-    f.ws.accept_take(
-        &f.config,
-        &f.contractor,
-        take,
-        &report,
-        &review,
-        &mut |_| {},
-    )
-    .unwrap()
+    f.ws.review_take(take, Some("p1".parse().unwrap()), &f.config)
+        .unwrap()
+}
+
+fn accept(f: &Fixture, take: TakeInReview, acceptance: &Acceptance) -> OutboxItem {
+    take.accept(&f.ws, &f.config, &f.contractor, acceptance, &mut |_| {})
+        .unwrap()
+}
+
+fn seal(f: &Fixture, rate: u32, seconds: f64) -> OutboxItem {
+    accept(f, review(f, rate, seconds), &Acceptance::default())
 }
 
 fn ids(f: &Fixture, names: &[&str]) -> Vec<Box<dyn age::Identity>> {
@@ -171,7 +169,15 @@ fn record_seal_open_round_trip() {
             .into_iter()
             .map(|e| e.event)
             .collect();
-    assert_eq!(events, ["project.installed", "take.sealed", "spool.wiped"]);
+    assert_eq!(
+        events,
+        [
+            "project.installed",
+            "take.recorded",
+            "take.sealed",
+            "spool.wiped"
+        ]
+    );
 }
 
 #[test]
@@ -201,40 +207,30 @@ fn a_failing_take_is_refused_unless_accepted_and_stays_reviewable() {
         .unwrap()
         .wait()
         .unwrap();
-    let report = take.analyzer.clone().finish(&f.config.quality);
-    let err =
-        f.ws.accept_take(
+    let take = f.ws.review_take(take, None, &f.config).unwrap();
+    let err = take
+        .accept(
+            &f.ws,
             &f.config,
             &f.contractor,
-            take,
-            &report,
-            &Review::default(),
+            &Acceptance::default(),
             &mut |_| {},
         )
         .unwrap_err();
+    assert!(err.to_string().contains("the take failed speech"), "{err}");
+    let AcceptRefused::FailedChecks { take } = *err else {
+        panic!("{err}")
+    };
     assert!(
-        err.error.to_string().contains("no speech detected"),
-        "{}",
-        err.error
-    );
-    assert!(
-        err.take.spool.path().exists(),
+        take.take().spool.path().exists(),
         "the take is handed back, still in the spool"
     );
-    let review = Review {
-        accept_failed: true,
+    assert_eq!(f.ws.outbox.list().unwrap().0.len(), 0, "nothing was sealed");
+    let despite = Acceptance {
+        despite_failed_checks: true,
         ..Default::default()
     };
-    let item =
-        f.ws.accept_take(
-            &f.config,
-            &f.contractor,
-            err.take,
-            &report,
-            &review,
-            &mut |_| {},
-        )
-        .unwrap();
+    let item = accept(&f, take, &despite);
     assert!(
         item.manifest
             .accepted_despite
@@ -447,25 +443,26 @@ fn the_manifest_records_the_installed_configs_hash() {
         "other",
     )
     .unwrap();
-    let take = record(&f, 16_000, 2.0);
-    let report = take.analyzer.clone().finish(&f.config.quality);
-    let err =
-        f.ws.accept_take(
+    let take = review(&f, 16_000, 2.0);
+    let err = take
+        .accept(
+            &f.ws,
             &other,
             &f.contractor,
-            take,
-            &report,
-            &Review::default(),
+            &Acceptance::default(),
             &mut |_| {},
         )
         .unwrap_err();
+    let AcceptRefused::Sealing { error, take } = *err else {
+        panic!("{err}")
+    };
+    assert!(take.take().spool.path().exists(), "handed back");
     assert!(
         matches!(
-            err.error,
+            error,
             voxseal_core::sealing::seal::SealError::ConfigChanged(_)
         ),
-        "{}",
-        err.error
+        "{error}"
     );
 }
 
@@ -521,13 +518,11 @@ fn an_edited_manifest_is_refused_by_either_payload() {
 fn the_manifest_anchors_the_audit_log() {
     use voxseal_core::store::audit::{check_anchor, verify};
     let f = fixture(false);
-    f.ws.audit
-        .append("test.recorded", serde_json::json!({}))
-        .unwrap();
+    let take = review(&f, 16_000, 2.0);
     let before = f.ws.audit.head().unwrap();
-    let item = seal(&f, 16_000, 2.0);
+    let item = accept(&f, take, &Acceptance::default());
     let anchor = item.manifest.audit_anchor.clone().unwrap();
-    assert_eq!(anchor, before, "the head when sealing began");
+    assert_eq!(anchor, before, "the head when sealing began: take.recorded");
     assert_eq!(anchor.seq, 2);
     let log = fs::read_to_string(f.ws.audit.path()).unwrap();
     let report = verify(f.ws.audit.path()).unwrap();
@@ -539,4 +534,53 @@ fn the_manifest_anchors_the_audit_log() {
     assert!(report.is_intact(), "the chain alone cannot tell");
     let err = check_anchor(&report, &anchor).unwrap_err();
     assert!(err.contains("deleted from its end"), "{err}");
+}
+
+/// Issue 15 §1: one take lifecycle. Review logs `take.recorded` with the same fields for every
+/// caller; accepting a second take of a prompt supersedes the first and moves the prompt's
+/// progress on; discarding logs why, typed.
+#[test]
+fn the_take_lifecycle_logs_supersedes_and_keeps_prompt_progress() {
+    use voxseal_core::store::audit_event::DiscardReason;
+    use voxseal_core::store::progress::{Progress, PromptStatus};
+    let f = fixture(false);
+    let first = seal(&f, 16_000, 2.0);
+    let second = seal(&f, 16_000, 2.0);
+    assert_eq!(
+        second.manifest.supersedes.as_ref(),
+        Some(&first.manifest.sample_id)
+    );
+    let p1 = "p1".parse().unwrap();
+    let progress = Progress::load(f.ws.root(), &f.contractor, "test-project").unwrap();
+    let state = progress.get(&p1);
+    assert_eq!(state.status, PromptStatus::Accepted);
+    assert_eq!(state.sample_id.as_ref(), Some(&second.manifest.sample_id));
+    assert_eq!(state.versions, 2);
+
+    let take = review(&f, 16_000, 1.0);
+    let spool = take.take().spool.path().to_owned();
+    take.discard(&f.ws, DiscardReason::Rerecorded).unwrap();
+    assert!(!spool.exists());
+    let entries = f.ws.audit.entries().unwrap();
+    let recorded = entries.iter().find(|e| e.event == "take.recorded").unwrap();
+    let mut fields: Vec<&str> = (recorded.details.as_object().unwrap().keys())
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "dropped",
+            "duration_s",
+            "interrupted",
+            "prompt",
+            "reached_limit",
+            "sample_rate",
+            "source",
+            "take"
+        ]
+    );
+    let discarded = entries.last().unwrap();
+    assert_eq!(discarded.event, "take.discarded");
+    assert_eq!(discarded.details["why"], "rerecorded");
 }

@@ -33,8 +33,8 @@ use voxseal_core::capture::audio::{AudioSource, SyntheticKind, SyntheticSource};
 use voxseal_core::capture::recorder::{RecordedTake, RecorderOptions, Recording};
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::ContractorId;
-use voxseal_core::sealing::seal::Review;
 use voxseal_core::store::outbox::OutboxItem;
+use voxseal_core::store::take::{Acceptance, TakeInReview};
 use voxseal_core::store::workspace::Workspace;
 use voxseal_localstack::grants::GrantStore;
 use voxseal_localstack::local_s3::LocalS3;
@@ -170,31 +170,33 @@ impl Stack {
             .unwrap()
     }
 
-    /// Accepts a recorded take into the outbox (even if a quality check fails).
+    /// Puts a recorded take under review.
+    pub fn review(&self, take: RecordedTake) -> TakeInReview {
+        self.ws.review_take(take, None, &self.config).unwrap()
+    }
+
+    /// Accepts a take into the outbox (even if a quality check fails).
     pub fn accept(
         &self,
-        take: RecordedTake,
-    ) -> Result<OutboxItem, Box<voxseal_core::store::workspace::AcceptError>> {
-        let report = take.analyzer.clone().finish(&self.config.quality);
-        let review = Review {
-            accept_failed: true,
+        take: TakeInReview,
+    ) -> Result<OutboxItem, Box<voxseal_core::store::take::AcceptRefused>> {
+        let acceptance = Acceptance {
+            despite_failed_checks: true,
             ..Default::default()
         };
-        self.ws.accept_take(
+        take.accept(
+            &self.ws,
             &self.config,
             &self.contractor,
-            take,
-            &report,
-            &review,
+            &acceptance,
             &mut |_| {},
         )
     }
 
     /// Records and seals `seconds` of synthetic speech.
     pub fn seal(&self, seconds: f64) -> OutboxItem {
-        self.accept(self.record(seconds))
-            .map_err(|e| e.error)
-            .unwrap()
+        self.accept(self.review(self.record(seconds)))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A sealed item whose raw payload is `raw_bytes` of random data sealed to the archive

@@ -127,7 +127,7 @@ async fn a_microphone_that_disappears_mid_take_ends_it_as_interrupted_and_it_sea
             (47_000..=48_000).contains(&samples),
             "the audio so far is kept: {samples}"
         );
-        let item = s.accept(take).map_err(|e| e.error).unwrap();
+        let item = s.accept(s.review(take)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             item.manifest.audio.interrupted.as_deref(),
             Some(why.as_str())

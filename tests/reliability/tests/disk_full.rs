@@ -81,12 +81,12 @@ async fn sealing_on_a_full_disk_fails_cleanly_and_hands_the_take_back() {
     // One take, sealed with less and less room: every outcome is either a whole item in the
     // outbox, or an error naming the disk with the take handed back intact and no trace of a
     // half-built item. A 1 s take seals to ~100 KB raw + ~40 KB features + manifest and state.
-    let mut take = Some(s.record(1.0));
+    let mut take = Some(s.review(s.record(1.0)));
     let (mut failed, mut sealed, mut ran) = (0, 0, 0);
     for step in 0..CASES_DISK_FULL_SEAL as u64 {
         let leave = step * 8 * 1024;
-        let this = take.take().unwrap_or_else(|| s.record(1.0));
-        let samples = this.spool.len();
+        let this = take.take().unwrap_or_else(|| s.review(s.record(1.0)));
+        let samples = this.take().spool.len();
         let before = s.ws.outbox.list().unwrap().0.len();
         let filler = fs.fill(leave);
         let result = s.accept(this);
@@ -105,15 +105,20 @@ async fn sealing_on_a_full_disk_fails_cleanly_and_hands_the_take_back() {
         ran += 1;
         match result {
             Err(e) => {
-                let msg = e.error.to_string();
+                let msg = e.to_string();
                 assert!(
                     msg.contains("No space left on device"),
                     "{leave} bytes free: {msg}"
                 );
                 assert_eq!(items.len(), before, "{leave}: an item despite the error");
-                assert_eq!(e.take.spool.len(), samples, "the take is handed back whole");
+                let back = e.into_take().expect("handed back");
+                assert_eq!(
+                    back.take().spool.len(),
+                    samples,
+                    "the take is handed back whole"
+                );
                 failed += 1;
-                take = Some(e.take);
+                take = Some(back);
             }
             Ok(item) => {
                 assert_eq!(items.len(), before + 1);

@@ -175,7 +175,7 @@ fn docs_reliability_md_matches_the_tests() {
     let code: String = [
         "crates/voxseal-core/src/capture/spool.rs",
         "crates/voxseal-core/src/sealing/seal.rs",
-        "crates/voxseal-core/src/store/workspace.rs",
+        "crates/voxseal-core/src/store/take.rs",
         "crates/voxseal-core/src/store/audit.rs",
         "crates/voxseal-cloud/src/uploader/mod.rs",
         "crates/voxseal-cloud/src/uploader/object.rs",

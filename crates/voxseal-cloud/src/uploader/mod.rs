@@ -35,14 +35,14 @@ mod multipart;
 mod object;
 mod part_plan;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use voxseal_core::store::audit::{AuditLog, Checkpoint};
+use voxseal_core::store::audit::{AuditEvent, AuditLog, Checkpoint};
+use voxseal_core::store::audit_event::ObjectLogged;
 use voxseal_core::store::outbox::{ItemStatus, Outbox, OutboxItem};
 
 use crate::object_key::checkpoint_key;
@@ -335,13 +335,9 @@ impl Uploader {
             match self.checkpoint().await {
                 Ok(key) => report.checkpoint = Some(key),
                 Err(e) => {
-                    let _ = self.audit.append(
-                        "audit.checkpoint_failed",
-                        serde_json::json!({
-                            "error": e.to_string(),
-                            "reason": "the audit log's head could not be stored in the bucket; tried again after the next upload",
-                        }),
-                    );
+                    let _ = self.audit.append(&AuditEvent::AuditCheckpointFailed {
+                        error: e.to_string(),
+                    });
                     report.checkpoint_error = Some(e.to_string());
                 }
             }
@@ -402,10 +398,11 @@ impl Uploader {
             // The name carries the head's seq and hash: an earlier attempt stored this head.
             Outcome::AlreadyThere => {}
         }
-        let _ = self.audit.append(
-            "audit.checkpointed",
-            serde_json::json!({ "key": key, "seq": head.seq, "hash": head.hash }),
-        );
+        let _ = self.audit.append(&AuditEvent::AuditCheckpointed {
+            key: key.clone(),
+            seq: head.seq,
+            hash: head.hash.clone(),
+        });
         Ok(key)
     }
 
@@ -512,15 +509,17 @@ impl Uploader {
         if item.state.status == ItemStatus::Uploading {
             // An earlier attempt never finished: the network went away, or the process ended
             // (a crash or a kill leaves no other trace in the log). Say what is being resumed.
-            let _ = self.audit.append(
-                "upload.resumed",
-                serde_json::json!({
-                    "sample": item.manifest.sample_id,
-                    "attempt": item.state.attempts + 1,
-                    "objects_done": item.state.objects.iter().filter(|(_, o)| o.done).map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-                    "parts_done": item.state.objects.values().filter_map(|o| o.multipart.as_ref()).map(|m| m.parts.len()).sum::<usize>(),
-                }),
-            );
+            let objects = &item.state.objects;
+            let _ = self.audit.append(&AuditEvent::UploadResumed {
+                sample: item.manifest.sample_id.clone(),
+                attempt: item.state.attempts + 1,
+                objects_done: (objects.iter().filter(|(_, o)| o.done))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                parts_done: (objects.values().filter_map(|o| o.multipart.as_ref()))
+                    .map(|m| m.parts.len())
+                    .sum(),
+            });
         }
         item.state.status = ItemStatus::Uploading;
         item.state.attempts += 1;
@@ -532,15 +531,20 @@ impl Uploader {
                 item.state.status = ItemStatus::Uploaded;
                 self.save(item)?;
                 voxseal_core::fault::point("upload.done");
-                let _ = self.audit.append(
-                    "item.uploaded",
-                    serde_json::json!({
-                        "sample": item.manifest.sample_id,
-                        "objects": item.state.objects.iter().map(|(k, o)| (k.clone(), serde_json::json!({
-                            "key": o.key, "checksum": o.confirmed_checksum, "already_existed": o.already_existed,
-                        }))).collect::<BTreeMap<_, _>>(),
-                    }),
-                );
+                let objects = (item.state.objects.iter())
+                    .map(|(k, o)| {
+                        let logged = ObjectLogged {
+                            key: o.key.clone(),
+                            checksum: o.confirmed_checksum.clone(),
+                            already_existed: o.already_existed,
+                        };
+                        (k.clone(), logged)
+                    })
+                    .collect();
+                let _ = self.audit.append(&AuditEvent::ItemUploaded {
+                    sample: item.manifest.sample_id.clone(),
+                    objects,
+                });
             }
             Err(e) => {
                 item.state.status = if e.is_transient() {
@@ -550,10 +554,12 @@ impl Uploader {
                 };
                 item.state.last_error = Some(e.to_string());
                 self.save(item)?;
-                let _ = self.audit.append(
-                    if e.is_transient() { "upload.interrupted" } else { "upload.failed" },
-                    serde_json::json!({ "sample": item.manifest.sample_id, "error": e.to_string() }),
-                );
+                let (sample, error) = (item.manifest.sample_id.clone(), e.to_string());
+                let _ = self.audit.append(&if e.is_transient() {
+                    AuditEvent::UploadInterrupted { sample, error }
+                } else {
+                    AuditEvent::UploadFailed { sample, error }
+                });
             }
         }
         result

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::outbox::{DonePart, MultipartState, PartChecksum};
 
 use super::checksum::{PART_CHECKSUM, PartChecksumExt, composite_of_parts};
@@ -107,10 +108,10 @@ impl Uploader {
                 Ok(Some(mp))
             }
             Err(UploadError::Refused { code, .. }) if code == "NoSuchUpload" => {
-                let _ = self.audit.append(
-                    "upload.restarted",
-                    serde_json::json!({"sample": sample, "key": key, "reason": "the earlier multipart upload no longer exists"}),
-                );
+                let _ = self.audit.append(&AuditEvent::UploadRestarted {
+                    sample: sample.to_owned(),
+                    key: key.to_owned(),
+                });
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -11,6 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use sha2::{Digest, Sha256};
 use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::outbox::{ObjectState, OutboxItem};
 
 use super::multipart::{MultipartObject, Progress};
@@ -224,13 +225,10 @@ impl Uploader {
                 obj.done = true;
                 obj.already_existed = true;
                 obj.multipart = None;
-                let _ = self.audit.append(
-                    "upload.already_stored",
-                    serde_json::json!({
-                        "sample": sample, "key": key,
-                        "reason": "If-None-Match: * returned 412; the key carries the content hash, so an earlier attempt stored this exact content",
-                    }),
-                );
+                let _ = self.audit.append(&AuditEvent::UploadAlreadyStored {
+                    sample: sample.clone(),
+                    key: key.to_owned(),
+                });
             }
         }
         voxseal_core::fault::point("upload.stored");

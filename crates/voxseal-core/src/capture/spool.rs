@@ -666,14 +666,10 @@ pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
         let name = name.to_string_lossy().into_owned();
         let report = wipe::wipe_file(&path).map_err(|e| io(io::Error::other(e.to_string())))?;
         drop(file);
-        let _ = audit.append(
-            "spool.swept",
-            serde_json::json!({
-                "file": name,
-                "bytes": report.bytes_overwritten,
-                "reason": "left by a process that ended before the take was sealed; its key is gone, so it was unreadable",
-            }),
-        );
+        let _ = audit.append(&crate::store::audit::AuditEvent::SpoolSwept {
+            file: name.to_string(),
+            bytes: report.bytes_overwritten,
+        });
         swept.push(Swept {
             file: name,
             bytes: report.bytes_overwritten,

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::project::config::{ConfigError, ProjectConfig};
+use crate::store::audit::AuditEvent;
 use crate::store::workspace::{Workspace, WorkspaceError};
 
 /// Whether an installation may replace a config of another project.
@@ -144,10 +145,10 @@ impl Workspace {
         match self.try_install(bytes, sig, origin, replace) {
             Ok((config, _)) => Ok(config),
             Err(e) => {
-                let _ = self.audit.append(
-                    "project.refused",
-                    serde_json::json!({ "origin": origin, "reason": e.to_string() }),
-                );
+                let _ = self.audit.append(&AuditEvent::ProjectRefused {
+                    origin: origin.to_string(),
+                    reason: e.to_string(),
+                });
                 Err(e)
             }
         }
@@ -191,21 +192,20 @@ impl Workspace {
         };
         if outcome != Installed::Unchanged {
             self.write_installed(bytes, sig, &config)?;
-            self.audit.append(
-                "project.installed",
-                serde_json::json!({
-                    "project": config.project.name,
-                    "serial": config.project.serial,
-                    "not_after": config.project.not_after,
-                    "config_sha256": config_sha256(bytes),
-                    "change": match &outcome {
-                        Installed::New => "new".to_owned(),
-                        Installed::Updated { from_serial } => format!("updated from serial {from_serial}"),
-                        Installed::Switched { from } => format!("switched from project {from}"),
-                        Installed::Unchanged => unreachable!(),
-                    },
-                }),
-            )?;
+            self.audit.append(&AuditEvent::ProjectInstalled {
+                project: config.project.name.clone(),
+                serial: config.project.serial,
+                not_after: config.project.not_after.clone(),
+                config_sha256: config_sha256(bytes),
+                change: match &outcome {
+                    Installed::New => "new".to_owned(),
+                    Installed::Updated { from_serial } => {
+                        format!("updated from serial {from_serial}")
+                    }
+                    Installed::Switched { from } => format!("switched from project {from}"),
+                    Installed::Unchanged => unreachable!(),
+                },
+            })?;
         }
         Ok((config, outcome))
     }

@@ -24,16 +24,14 @@ use crate::project::manifest::{
 };
 use crate::sealing::age_writer::{AgeWriter, SealedOut};
 use crate::sealing::wav::Pcm16Writer;
-use crate::store::audit::AuditLog;
+use crate::store::audit::{AuditEvent, AuditLog};
+use crate::store::audit_event::PayloadLogged;
 use crate::store::outbox::{ItemState, Outbox, OutboxItem};
 
 /// Why sealing failed. Nothing half-written is left in the outbox.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
-    /// The take failed a quality check and was not explicitly accepted.
-    #[error("the take failed quality checks ({0}); re-record it, or accept it explicitly")]
-    QualityFailed(String),
     /// The take has no audio.
     #[error("the take is empty")]
     Empty,
@@ -166,15 +164,13 @@ pub fn seal_to_file<T>(
     Ok((value, sealed))
 }
 
-/// The contractor's decisions about a take.
+/// What the manifest records of the contractor's review.
 #[derive(Debug, Clone, Default)]
-pub struct Review {
+pub(crate) struct Review {
     /// The prompt that was read.
     pub prompt_id: Option<PromptId>,
     /// The earlier sample this one replaces.
     pub supersedes: Option<SampleId>,
-    /// Accept even though a check failed.
-    pub accept_failed: bool,
     /// Consent on record.
     pub consent: Option<Consent>,
 }
@@ -191,7 +187,7 @@ pub struct SealProgress {
 }
 
 /// What sealing needs from its surroundings.
-pub struct SealContext<'a> {
+pub(crate) struct SealContext<'a> {
     /// The project config (recipients, parameters).
     pub config: &'a ProjectConfig,
     /// SHA-256 (hex) of the signed config file `config` was parsed from.
@@ -204,9 +200,10 @@ pub struct SealContext<'a> {
     pub audit: &'a AuditLog,
 }
 
-/// Seals a take into a new outbox item. The take's spool is left alone: the caller wipes it
-/// (see [`crate::store::workspace::Workspace::accept_take`]).
-pub fn seal_take(
+/// Seals a take into a new outbox item, recording the failed checks it was accepted despite
+/// (whether it may be is [`crate::store::take::TakeInReview::accept`]'s rule). The take's spool
+/// is left alone: the caller wipes it.
+pub(crate) fn seal_take(
     ctx: &SealContext<'_>,
     take: &RecordedTake,
     quality: &QualityReport,
@@ -219,15 +216,6 @@ pub fn seal_take(
         .filter(|c| c.verdict == Verdict::Fail)
         .map(|c| c.name.as_str())
         .collect();
-    if !failed.is_empty() && !review.accept_failed {
-        let reasons: Vec<&str> = quality
-            .checks
-            .iter()
-            .filter(|c| c.verdict == Verdict::Fail)
-            .map(|c| c.reason.as_str())
-            .collect();
-        return Err(SealError::QualityFailed(reasons.join("; ")));
-    }
     let audio: &dyn PcmReplay = &take.spool;
     if audio.is_empty() {
         return Err(SealError::Empty);
@@ -385,20 +373,21 @@ pub fn seal_take(
     crate::store::fsutil::write_json_atomic(&spath, &state).map_err(io("the item state"))?;
     crate::fault::point("seal.commit");
     let dir = staging.commit()?;
-    let logged = ctx.audit.append(
-        "take.sealed",
-        serde_json::json!({
-            "sample": sample_id,
-            "take": take.take_id,
-            "prompt": review.prompt_id,
-            "supersedes": review.supersedes,
-            "accepted_despite": manifest.accepted_despite,
-            "config_sha256": manifest.config_sha256,
-            "payloads": manifest.payloads.iter().map(|p| serde_json::json!({
-                "kind": p.kind, "size": p.size, "sha256": p.sha256,
-            })).collect::<Vec<_>>(),
-        }),
-    );
+    let logged = ctx.audit.append(&AuditEvent::TakeSealed {
+        sample: sample_id,
+        take: take.take_id.clone(),
+        prompt: review.prompt_id.clone(),
+        supersedes: review.supersedes.clone(),
+        accepted_despite: manifest.accepted_despite.clone(),
+        config_sha256: ctx.config_sha256.to_owned(),
+        payloads: (manifest.payloads.iter())
+            .map(|p| PayloadLogged {
+                kind: p.kind,
+                size: p.size,
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+    });
     if let Err(e) = logged {
         // An item the audit log does not know about must not stay (a full disk fails the append
         // after the commit): undo the commit, so the error is the whole truth and the caller

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::project::manifest::AuditAnchor;
+pub use crate::store::audit_event::{AuditEvent, LogEvent};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// `,"hash":"` + 64 hex digits + `"}`.
@@ -90,7 +91,13 @@ impl AuditLog {
 
     /// Appends one event and fsyncs it; returns its sequence number. A torn last line left by a
     /// crash is cut off first and recorded as an `audit.recovered` event.
-    pub fn append(&self, event: &str, details: serde_json::Value) -> Result<u64, AuditError> {
+    pub fn append(&self, event: &impl LogEvent) -> Result<u64, AuditError> {
+        let (name, details) = event.to_line_parts();
+        self.append_line(&name, &details)
+    }
+
+    /// [`AuditLog::append`] of a line with any name and details (tests write odd ones).
+    fn append_line(&self, event: &str, details: &serde_json::Value) -> Result<u64, AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.display().to_string(),
             source,
@@ -129,16 +136,16 @@ impl AuditLog {
         };
         if tail.torn_bytes > 0 {
             f.set_len(tail.complete_len).map_err(io)?;
-            let details = serde_json::json!({
-                "torn_bytes": tail.torn_bytes,
-                "reason": "the last line was cut off, most likely by a crash during a write",
-            });
-            let line = format_line(seq + 1, "audit.recovered", &details, &prev);
+            let recovered = AuditEvent::AuditRecovered {
+                torn_bytes: tail.torn_bytes,
+            };
+            let (name, details) = recovered.to_line_parts();
+            let line = format_line(seq + 1, &name, &details, &prev);
             write_line(&mut f, &line).map_err(io)?;
             seq += 1;
             prev = line_hash(&line).to_owned();
         }
-        let line = format_line(seq + 1, event, &details, &prev);
+        let line = format_line(seq + 1, event, details, &prev);
         write_line(&mut f, &line).map_err(io)?;
         Ok(seq + 1)
     }
@@ -604,7 +611,7 @@ mod tests {
         assert_eq!(mode(log.path()), 0o600);
         // One left readable by others is tightened on the next append.
         fs::set_permissions(log.path(), fs::Permissions::from_mode(0o644)).unwrap();
-        log.append("test.event", json!({})).unwrap();
+        log.append_line("test.event", &json!({})).unwrap();
         assert_eq!(mode(log.path()), 0o600);
     }
 
@@ -612,7 +619,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path().join("audit.log"));
         for i in 0..n {
-            assert_eq!(log.append("test.event", json!({"i": i})).unwrap(), i + 1);
+            assert_eq!(
+                log.append_line("test.event", &json!({"i": i})).unwrap(),
+                i + 1
+            );
         }
         (dir, log)
     }
@@ -645,7 +655,7 @@ mod tests {
         let (_d, log) = log_with(3);
         let anchor = log.head().unwrap();
         assert_eq!(anchor.seq, 3);
-        log.append("after", json!({})).unwrap();
+        log.append_line("after", &json!({})).unwrap();
         let report = verify(log.path()).unwrap();
         check_anchor(&report, &anchor).unwrap();
         assert_eq!(report.hashes.len(), 4);
@@ -659,9 +669,11 @@ mod tests {
 
         // Rewritten from line 2 on, every hash recomputed.
         let (_d2, forged) = log_with(0);
-        forged.append("test.event", json!({"i": 0})).unwrap();
+        forged.append_line("test.event", &json!({"i": 0})).unwrap();
         for i in 1..4 {
-            forged.append("test.event", json!({"i": i * 10})).unwrap();
+            forged
+                .append_line("test.event", &json!({"i": i * 10}))
+                .unwrap();
         }
         let report = verify(forged.path()).unwrap();
         assert!(report.is_intact());
@@ -690,7 +702,7 @@ mod tests {
             cp.file_name()
         );
         let cp = Checkpoint::from_json(&cp.to_json()).unwrap();
-        log.append("after", json!({})).unwrap();
+        log.append_line("after", &json!({})).unwrap();
         check_checkpoint(&verify(log.path()).unwrap(), &cp).unwrap();
 
         let orig = lines(&log);
@@ -707,7 +719,9 @@ mod tests {
         // The same number of events, every hash recomputed after an edit of event 2.
         let (_d2, forged) = log_with(1);
         for i in 1..6 {
-            forged.append("test.event", json!({"i": i * 10})).unwrap();
+            forged
+                .append_line("test.event", &json!({"i": i * 10}))
+                .unwrap();
         }
         let report = verify(forged.path()).unwrap();
         assert!(report.is_intact() && report.entries.len() == 6);
@@ -813,7 +827,7 @@ mod tests {
         let d2 = tempfile::tempdir().unwrap();
         let other = AuditLog::new(d2.path().join("audit.log"));
         for i in 0..3 {
-            other.append("other.event", json!({"i": i})).unwrap();
+            other.append_line("other.event", &json!({"i": i})).unwrap();
         }
         let mut mixed = lines(&log);
         mixed[1] = lines(&other)[1].clone();
@@ -832,7 +846,7 @@ mod tests {
         assert_eq!(r.torn_bytes, 22);
         assert_eq!(r.entries.len(), 3);
 
-        assert_eq!(log.append("after.crash", json!({})).unwrap(), 5);
+        assert_eq!(log.append_line("after.crash", &json!({})).unwrap(), 5);
         let r = verify(log.path()).unwrap();
         assert!(r.is_intact(), "{:?}", r.first_bad);
         assert_eq!(r.torn_bytes, 0);
@@ -847,7 +861,7 @@ mod tests {
         let mut l = lines(&log);
         l[1] = l[1].replace("test.event", "test.evenx");
         write_lines(&log, &l);
-        let err = log.append("x", json!({})).unwrap_err();
+        let err = log.append_line("x", &json!({})).unwrap_err();
         assert!(matches!(err, AuditError::Damaged { .. }), "{err}");
     }
 
@@ -859,7 +873,7 @@ mod tests {
                 let log = log.clone();
                 s.spawn(move || {
                     for i in 0..25 {
-                        log.append("t", json!({"t": t, "i": i})).unwrap();
+                        log.append_line("t", &json!({"t": t, "i": i})).unwrap();
                     }
                 });
             }
@@ -873,9 +887,9 @@ mod tests {
     fn long_lines_are_found_by_the_tail_reader() {
         let (_d, log) = log_with(1);
         let big = "x".repeat(200_000);
-        log.append("big", json!({ "note": big })).unwrap();
-        log.append("after", json!({})).unwrap();
-        assert_eq!(log.append("again", json!({})).unwrap(), 4);
+        log.append_line("big", &json!({ "note": big })).unwrap();
+        log.append_line("after", &json!({})).unwrap();
+        assert_eq!(log.append_line("again", &json!({})).unwrap(), 4);
         assert!(verify(log.path()).unwrap().is_intact());
     }
 
@@ -888,7 +902,7 @@ mod tests {
             let line = format_line(seq, "forged", &json!({}), GENESIS);
             let bytes = format!("{line}\n{torn}");
             fs::write(log.path(), &bytes).unwrap();
-            let err = log.append("x", json!({})).unwrap_err();
+            let err = log.append_line("x", &json!({})).unwrap_err();
             assert!(matches!(err, AuditError::Damaged { line: 1, .. }), "{err}");
             assert_eq!(
                 fs::read_to_string(log.path()).unwrap(),
@@ -900,7 +914,7 @@ mod tests {
         // line 1, and verify still says so).
         let line = format_line(u64::MAX - 2, "forged", &json!({}), GENESIS);
         fs::write(log.path(), format!("{line}\n{{\"seq\"")).unwrap();
-        assert_eq!(log.append("x", json!({})).unwrap(), u64::MAX);
+        assert_eq!(log.append_line("x", &json!({})).unwrap(), u64::MAX);
         assert_eq!(first_bad(&log).line, 1);
     }
 }

@@ -2,9 +2,11 @@
 //! hash-chained audit log, secure wiping, atomic file writes, and the bucket's key layout.
 
 pub mod audit;
+pub mod audit_event;
 pub mod fsutil;
 pub mod key_layout;
 pub mod outbox;
 pub mod progress;
+pub mod take;
 pub mod wipe;
 pub mod workspace;

@@ -14,14 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::recorder::RecordedTake;
-use crate::dsp::quality::QualityReport;
 use crate::project::config::{ConfigError, ProjectConfig};
 use crate::project::ids::ContractorId;
 use crate::project::manifest::Consent;
-use crate::sealing::seal::{Review, SealContext, SealError, SealProgress};
-use crate::store::audit::AuditLog;
-use crate::store::outbox::{ItemStatus, Outbox, OutboxItem};
+use crate::store::audit::{AuditEvent, AuditLog};
+use crate::store::outbox::{ItemStatus, Outbox};
 
 /// Per-install settings (`settings.toml`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -116,15 +113,6 @@ impl RawOnMachine {
     }
 }
 
-/// A take that could not be accepted, handed back so nothing is lost.
-#[derive(Debug)]
-pub struct AcceptError {
-    /// Why.
-    pub error: SealError,
-    /// The take, still in the spool.
-    pub take: RecordedTake,
-}
-
 /// The data directory.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -153,10 +141,9 @@ impl Workspace {
         let swept_spool = crate::capture::spool::sweep(&ws.spool_dir(), &ws.audit)?;
         let swept_staging = ws.outbox.sweep_staging()?;
         if !swept_staging.is_empty() {
-            ws.audit.append(
-                "outbox.swept",
-                serde_json::json!({ "staging": swept_staging, "reason": "sealing was interrupted; the take was not accepted" }),
-            )?;
+            ws.audit.append(&AuditEvent::OutboxSwept {
+                staging: swept_staging.clone(),
+            })?;
         }
         Ok((
             ws,
@@ -245,10 +232,10 @@ impl Workspace {
                     path: sig_path.display().to_string(),
                     detail: e.to_string(),
                 };
-                let _ = self.audit.append(
-                    "project.refused",
-                    serde_json::json!({ "origin": origin, "reason": e.to_string() }),
-                );
+                let _ = self.audit.append(&AuditEvent::ProjectRefused {
+                    origin: origin.to_string(),
+                    reason: e.to_string(),
+                });
                 return Err(e.into());
             }
         };
@@ -281,10 +268,10 @@ impl Workspace {
         match self.verified(&path) {
             Ok((config, _)) => Ok(config),
             Err(e) => {
-                let _ = self.audit.append(
-                    "project.refused",
-                    serde_json::json!({ "file": "project.toml", "reason": e.to_string() }),
-                );
+                let _ = self.audit.append(&AuditEvent::ProjectRefused {
+                    origin: "project.toml".into(),
+                    reason: e.to_string(),
+                });
                 Err(e)
             }
         }
@@ -321,10 +308,10 @@ impl Workspace {
         let mut settings = self.settings()?;
         settings.consent = Some(consent.clone());
         self.save_settings(&settings)?;
-        self.audit.append(
-            "consent.given",
-            serde_json::json!({ "contractor": settings.contractor, "text_sha256": consent.text_sha256 }),
-        )?;
+        self.audit.append(&AuditEvent::ConsentGiven {
+            contractor: settings.contractor.clone(),
+            text_sha256: consent.text_sha256.clone(),
+        })?;
         Ok(consent)
     }
 
@@ -333,67 +320,6 @@ impl Workspace {
         self.settings()?
             .contractor
             .ok_or_else(|| WorkspaceError::NoContractor(self.root.display().to_string()))
-    }
-
-    /// Seals a reviewed take into the outbox, then wipes its spool file and zeroizes its key.
-    /// On failure the take is handed back, still reviewable.
-    pub fn accept_take(
-        &self,
-        config: &ProjectConfig,
-        contractor: &ContractorId,
-        take: RecordedTake,
-        quality: &QualityReport,
-        review: &Review,
-        progress: &mut dyn FnMut(SealProgress),
-    ) -> Result<OutboxItem, Box<AcceptError>> {
-        let config_sha256 = match self.project_sha256(config) {
-            Ok(h) => h,
-            Err(e) => {
-                let error = SealError::ConfigChanged(e.to_string());
-                return Err(Box::new(AcceptError { error, take }));
-            }
-        };
-        let ctx = SealContext {
-            config,
-            config_sha256: &config_sha256,
-            contractor,
-            outbox: &self.outbox,
-            audit: &self.audit,
-        };
-        match crate::sealing::seal::seal_take(&ctx, &take, quality, review, progress) {
-            Ok(item) => {
-                crate::fault::point("seal.committed");
-                let take_id = take.take_id.clone();
-                let wiped = take.spool.wipe();
-                let _ = self.audit.append(
-                    "spool.wiped",
-                    serde_json::json!({
-                        "take": take_id,
-                        "bytes": wiped.as_ref().map(|r| r.bytes_overwritten).ok(),
-                        "error": wiped.as_ref().err().map(|e| e.to_string()),
-                        "key": "zeroized",
-                    }),
-                );
-                Ok(item)
-            }
-            Err(error) => Err(Box::new(AcceptError { error, take })),
-        }
-    }
-
-    /// Discards a take: wipes its spool file, zeroizes its key, records why.
-    pub fn discard_take(&self, take: RecordedTake, why: &str) -> Result<(), WorkspaceError> {
-        let take_id = take.take_id.clone();
-        let wiped = take.spool.wipe();
-        self.audit.append(
-            "take.discarded",
-            serde_json::json!({
-                "take": take_id,
-                "why": why,
-                "bytes": wiped.as_ref().map(|r| r.bytes_overwritten).ok(),
-                "key": "zeroized",
-            }),
-        )?;
-        Ok(())
     }
 
     /// Sealed items not uploaded yet (a data directory with any belongs to their contractor
