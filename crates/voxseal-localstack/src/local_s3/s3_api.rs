@@ -2,14 +2,14 @@
 
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, ChecksumAlgorithm, ChecksumType,
-    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput,
-    DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput,
-    DeleteObjectsInput, DeleteObjectsOutput, ETag, GetBucketLocationInput, GetBucketLocationOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
-    HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutObjectInput,
-    PutObjectOutput, ServerSideEncryption, UploadPartInput, UploadPartOutput,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompletedPart, CopyObjectInput,
+    CopyObjectOutput, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, ETag, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsInput,
+    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
+    PutObjectInput, PutObjectOutput, ServerSideEncryption, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -355,7 +355,7 @@ impl S3 for DiskStore {
         let part = PartMeta {
             size,
             checksums,
-            e_tag: Some(e_tag.clone()),
+            e_tag: e_tag.clone(),
         };
         self.write_json(
             &self
@@ -394,7 +394,7 @@ impl S3 for DiskStore {
             };
             if let Some(meta) = self.part(&upload_id, number).await? {
                 put_checksums!(part, meta.checksums);
-                part.e_tag = meta.e_tag.map(ETag::Strong);
+                part.e_tag = Some(ETag::Strong(meta.e_tag));
             }
         }
         out.parts = Some(parts);
@@ -417,92 +417,9 @@ impl S3 for DiskStore {
         );
         let _guard = self.locks.lock(Self::object_lock_name(&bucket, &key)).await;
         let upload = self.upload(&upload_id, &bucket, &key).await?;
-
         // Check what s3s-fs would only find out half-way through writing the object.
-        let listed = input
-            .multipart_upload
-            .as_ref()
-            .and_then(|m| m.parts.as_ref())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        if listed.is_empty() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "You must specify at least one part"
-            ));
-        }
-        let mut stored = Vec::with_capacity(listed.len());
-        for (i, part) in listed.iter().enumerate() {
-            let number = part
-                .part_number
-                .ok_or_else(|| s3_error!(InvalidRequest, "missing part number"))?;
-            if usize::try_from(number).ok() != Some(i + 1) {
-                return Err(s3_error!(
-                    InvalidPartOrder,
-                    "The local endpoint needs the parts numbered 1, 2, 3, ... in order; got {number} at position {}.",
-                    i + 1
-                ));
-            }
-            let meta = self.part(&upload_id, number).await?.ok_or_else(|| {
-                s3_error!(
-                    InvalidPart,
-                    "One or more of the specified parts could not be found: part {number}."
-                )
-            })?;
-            if let (Some(sent), Some(ours)) = (part.e_tag.as_ref(), meta.e_tag.as_deref())
-                && sent.value() != ours
-            {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "The ETag of part {number} is not the one it was acknowledged with."
-                ));
-            }
-            let sent = get_checksums!(part);
-            for alg in ChecksumKind::ALL {
-                if let Some(want) = sent.get(alg)
-                    && meta.checksums.get(alg) != Some(want)
-                {
-                    return Err(s3_error!(
-                        InvalidPart,
-                        "The {} of part {number} does not match the checksum of the uploaded part.",
-                        alg.header()
-                    ));
-                }
-            }
-            if i + 1 < listed.len() && meta.size < 5 * 1024 * 1024 {
-                return Err(s3_error!(
-                    EntityTooSmall,
-                    "Part {number} is smaller than the minimum of 5 MiB."
-                ));
-            }
-            stored.push(meta);
-        }
-        let checksums: Vec<&Checksums> = stored.iter().map(|p| &p.checksums).collect();
-        let algs: Vec<ChecksumKind> = match upload
-            .checksum_algorithm
-            .as_deref()
-            .and_then(ChecksumKind::from_name)
-        {
-            Some(alg) => vec![alg],
-            None => ChecksumKind::ALL.to_vec(),
-        };
-        let mut whole = Checksums::default();
-        for alg in algs {
-            *whole.slot(alg) = composite(alg, &checksums);
-        }
-        let sent_whole = get_checksums!(input);
-        for alg in ChecksumKind::ALL {
-            if let Some(want) = sent_whole.get(alg)
-                && whole.get(alg) != Some(want)
-            {
-                return Err(s3_error!(
-                    BadDigest,
-                    "The {} you specified does not match the composite checksum.",
-                    alg.header()
-                ));
-            }
-        }
-
+        let stored = self.listed_parts(input).await?;
+        let whole = composite_checksums(&upload, &stored, input)?;
         if let Some(ref condition) = input.if_none_match
             && condition.is_any()
             && tokio::fs::try_exists(self.object_path(&bucket, &key))
@@ -511,38 +428,26 @@ impl S3 for DiskStore {
         {
             return Err(s3_error!(PreconditionFailed, "Object already exists"));
         }
-        let e_tags: Option<Vec<&str>> = stored.iter().map(|p| p.e_tag.as_deref()).collect();
-        let e_tag = match e_tags {
-            Some(_) if opaque_e_tags(upload.sse.as_deref()) => {
-                Some(format!("{}-{}", opaque_e_tag(), stored.len()))
+        let mut resp = if input.if_match.is_none() {
+            let e_tag = multipart_e_tag(&upload, &stored)?;
+            self.finish_multipart(&bucket, &key, &upload_id, &e_tag, stored.len())
+                .await?;
+            S3Response::new(CompleteMultipartUploadOutput {
+                bucket: Some(bucket.clone()),
+                key: Some(key.clone()),
+                e_tag: Some(ETag::Strong(e_tag)),
+                ..Default::default()
+            })
+        } else {
+            // An If-Match condition: s3s-fs checks it and completes the upload.
+            req.credentials = None;
+            let mut resp = self.fs.complete_multipart_upload(req).await?;
+            // s3s-fs hands the result over as a future (for keep-alive bodies); it has done its
+            // work already, so resolve it here and answer with a plain body and a real status.
+            if let Some(future) = resp.output.future.take() {
+                resp.output = future.await?;
             }
-            Some(e_tags) => multipart_md5_e_tag(&e_tags),
-            None => None,
-        };
-        let mut resp = match e_tag {
-            Some(e_tag) if input.if_match.is_none() => {
-                self.finish_multipart(&bucket, &key, &upload_id, &e_tag, stored.len())
-                    .await?;
-                S3Response::new(CompleteMultipartUploadOutput {
-                    bucket: Some(bucket.clone()),
-                    key: Some(key.clone()),
-                    e_tag: Some(ETag::Strong(e_tag)),
-                    ..Default::default()
-                })
-            }
-            // Parts recorded by an earlier version of this endpoint, or an If-Match condition:
-            // s3s-fs completes it.
-            _ => {
-                req.credentials = None;
-                let mut resp = self.fs.complete_multipart_upload(req).await?;
-                // s3s-fs hands the result over as a future (for keep-alive bodies); it has done
-                // its work already, so resolve it here and answer with a plain body and a real
-                // status code.
-                if let Some(future) = resp.output.future.take() {
-                    resp.output = future.await?;
-                }
-                resp
-            }
+            resp
         };
         let meta = ObjectMeta {
             sse: upload.sse.clone(),
@@ -576,4 +481,123 @@ impl S3 for DiskStore {
         }
         Ok(resp)
     }
+}
+
+impl DiskStore {
+    /// The stored parts a complete request lists, checked as S3 checks them: numbered 1, 2, 3, …
+    /// in order, each acknowledged with the ETag and checksums the request names, and all but
+    /// the last at least 5 MiB.
+    async fn listed_parts(&self, input: &CompleteMultipartUploadInput) -> S3Result<Vec<PartMeta>> {
+        let listed = (input.multipart_upload.as_ref())
+            .and_then(|m| m.parts.as_ref())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if listed.is_empty() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "You must specify at least one part"
+            ));
+        }
+        let mut stored = Vec::with_capacity(listed.len());
+        for (i, part) in listed.iter().enumerate() {
+            let meta = self.listed_part(&input.upload_id, i + 1, part).await?;
+            if i + 1 < listed.len() && meta.size < 5 * 1024 * 1024 {
+                return Err(s3_error!(
+                    EntityTooSmall,
+                    "Part {} is smaller than the minimum of 5 MiB.",
+                    i + 1
+                ));
+            }
+            stored.push(meta);
+        }
+        Ok(stored)
+    }
+
+    /// The stored part listed at `position` (1-based), if it matches what the request says.
+    async fn listed_part(
+        &self,
+        upload_id: &str,
+        position: usize,
+        part: &CompletedPart,
+    ) -> S3Result<PartMeta> {
+        let number = part
+            .part_number
+            .ok_or_else(|| s3_error!(InvalidRequest, "missing part number"))?;
+        if usize::try_from(number).ok() != Some(position) {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The local endpoint needs the parts numbered 1, 2, 3, ... in order; got {number} at position {position}."
+            ));
+        }
+        let meta = self.part(upload_id, number).await?.ok_or_else(|| {
+            s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found: part {number}."
+            )
+        })?;
+        if part
+            .e_tag
+            .as_ref()
+            .is_some_and(|sent| sent.value() != meta.e_tag)
+        {
+            return Err(s3_error!(
+                InvalidPart,
+                "The ETag of part {number} is not the one it was acknowledged with."
+            ));
+        }
+        let sent = get_checksums!(part);
+        for alg in ChecksumKind::ALL {
+            if let Some(want) = sent.get(alg)
+                && meta.checksums.get(alg) != Some(want)
+            {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "The {} of part {number} does not match the checksum of the uploaded part.",
+                    alg.header()
+                ));
+            }
+        }
+        Ok(meta)
+    }
+}
+
+/// The object's COMPOSITE checksums (of the upload's algorithm, or of every algorithm when it
+/// named none), refused if the request names one that differs.
+fn composite_checksums(
+    upload: &UploadMeta,
+    stored: &[PartMeta],
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<Checksums> {
+    let parts: Vec<&Checksums> = stored.iter().map(|p| &p.checksums).collect();
+    let algs: Vec<ChecksumKind> =
+        match (upload.checksum_algorithm.as_deref()).and_then(ChecksumKind::from_name) {
+            Some(alg) => vec![alg],
+            None => ChecksumKind::ALL.to_vec(),
+        };
+    let mut whole = Checksums::default();
+    for alg in algs {
+        *whole.slot(alg) = composite(alg, &parts);
+    }
+    let sent = get_checksums!(input);
+    for alg in ChecksumKind::ALL {
+        if let Some(want) = sent.get(alg)
+            && whole.get(alg) != Some(want)
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The {} you specified does not match the composite checksum.",
+                alg.header()
+            ));
+        }
+    }
+    Ok(whole)
+}
+
+/// The completed object's ETag: opaque under SSE-KMS (as on S3), else the MD5 of the parts' MD5s.
+fn multipart_e_tag(upload: &UploadMeta, stored: &[PartMeta]) -> S3Result<String> {
+    if opaque_e_tags(upload.sse.as_deref()) {
+        return Ok(format!("{}-{}", opaque_e_tag(), stored.len()));
+    }
+    let e_tags: Vec<&str> = stored.iter().map(|p| p.e_tag.as_str()).collect();
+    multipart_md5_e_tag(&e_tags).ok_or_else(|| internal("a part's ETag is not an MD5"))
 }

@@ -101,10 +101,8 @@ pub(super) struct UploadMeta {
 pub(super) struct PartMeta {
     pub(super) size: u64,
     pub(super) checksums: Checksums,
-    /// The ETag the part was acknowledged with (unquoted). Parts recorded before this field
-    /// existed have none; their upload is completed by s3s-fs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) e_tag: Option<String>,
+    /// The ETag the part was acknowledged with (unquoted).
+    pub(super) e_tag: String,
 }
 
 /// Whether objects written with this SSE algorithm get opaque ETags: on S3 the ETag of an SSE-KMS
