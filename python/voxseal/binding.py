@@ -70,17 +70,11 @@ def _at(value, path):
 
 
 def check(manifest, plain):
-    """Raises BindingMismatch unless `plain` (a decrypted payload) was sealed with `manifest`.
-
-    Returns True when checked; False for a `voxseal.manifest/1` manifest whose payload predates
-    the binding (nothing to check beyond the ciphertext's SHA-256)."""
+    """Raises BindingMismatch unless `plain` (a decrypted payload) was sealed with `manifest`."""
     sealed = sealed_binding(plain)
-    if sealed is None and manifest.get("schema") == "voxseal.manifest/1":
-        return False
     if sealed is None:
         raise BindingMismatch("schema", manifest.get("schema"), None)
     stated = binding_of_manifest(manifest)
     field = _first_difference(sealed, stated)
     if field:
         raise BindingMismatch(field, _at(stated, field), _at(sealed, field))
-    return True

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 
-SCHEMAS = ("voxseal.manifest/1", "voxseal.manifest/2")
+SCHEMAS = ("voxseal.manifest/2",)
 SAMPLE_ID = re.compile(r"^sample-[0-9a-f]{32}$")
 CONTRACTOR = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -171,7 +171,7 @@ pub fn row_of(body: &[u8], key: &str, project: &str) -> Result<Row, String> {
         opt_str(verdict.as_str()),
         Value::StrList(m.accepted_despite.clone()),
         opt_str(m.consent.as_ref().map(|c| c.text_sha256.as_str())),
-        opt_str(m.config_sha256.as_deref()),
+        Value::Str(m.config_sha256.clone()),
         Value::Bool(m.features_only),
         Value::Str(key.to_owned()),
         features_key,

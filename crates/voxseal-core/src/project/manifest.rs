@@ -16,10 +16,6 @@ use crate::project::ids::{ContractorId, PromptId, SampleId, TakeId};
 /// The schema identifier this code writes and reads.
 pub const SCHEMA: &str = "voxseal.manifest/2";
 
-/// The previous schema, still read (items queued before an upgrade): no config hash, no audit
-/// anchor, and payloads without a binding.
-pub const SCHEMA_V1: &str = "voxseal.manifest/1";
-
 /// A sealed sample's manifest (`manifest.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,13 +35,11 @@ pub struct Manifest {
     /// The project's name.
     pub project: String,
     /// SHA-256 (hex) of the signed project config (the installed `project.toml` bytes) that
-    /// sealed it. Absent only in `/1` manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config_sha256: Option<String>,
+    /// sealed it.
+    pub config_sha256: String,
     /// The local audit log's head when sealing began, so a verifier holding this manifest can
-    /// tell whether the log was later cut or rewritten. Absent only in `/1` manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit_anchor: Option<AuditAnchor>,
+    /// tell whether the log was later cut or rewritten.
+    pub audit_anchor: AuditAnchor,
     /// When recording started (RFC 3339 UTC).
     pub recorded_at: String,
     /// When it was sealed (RFC 3339 UTC).
@@ -212,38 +206,22 @@ impl Manifest {
         }
         let probe: Probe =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-        let v1 = match probe.schema.as_deref() {
-            Some(SCHEMA) => false,
-            Some(SCHEMA_V1) => true,
+        match probe.schema.as_deref() {
+            Some(SCHEMA) => {}
             Some(other) => {
                 return Err(ManifestError::UnsupportedSchema(
                     crate::project::ids::shown(other),
                 ));
             }
             None => return Err(ManifestError::Invalid("missing field `schema`".into())),
-        };
+        }
         let m: Self =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
         let is_hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        match (&m.config_sha256, &m.audit_anchor) {
-            (None, None) if v1 => {}
-            (Some(c), Some(a)) if !v1 => {
-                if !is_hex64(c) || !is_hex64(&a.hash) {
-                    return Err(ManifestError::Invalid(
-                        "config_sha256 and audit_anchor.hash must be 64 hex digits".into(),
-                    ));
-                }
-            }
-            _ if v1 => {
-                return Err(ManifestError::Invalid(format!(
-                    "{SCHEMA_V1} has no config_sha256 or audit_anchor"
-                )));
-            }
-            _ => {
-                return Err(ManifestError::Invalid(
-                    "missing field `config_sha256` or `audit_anchor`".into(),
-                ));
-            }
+        if !is_hex64(&m.config_sha256) || !is_hex64(&m.audit_anchor.hash) {
+            return Err(ManifestError::Invalid(
+                "config_sha256 and audit_anchor.hash must be 64 hex digits".into(),
+            ));
         }
         let mut kinds = std::collections::HashSet::new();
         for p in &m.payloads {
@@ -275,11 +253,6 @@ impl Manifest {
             ));
         }
         Ok(m)
-    }
-
-    /// True for a `/1` manifest (sealed before payloads carried a binding).
-    pub fn is_v1(&self) -> bool {
-        self.schema == SCHEMA_V1
     }
 
     /// The payload of a kind, if sealed.

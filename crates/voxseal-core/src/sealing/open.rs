@@ -317,7 +317,7 @@ fn open_checked(
     };
     let bound = match manifest.map(|m| check_binding(&shown, kind, &head, m)) {
         None => false,
-        Some(Ok(bound)) => bound,
+        Some(Ok(())) => true,
         Some(Err(e)) => {
             cleanup(&tmp_path);
             return Err(e);
@@ -358,13 +358,12 @@ fn open_checked(
 }
 
 /// Compares the binding sealed in a payload (`head`: its first plaintext bytes) with `manifest`.
-/// Ok(false): a `/1` manifest and a payload without a binding (sealed before there was one).
 fn check_binding(
     path: &str,
     kind: PayloadKind,
     head: &[u8],
     manifest: &Manifest,
-) -> Result<bool, OpenError> {
+) -> Result<(), OpenError> {
     let sealed = match kind {
         PayloadKind::Raw => crate::sealing::binding::from_wav(head),
         PayloadKind::Features => crate::sealing::binding::from_safetensors(head),
@@ -376,7 +375,6 @@ fn check_binding(
     };
     let sealed = match sealed {
         Ok(Some(v)) => v,
-        Ok(None) if manifest.is_v1() => return Ok(false),
         Ok(None) => {
             return Err(mismatch(
                 "schema",
@@ -396,7 +394,7 @@ fn check_binding(
     };
     let stated = crate::sealing::binding::of_manifest(manifest);
     match crate::sealing::binding::first_difference(&sealed, &stated) {
-        None => Ok(true),
+        None => Ok(()),
         Some(field) => {
             let show = |v: Option<&serde_json::Value>| {
                 let s = v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
