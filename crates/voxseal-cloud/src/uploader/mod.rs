@@ -7,7 +7,7 @@
 //! manifest (nothing to compute); larger ones a multipart upload with parts of at least 8 MiB and
 //! CRC32C part checksums, whose upload id and acknowledged parts are saved in the item's
 //! `state.json` after every part, so an interrupted upload resumes (ListParts) instead of starting
-//! over (one saved by an earlier version with SHA-256 parts resumes with SHA-256). A crash between
+//! over. A crash between
 //! CreateMultipartUpload and saving its id leaves an upload the write-only credentials cannot
 //! list; the bucket's lifecycle rule aborts it (docs/reliability.md). The server's
 //! answer is the only confirmation a write-only contractor gets: the checksum S3 returns must

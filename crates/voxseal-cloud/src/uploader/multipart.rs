@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
 use voxseal_core::store::audit::AuditEvent;
-use voxseal_core::store::outbox::{DonePart, MultipartState, PartChecksum};
+use voxseal_core::store::outbox::{DonePart, MultipartState};
 
-use super::checksum::{PART_CHECKSUM, PartChecksumExt, composite_of_parts};
+use super::checksum::{composite_of_parts, part_checksum};
 use super::part_plan::{PartPlan, part_len};
 use super::{Outcome, SharedItem, UploadError, Uploader, classify};
 use crate::provider::{CachingProvider, CredentialError};
@@ -67,7 +69,7 @@ impl Uploader {
                 .await)?;
         }
         mp.parts.sort_by_key(|p| p.number);
-        let expected = composite_of_parts(mp.algorithm, &mp.parts)?;
+        let expected = composite_of_parts(&mp.parts)?;
         Ok((self.complete(obj.key, &mp).await?, expected))
     }
 
@@ -101,7 +103,7 @@ impl Uploader {
         mut mp: MultipartState,
         sample: &str,
     ) -> Result<Option<MultipartState>, UploadError> {
-        match self.list_parts(key, &mp.upload_id, mp.algorithm).await {
+        match self.list_parts(key, &mp.upload_id).await {
             Ok(server) => {
                 mp.parts
                     .retain(|p| server.get(&p.number).is_some_and(|c| c == &p.checksum));
@@ -118,13 +120,13 @@ impl Uploader {
         }
     }
 
-    /// CreateMultipartUpload with SSE-KMS and the part checksum new uploads use.
+    /// CreateMultipartUpload with SSE-KMS and CRC32C part checksums.
     async fn create_upload(&self, key: &str) -> Result<MultipartState, UploadError> {
         self.provider.current().await?;
         let out = (self.client.create_multipart_upload())
             .bucket(&self.cfg.bucket)
             .key(key)
-            .checksum_algorithm(PART_CHECKSUM.sdk())
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(&self.cfg.kms_key_arn)
             .send()
@@ -139,7 +141,6 @@ impl Uploader {
         Ok(MultipartState {
             upload_id,
             part_size: self.cfg.part_size,
-            algorithm: PART_CHECKSUM,
             parts: Vec::new(),
         })
     }
@@ -167,7 +168,6 @@ impl Uploader {
             path: obj.path.to_owned(),
             size: obj.size,
             part_size: mp.part_size,
-            algorithm: mp.algorithm,
             n,
         }
     }
@@ -204,14 +204,11 @@ impl Uploader {
     async fn complete(&self, key: &str, mp: &MultipartState) -> Result<Outcome, UploadError> {
         let parts: Vec<CompletedPart> = (mp.parts.iter())
             .map(|p| {
-                let part = CompletedPart::builder()
+                CompletedPart::builder()
                     .part_number(p.number)
-                    .e_tag(&p.etag);
-                match mp.algorithm {
-                    PartChecksum::Sha256 => part.checksum_sha256(&p.checksum),
-                    PartChecksum::Crc32c => part.checksum_crc32_c(&p.checksum),
-                }
-                .build()
+                    .e_tag(&p.etag)
+                    .checksum_crc32_c(&p.checksum)
+                    .build()
             })
             .collect();
         self.provider.current().await?;
@@ -231,10 +228,7 @@ impl Uploader {
             Ok(out) => {
                 voxseal_core::fault::point("upload.completed");
                 Ok(Outcome::Stored {
-                    checksum: match mp.algorithm {
-                        PartChecksum::Sha256 => out.checksum_sha256,
-                        PartChecksum::Crc32c => out.checksum_crc32_c,
-                    },
+                    checksum: out.checksum_crc32_c,
                 })
             }
             Err(e) => {
@@ -252,12 +246,11 @@ impl Uploader {
         }
     }
 
-    /// The parts the server has for an upload, with their checksums in `algorithm`.
+    /// The parts the server has for an upload, with their CRC32C checksums.
     async fn list_parts(
         &self,
         key: &str,
         upload_id: &str,
-        algorithm: PartChecksum,
     ) -> Result<BTreeMap<i32, String>, UploadError> {
         let mut out = BTreeMap::new();
         let mut marker: Option<String> = None;
@@ -272,11 +265,7 @@ impl Uploader {
                 .await
                 .map_err(|e| self.s3_error("ListParts", key, e))?;
             for p in page.parts() {
-                let c = match algorithm {
-                    PartChecksum::Sha256 => p.checksum_sha256.clone(),
-                    PartChecksum::Crc32c => p.checksum_crc32_c.clone(),
-                };
-                if let (Some(n), Some(c)) = (p.part_number, c) {
+                if let (Some(n), Some(c)) = (p.part_number, p.checksum_crc32_c.clone()) {
                     out.insert(n, c);
                 }
             }
@@ -301,7 +290,6 @@ struct PartJob {
     path: PathBuf,
     size: u64,
     part_size: u64,
-    algorithm: PartChecksum,
     n: i32,
 }
 
@@ -310,19 +298,15 @@ impl PartJob {
     async fn send(self) -> PartResult {
         let n = self.n;
         let bytes = read_part(&self.path, self.size, self.part_size, n).await?;
-        let checksum = self.algorithm.of(&bytes);
+        let checksum = part_checksum(&bytes);
         (self.provider.current().await).map_err(|e| (n, PartError::Credentials(e)))?;
         let len = bytes.len() as u64;
-        let req = (self.client.upload_part())
+        let out = (self.client.upload_part())
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
-            .part_number(n);
-        let req = match self.algorithm {
-            PartChecksum::Sha256 => req.checksum_sha256(&checksum),
-            PartChecksum::Crc32c => req.checksum_crc32_c(&checksum),
-        };
-        let out = req
+            .part_number(n)
+            .checksum_crc32_c(&checksum)
             .body(ByteStream::from(bytes))
             .customize()
             // As in `put`: the signed checksum header covers the body.
@@ -330,11 +314,7 @@ impl PartJob {
             .send()
             .await
             .map_err(|e| (n, PartError::from_sdk(e)))?;
-        let answered = match self.algorithm {
-            PartChecksum::Sha256 => &out.checksum_sha256,
-            PartChecksum::Crc32c => &out.checksum_crc32_c,
-        };
-        if let Some(got) = answered
+        if let Some(got) = &out.checksum_crc32_c
             && got != &checksum
         {
             return Err((n, PartError::Mismatch(got.clone(), checksum)));

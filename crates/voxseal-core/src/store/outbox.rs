@@ -88,25 +88,8 @@ pub struct MultipartState {
     pub upload_id: String,
     /// Bytes per part (the last may be shorter).
     pub part_size: u64,
-    /// The checksum the upload was created with; every part carries one. Uploads saved before
-    /// there was a choice were SHA-256.
-    #[serde(default)]
-    pub algorithm: PartChecksum,
     /// Parts the server acknowledged.
     pub parts: Vec<DonePart>,
-}
-
-/// The checksum algorithm of a multipart upload's parts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PartChecksum {
-    /// SHA-256 (32 bytes).
-    #[default]
-    Sha256,
-    /// CRC32C (4 bytes): what new uploads use. Parts only need transport integrity (the age
-    /// ciphertext authenticates itself, and the manifest holds the whole file's SHA-256); a
-    /// CRC costs both ends almost nothing where SHA-256 took a core-second per GiB.
-    Crc32c,
 }
 
 /// One uploaded part.
@@ -117,8 +100,7 @@ pub struct DonePart {
     pub number: i32,
     /// The part's ETag.
     pub etag: String,
-    /// The part's checksum, base64, in the upload's [`PartChecksum`] algorithm.
-    #[serde(alias = "checksum_sha256")]
+    /// The part's CRC32C, base64, as S3 acknowledged it.
     pub checksum: String,
 }
 
@@ -403,22 +385,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_multipart_state_saved_before_crc32c_still_reads_as_sha256() {
-        // state.json of an upload interrupted under the previous version: its parts carry
-        // SHA-256 and the upload was created for SHA-256, so it must resume with SHA-256.
-        let old = r#"{"upload_id": "u1", "part_size": 8388608,
-            "parts": [{"number": 1, "etag": "\"e1\"", "checksum_sha256": "c2hhMjU2"}]}"#;
-        let mp: MultipartState = serde_json::from_str(old).unwrap();
-        assert_eq!(mp.algorithm, PartChecksum::Sha256);
-        assert_eq!(mp.parts[0].checksum, "c2hhMjU2");
-        // What this version writes names both.
-        let now = MultipartState {
-            algorithm: PartChecksum::Crc32c,
-            ..mp
-        };
-        let json = serde_json::to_value(&now).unwrap();
-        assert_eq!(json["algorithm"], "crc32c");
-        assert_eq!(json["parts"][0]["checksum"], "c2hhMjU2");
-        assert_eq!(serde_json::from_value::<MultipartState>(json).unwrap(), now);
+    fn a_multipart_state_round_trips_and_refuses_unknown_fields() {
+        let json = r#"{"upload_id": "u1", "part_size": 8388608,
+            "parts": [{"number": 1, "etag": "\"e1\"", "checksum": "4waSgw=="}]}"#;
+        let mp: MultipartState = serde_json::from_str(json).unwrap();
+        assert_eq!(mp.parts[0].checksum, "4waSgw==");
+        let back = serde_json::to_value(&mp).unwrap();
+        assert_eq!(serde_json::from_value::<MultipartState>(back).unwrap(), mp);
+        // The unreleased SHA-256 format is not read: its state is damage, not a resume.
+        let old = json.replace("\"checksum\"", "\"checksum_sha256\"");
+        assert!(serde_json::from_str::<MultipartState>(&old).is_err());
     }
 }
