@@ -610,10 +610,6 @@ async fn enroll_inner(
             who.verified = Some(c);
             Err(AppError::ExpiredCode)
         }
-        Err(RedeemError::UsedCode(c)) => {
-            who.verified = Some(c);
-            Err(AppError::UsedCode)
-        }
         Err(RedeemError::Revoked(c)) => {
             who.verified = Some(c);
             Err(AppError::Revoked)

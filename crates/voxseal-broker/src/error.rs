@@ -23,8 +23,6 @@ pub enum AppError {
     InvalidCode,
     /// 401 `expired_code`: the enrollment code has expired.
     ExpiredCode,
-    /// 401 `used_code`: the enrollment code was already used.
-    UsedCode,
     /// 403 `revoked`: the contractor is revoked.
     Revoked,
     /// 408 `timeout`: the request's body or handling took longer than the broker allows.
@@ -54,7 +52,6 @@ impl AppError {
             Self::Unauthorized => "unauthorized",
             Self::InvalidCode => "invalid_code",
             Self::ExpiredCode => "expired_code",
-            Self::UsedCode => "used_code",
             Self::Revoked => "revoked",
             Self::Timeout => "timeout",
             Self::RateLimited { .. } => "rate_limited",
@@ -70,9 +67,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized | Self::InvalidCode | Self::ExpiredCode | Self::UsedCode => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized | Self::InvalidCode | Self::ExpiredCode => StatusCode::UNAUTHORIZED,
             Self::Revoked => StatusCode::FORBIDDEN,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -94,9 +89,6 @@ impl AppError {
             Self::InvalidCode => "the enrollment code is not valid",
             Self::ExpiredCode => {
                 "the enrollment code has expired; ask the project lead for a new one"
-            }
-            Self::UsedCode => {
-                "the enrollment code was already used; ask the project lead for a new one"
             }
             Self::Revoked => "this contractor's access has been revoked",
             Self::Timeout => "the request took too long; retry",

@@ -7,9 +7,9 @@
 //! | request | success | errors (`{"error":{"kind","message"}}`) |
 //! | --- | --- | --- |
 //! | `GET /healthz` | 200 `{"status":"ok"}` | |
-//! | `POST /v1/enroll` `{"code":"vxe_…"}` | 200 `{"contractor":"<id>","token":"vxt_…"}` | 401 `invalid_code` (also a code already redeemed: its record is deleted) / `expired_code` (`used_code` only for codes marked used by older versions), 403 `revoked` |
+//! | `POST /v1/enroll` `{"code":"vxe_…"}` | 200 `{"contractor":"<id>","token":"vxt_…"}` | 401 `invalid_code` (also a code already redeemed: its record is deleted) / `expired_code`, 403 `revoked` |
 //! | `POST /v1/sessions`, `Authorization: Bearer vxt_…`, empty body or `{}` | 200 [`SessionCredentials`](voxseal_cloud::credentials::SessionCredentials) JSON | 401 `unauthorized`, 403 `revoked`, 429 `rate_limited` (the contractor's bucket, after the token verified), 502 `upstream` |
-//! | `POST /v1/project`, `{"code":"vxe_…"}` (an unused code) or `Authorization: Bearer vxt_…` | 200 `{"config":"<project.toml>","signature":"<minisign>"}`, the lead-signed config of `project` in the broker's config | 401 `invalid_code` / `expired_code` / `used_code` / `unauthorized`, 403 `revoked`, 404 `not_found` (no project configured), 429 `rate_limited` |
+//! | `POST /v1/project`, `{"code":"vxe_…"}` (an unused code) or `Authorization: Bearer vxt_…` | 200 `{"config":"<project.toml>","signature":"<minisign>"}`, the lead-signed config of `project` in the broker's config | 401 `invalid_code` / `expired_code` / `unauthorized`, 403 `revoked`, 404 `not_found` (no project configured), 429 `rate_limited` |
 //!
 //! Any route: 400 `bad_request` (wrong content), 408 `timeout` (body or handling over
 //! `request_timeout_secs`), 413 `too_large` (body over `max_body_bytes`), 404 `not_found`,

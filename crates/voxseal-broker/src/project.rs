@@ -91,7 +91,6 @@ async fn check_code(st: &AppState, code: String) -> Result<ContractorId, AppErro
     match st.argon2(move || snap.check_code(&code)).await? {
         Ok(c) => Ok(c),
         Err(RedeemError::ExpiredCode(_)) => Err(AppError::ExpiredCode),
-        Err(RedeemError::UsedCode(_)) => Err(AppError::UsedCode),
         Err(RedeemError::Revoked(_)) => Err(AppError::Revoked),
         Err(_) => Err(AppError::InvalidCode),
     }

@@ -108,9 +108,6 @@ pub enum RedeemError {
     /// The code verified but is past its expiry.
     #[error("the enrollment code of {0} has expired")]
     ExpiredCode(ContractorId),
-    /// The code verified but was already used.
-    #[error("the enrollment code of {0} was already used")]
-    UsedCode(ContractorId),
     /// The code verified but the contractor is revoked.
     #[error("contractor {0} is revoked")]
     Revoked(ContractorId),
@@ -280,12 +277,6 @@ struct CodeRecord {
     hash: String,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    used_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -310,9 +301,6 @@ impl Entry {
         if self.revoked_at.is_some() {
             return Err(RedeemError::Revoked(self.id.clone()));
         }
-        if rec.used_at.is_some() {
-            return Err(RedeemError::UsedCode(self.id.clone()));
-        }
         if rec.expires_at <= now {
             return Err(RedeemError::ExpiredCode(self.id.clone()));
         }
@@ -324,11 +312,7 @@ impl Entry {
             ContractorStatus::Revoked
         } else if self.token.is_some() {
             ContractorStatus::Enrolled
-        } else if self
-            .code
-            .as_ref()
-            .is_some_and(|c| c.used_at.is_none() && c.expires_at > now)
-        {
+        } else if self.code.as_ref().is_some_and(|c| c.expires_at > now) {
             ContractorStatus::Pending
         } else {
             ContractorStatus::CodeExpired
@@ -609,7 +593,6 @@ impl Registry {
             id: lookup,
             hash: hash_secret(&code),
             expires_at,
-            used_at: None,
         };
         match self.file.contractors.iter_mut().find(|e| e.id == id) {
             Some(e) => {
@@ -671,8 +654,7 @@ impl Registry {
 
     /// Trades a one-time enrollment code for a new device token (returned in clear once; only its
     /// hash is kept). The code's record is deleted, so a second try is
-    /// [`RedeemError::InvalidCode`] ([`RedeemError::UsedCode`] only for codes marked used by
-    /// older versions). Call [`save`](Self::save) afterwards.
+    /// [`RedeemError::InvalidCode`]. Call [`save`](Self::save) afterwards.
     ///
     /// The code's secret is verified before anything about its contractor is revealed: a wrong
     /// code is always [`RedeemError::InvalidCode`].
@@ -751,8 +733,7 @@ impl RegistrySnapshot {
             if let Some(t) = &e.token {
                 by_token.insert(t.id.clone(), i);
             }
-            // Codes marked used by older versions are not indexed: only pending codes are looked up.
-            if let Some(c) = e.code.as_ref().filter(|c| c.used_at.is_none()) {
+            if let Some(c) = &e.code {
                 by_code.insert(c.id.clone(), i);
             }
         }
@@ -1031,6 +1012,22 @@ mod tests {
             .map(|s| s.id.to_string())
             .collect();
         assert_eq!(ids, ["alice-01", "bob-02"], "neither change was lost");
+    }
+
+    /// Issue 15 §6: redeemed codes leave the registry, so the unreleased format that kept them
+    /// marked `used_at` is not read (it was a second path through every code check).
+    #[test]
+    fn a_code_marked_used_is_not_read() {
+        let (_d, p) = temp_registry();
+        let pending = "version = 1\n[[contractor]]\nid = \"abc\"\ncreated_at = \"2026-01-01T00:00:00Z\"\n\
+            [contractor.code]\nid = \"0123456789ab\"\nhash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGg\"\nexpires_at = \"2026-01-02T00:00:00Z\"\n";
+        std::fs::write(&p, pending).unwrap();
+        Registry::load(&p).unwrap();
+        std::fs::write(&p, format!("{pending}used_at = \"2026-01-01T01:00:00Z\"\n")).unwrap();
+        assert!(matches!(
+            Registry::load(&p),
+            Err(RegistryError::Invalid { .. })
+        ));
     }
 
     #[test]

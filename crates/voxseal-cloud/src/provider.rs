@@ -355,7 +355,7 @@ async fn broker_error(resp: reqwest::Response) -> (CredentialError, Option<Durat
     let err = match kind.as_str() {
         "unauthorized" => CredentialError::Unauthorized,
         "revoked" => CredentialError::Revoked,
-        "invalid_code" | "expired_code" | "used_code" => CredentialError::BadCode(message),
+        "invalid_code" | "expired_code" => CredentialError::BadCode(message),
         "rate_limited" => CredentialError::RateLimited {
             retry_after_s: retry.unwrap_or(60),
         },
