@@ -306,8 +306,8 @@ fn a_16khz_import_matches_librosa_within_tolerance() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // The sealed WAV is 16-bit, so librosa sees the quantized audio while our features were
     // computed from the 24-bit input: the difference is dominated by quantization noise in quiet
-    // bands (measured: 0.53 dB log-mel, 0.36 MFCC), hence a looser bound than the fixture test's,
-    // which shares the exact samples.
+    // bands (docs/performance.md, "Notes moved from the code"), hence a looser bound than the
+    // fixture test's, which shares the exact samples.
     eprintln!("librosa vs sealed features: {v}");
     assert!(v["log_mel_max_abs_diff"].as_f64().unwrap() < 1.0, "{v}");
     assert!(v["mfcc_max_abs_diff"].as_f64().unwrap() < 0.5, "{v}");

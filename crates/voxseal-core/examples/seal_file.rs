@@ -26,8 +26,8 @@ use voxseal_core::sealing::age_writer::AgeWriter;
 use voxseal_core::sealing::keys::parse_recipient;
 use voxseal_core::sealing::seal::seal_to_writer;
 
-/// Read size: one age chunk. 1 MiB reads were 6% slower (0.665 s against 0.625 s, median of
-/// 9): probably the buffer and the chunks in flight no longer fit in the core's L2 together.
+/// Read size: one age chunk; larger reads were slower (docs/performance.md, "Notes moved from
+/// the code").
 const BUF: usize = voxseal_core::sealing::age_writer::CHUNK;
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -48,8 +48,7 @@ const SPEECH: &str = "Hello, this is a Voxseal capture test.";
 const LEAD_IN: Duration = Duration::from_millis(1000);
 /// Recording kept going after the player finished.
 const TAIL: Duration = Duration::from_millis(400);
-/// The first callback comes 0-2 s after the stream starts (1.3-2.0 s measured): with no
-/// low-latency client, module-null-sink renders in 2 s blocks, and the monitor only delivers once
+/// The first callback comes up to 2 s after the stream starts: with no low-latency client, module-null-sink renders in 2 s blocks, and the monitor only delivers once
 /// the block in progress ends. Allow plenty on a busy machine.
 const FIRST_CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -28,7 +28,7 @@ const BROKER_PHASE_MAX_S: u64 = 60;
 const SMALL_ITEMS: usize = 1000;
 /// Of which really recorded and sealed; the rest are resealed copies of them (new ids, new
 /// ciphertext, same sizes: see `Stack::resealed`), since sealing a thousand takes in a debug
-/// build takes minutes (measured: 193 s).
+/// build takes minutes (docs/performance.md, "Notes moved from the code").
 const REALLY_SEALED: usize = 20;
 /// Large (multipart) items queued with them.
 const LARGE_ITEMS: usize = 3;

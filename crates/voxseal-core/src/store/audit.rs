@@ -210,7 +210,7 @@ impl AuditLog {
 }
 
 /// Opens (creating if needed) the log readable by its owner only; a log left readable by
-/// others (an older version made it 0644) is tightened.
+/// others (copied in, or made by hand) is tightened.
 fn open_private(path: &Path) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
