@@ -915,7 +915,13 @@ async fn a_damaged_part_record_fails_the_completion_and_stores_nothing() {
         .await;
     let (code, status) = failure(done);
     assert_eq!((code.as_str(), status), ("InternalError", 500));
-    let head = stack.admin.head_object().bucket(BUCKET).key(key).send().await;
+    let head = stack
+        .admin
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await;
     assert!(head.is_err(), "no object was stored");
 }
 
