@@ -9,7 +9,13 @@ export default defineConfig({
   // svelteTesting(): browser export conditions and auto-cleanup, in Vitest only.
   plugins: [svelte(), ...(process.env.VITEST ? [svelteTesting()] : [])],
   clearScreen: false,
-  server: { port: 5173, strictPort: true },
+  server: {
+    port: 5173,
+    strictPort: true,
+    // Vitest only: the i18n tests read the backend's view code (crates/voxseal-app/src) as text,
+    // to check there are words for every code it sends.
+    ...(process.env.VITEST ? { fs: { allow: ['.', '../crates/voxseal-app/src'] } } : {}),
+  },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -12,11 +12,12 @@ use std::sync::RwLock;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Emitter, Manager, State};
 use voxseal_app::instance::{self, Claim, InstanceGuard};
-use voxseal_app::types::{ActivityEntry, AppState, JoinPreview, QueueState, TakeReview};
+use voxseal_app::types::{
+    ActivityEntry, AppState, JoinPreview, NoiseCheck, QueueState, TakeReview,
+};
 use voxseal_app::{App, AppError, AppEvent, AppOptions, ErrorKind};
 use voxseal_cloud::uploader::UploadProgress;
 use voxseal_core::capture::audio::{DeviceInfo, Level};
-use voxseal_core::dsp::quality::MicCheck;
 
 mod update;
 
@@ -187,7 +188,7 @@ async fn stop_meter(app: State<'_, Current>) -> CommandResult<()> {
 }
 
 #[tauri::command]
-async fn check_noise(app: State<'_, Current>) -> CommandResult<MicCheck> {
+async fn check_noise(app: State<'_, Current>) -> CommandResult<NoiseCheck> {
     blocking(&app, |a| a.check_noise()).await
 }
 

@@ -6,6 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import App from './App.svelte';
 import { AppController } from './lib/app.svelte';
 import { t } from './lib/i18n';
+import { ar } from './lib/i18n/ar';
+import { en } from './lib/i18n/en';
 import { MemoryBackend, type MemoryOptions } from './lib/memoryBackend';
 import { FAST } from './test/helpers';
 
@@ -283,6 +285,76 @@ describe('notices and states', () => {
     await user.click(await findId('record'));
     await waitFor(() => expect(status.textContent).toBe(t('session.recording')));
     await user.click(await findId('stop'));
+  });
+});
+
+describe('in Arabic, right to left', () => {
+  const ARABIC_PROMPTS = [
+    { id: 'p001', text: 'ذهب الولد إلى المدرسة صباحًا.', note: 'اقرأ ببطء.' },
+    { id: 'p002', text: 'The quick brown fox jumps over the lazy dog.', note: null },
+  ];
+
+  /** English sentences of the dictionary (placeholders cut out) found in the page's text. */
+  function englishOnPage(): string[] {
+    const page = document.body.textContent ?? '';
+    const found: string[] = [];
+    for (const value of Object.values(en)) {
+      for (const form of typeof value === 'string' ? [value] : Object.values(value)) {
+        for (const piece of form.split(/\{\w+\}/)) {
+          if (piece.trim().length >= 8 && /[a-z]{3}/.test(piece) && page.includes(piece.trim())) found.push(piece.trim());
+        }
+      }
+    }
+    return found;
+  }
+
+  it('switches from Settings: the document turns right to left and every screen speaks Arabic', async () => {
+    const { user } = start({ enrolled: true, consentGiven: true, prompts: ARABIC_PROMPTS });
+    await user.click(await findId('nav-settings'));
+    expect(document.documentElement.dir).not.toBe('rtl');
+    await user.selectOptions(byId('language-select'), 'ar');
+    await waitFor(() => expect(document.documentElement.dir).toBe('rtl'));
+    expect(document.documentElement.lang).toBe('ar');
+    // the screen already shown re-renders in Arabic, without a reload
+    expect(byId('nav-settings').textContent).toContain(ar['nav.settings'] as string);
+    expect((byId('language-select') as HTMLSelectElement).value).toBe('ar');
+
+    // record the Arabic prompt: it keeps its own direction
+    await user.click(byId('nav-session'));
+    const prompt = await findId('prompt-text');
+    expect(prompt.getAttribute('dir')).toBe('auto');
+    expect(prompt.textContent?.trim()).toBe(ARABIC_PROMPTS[0]!.text);
+    expect(byId('prompt-progress').textContent).toContain('العبارة 1 من 2');
+    await user.click(byId('record'));
+    await user.click(await findId('stop'));
+    await findId('quality-overall');
+    expect(byId('quality-duration').textContent).toContain(ar['check.duration'] as string);
+    expect(byId('quality-speech').textContent).toMatch(/رُصد .* ث من الكلام/);
+    expect(englishOnPage()).toEqual([]);
+    await user.click(byId('accept'));
+    await waitFor(() => expect(byId('prompt-progress').dataset.index).toBe('2'));
+
+    // queue and activity
+    await user.click(byId('nav-queue'));
+    const item = await findId('queue-item-s-p001-v1');
+    expect(item.textContent).toContain(`«\u2068${ARABIC_PROMPTS[0]!.text}\u2069»`);
+    expect(englishOnPage()).toEqual([]);
+    await user.click(byId('nav-activity'));
+    const list = await findId('activity-list');
+    expect(within(list).getByText('خُتمت العيّنة s-p001-v1 للعبارة p001')).toBeTruthy();
+    expect(within(list).getAllByText(ar['activity.spool.wiped'] as string).length).toBeGreaterThan(0);
+    expect(englishOnPage()).toEqual([]);
+  });
+
+  it('starts right to left when Arabic was saved, and the arrows follow the mirrored layout', async () => {
+    const { user } = start({ enrolled: true, consentGiven: true, prompts: ARABIC_PROMPTS, language: 'ar' });
+    await findId('prompt-text');
+    expect(document.documentElement.dir).toBe('rtl');
+    expect(byId('record').textContent).toContain(ar['session.record'] as string);
+    await user.keyboard('{ArrowLeft}'); // left is forward when the page reads right to left
+    await waitFor(() => expect(byId('prompt-progress').dataset.index).toBe('2'));
+    await user.keyboard('{ArrowRight}');
+    await waitFor(() => expect(byId('prompt-progress').dataset.index).toBe('1'));
   });
 });
 

@@ -8,7 +8,6 @@ use voxseal_core::capture::audio::playback::Playback;
 use voxseal_core::capture::audio::{DeviceInfo, Level};
 use voxseal_core::capture::recorder::{Recorder, RecorderEvent, RecorderOptions};
 use voxseal_core::dsp::pcm::PcmReplay;
-use voxseal_core::dsp::quality::MicCheck;
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::PromptId;
 use voxseal_core::store::audit::AuditEvent;
@@ -16,7 +15,7 @@ use voxseal_core::store::audit_event::DiscardReason;
 use voxseal_core::store::progress::Progress;
 use voxseal_core::store::take::{AcceptRefused, Acceptance, TakeInReview};
 
-use crate::types::{AppState, TakeReview};
+use crate::types::{AppState, NoiseCheck, TakeReview};
 use crate::{App, AppError, AppEvent, AppResult, ErrorKind, Sink, invalid, lock};
 
 pub(crate) const PRE_ROLL: Duration = Duration::from_millis(200);
@@ -131,7 +130,7 @@ impl App {
     }
 
     /// Records 3 s, judges background and voice level, keeps nothing.
-    pub fn check_noise(&self) -> AppResult<MicCheck> {
+    pub fn check_noise(&self) -> AppResult<NoiseCheck> {
         let config = self.config()?;
         {
             let mut s = lock(&self.inner.session);
@@ -164,7 +163,7 @@ impl App {
             verdict: check.verdict.clone(),
             noise_floor_dbfs: check.noise_floor_dbfs,
         })?;
-        Ok(check)
+        Ok(check.into())
     }
 
     /// Starts a take of `prompt` (with 200 ms of pre-roll).
@@ -237,14 +236,7 @@ impl App {
         };
         let take = (self.inner.ws).review_take(take, Some(prompt.clone()), &config)?;
         let waveform = voxseal_core::dsp::pcm::waveform(&take.take().spool, 400)?;
-        let view = TakeReview {
-            take_id: take.take().take_id.to_string(),
-            prompt_id: prompt.to_string(),
-            duration_s: take.take().duration_s(),
-            waveform,
-            quality: take.quality().clone(),
-            interrupted: take.take().interrupted.clone(),
-        };
+        let view = TakeReview::new(take.take(), &prompt, waveform, take.quality(), &config);
         lock(&self.inner.session).review = Some(UnderReview {
             take,
             view: view.clone(),

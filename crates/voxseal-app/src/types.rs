@@ -1,8 +1,19 @@
 //! The values the web view sees (docs/app-ipc.md), serialized as JSON.
+//!
+//! Words are the UI's: these types carry codes and numbers (a check's `code` and `values`, an
+//! activity entry's `event` and `params`), never sentences for people. The only free text is the
+//! contractor's and the project's own (prompts, consent, a flag reason) and, in error-like
+//! fields (`message`, `last_error`, `detail`), the technical detail the UI shows under its own
+//! sentence.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use voxseal_core::capture::audio::Level;
-use voxseal_core::dsp::quality::{MicCheck, QualityReport};
+use voxseal_core::capture::recorder::{LIMIT_REACHED, RecordedTake};
+use voxseal_core::dsp::quality::{Check, MicCheck, QualityReport, QualityThresholds, Verdict};
+use voxseal_core::project::config::ProjectConfig;
+use voxseal_core::project::ids::PromptId;
 
 /// One prompt.
 #[derive(Debug, Clone, Serialize)]
@@ -140,10 +151,199 @@ pub struct TakeReview {
     /// (min, max) pairs for drawing.
     pub waveform: Vec<(f32, f32)>,
     /// Quality checks.
-    pub quality: QualityReport,
-    /// Why it ended early: the device was lost, or (starting with `max_take_s:`) the take
-    /// reached the project's longest take and was cut there.
-    pub interrupted: Option<String>,
+    pub quality: QualityView,
+    /// Why it ended early, if it did.
+    pub interrupted: Option<Interruption>,
+}
+
+impl TakeReview {
+    /// The review of `take` of `prompt`, judged by `quality` under `config`'s thresholds.
+    pub fn new(
+        take: &RecordedTake,
+        prompt: &PromptId,
+        waveform: Vec<(f32, f32)>,
+        quality: &QualityReport,
+        config: &ProjectConfig,
+    ) -> Self {
+        Self {
+            take_id: take.take_id.to_string(),
+            prompt_id: prompt.to_string(),
+            duration_s: take.duration_s(),
+            waveform,
+            quality: QualityView::new(quality, &config.quality),
+            interrupted: take
+                .interrupted
+                .as_deref()
+                .map(|why| Interruption::new(why, config.capture.max_take_s)),
+        }
+    }
+}
+
+/// Why a take ended before the contractor stopped it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Interruption {
+    /// The take reached the project's longest take (`capture.max_take_s`) and was cut there.
+    Limit {
+        /// The limit, seconds.
+        limit_s: f64,
+    },
+    /// The input device failed mid-take (unplugged); the audio up to then is kept.
+    DeviceLost {
+        /// The device layer's own error text, for a technical detail line.
+        detail: String,
+    },
+}
+
+impl Interruption {
+    /// From the recorder's `interrupted` text (which starts with `max_take_s` for a take cut at
+    /// the limit).
+    pub fn new(why: &str, max_take_s: f64) -> Self {
+        if why.starts_with(LIMIT_REACHED) {
+            Self::Limit {
+                limit_s: max_take_s,
+            }
+        } else {
+            Self::DeviceLost {
+                detail: why.to_owned(),
+            }
+        }
+    }
+}
+
+/// A take's measures and judged checks, as the UI renders them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityView {
+    /// Length, seconds.
+    pub duration_s: f64,
+    /// Highest |sample|, dBFS.
+    pub peak_dbfs: f64,
+    /// RMS over the whole take, dBFS.
+    pub rms_dbfs: f64,
+    /// Fraction of samples at full scale.
+    pub clipped_ratio: f64,
+    /// Background level, dBFS.
+    pub noise_floor_dbfs: f64,
+    /// Speech level, dBFS.
+    pub speech_dbfs: f64,
+    /// Speech over background, dB.
+    pub snr_db: f64,
+    /// Detected speech `[start, end)`, seconds.
+    pub speech_s: Option<(f64, f64)>,
+    /// Silence before the speech, seconds.
+    pub leading_silence_s: f64,
+    /// Silence after the speech, seconds.
+    pub trailing_silence_s: f64,
+    /// Samples kept when trimming, `[start, end)`.
+    pub trim: (u64, u64),
+    /// The judged checks, in the core's order.
+    pub checks: Vec<CheckView>,
+    /// The worst verdict.
+    pub overall: Verdict,
+}
+
+impl QualityView {
+    /// The view of `r`, judged under `t` (the thresholds tell which side a warning is on).
+    pub fn new(r: &QualityReport, t: &QualityThresholds) -> Self {
+        Self {
+            duration_s: r.duration_s,
+            peak_dbfs: r.peak_dbfs,
+            rms_dbfs: r.rms_dbfs,
+            clipped_ratio: r.clipped_ratio,
+            noise_floor_dbfs: r.noise_floor_dbfs,
+            speech_dbfs: r.speech_dbfs,
+            snr_db: r.snr_db,
+            speech_s: r.speech_s,
+            leading_silence_s: r.leading_silence_s,
+            trailing_silence_s: r.trailing_silence_s,
+            trim: r.trim,
+            checks: r.checks.iter().map(|c| CheckView::new(c, r, t)).collect(),
+            overall: r.overall,
+        }
+    }
+}
+
+/// One judged check: which check, its verdict, which case of it applies (`code`) and the
+/// numbers its sentence needs. The UI says it in words (`quality.<name>.<code>` with `values`).
+///
+/// | name | code: values |
+/// | --- | --- |
+/// | `duration` | `short`, `long`, `ok`: `seconds` |
+/// | `clipping` | `clipped`: `percent`; `none` |
+/// | `speech` | `ok`: `seconds`; `none` |
+/// | `level` | `quiet`, `loud`, `ok`: `dbfs` |
+/// | `snr` | `low`, `ok`: `db` |
+/// | `silence` | `before`, `after`: `seconds`; `ok`: `before`, `after` |
+/// | `noise` | `noisy`, `ok`: `dbfs` |
+///
+/// A check this version does not know comes as `code` `unknown` without values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckView {
+    /// `duration`, `clipping`, `speech`, `level`, `snr`, `silence`, `noise`.
+    pub name: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Which case of the check applies.
+    pub code: &'static str,
+    /// The measured numbers (seconds, dB, percent) the UI puts into its sentence.
+    pub values: BTreeMap<&'static str, f64>,
+}
+
+impl CheckView {
+    /// The view of `c`, a check of `r` judged under `t`.
+    pub fn new(c: &Check, r: &QualityReport, t: &QualityThresholds) -> Self {
+        let pass = c.verdict == Verdict::Pass;
+        let (code, values): (&'static str, Vec<(&'static str, f64)>) = match c.name.as_str() {
+            "duration" => (
+                match c.verdict {
+                    Verdict::Pass => "ok",
+                    Verdict::Warn => "long",
+                    Verdict::Fail => "short",
+                },
+                vec![("seconds", r.duration_s)],
+            ),
+            "clipping" if pass => ("none", vec![]),
+            "clipping" => ("clipped", vec![("percent", r.clipped_ratio * 100.0)]),
+            "speech" if pass => (
+                "ok",
+                vec![("seconds", r.speech_s.map_or(0.0, |(a, b)| b - a))],
+            ),
+            "speech" => ("none", vec![]),
+            "level" => (
+                if pass {
+                    "ok"
+                } else if r.speech_dbfs > t.speech_warn_above_dbfs {
+                    "loud"
+                } else {
+                    "quiet"
+                },
+                vec![("dbfs", r.speech_dbfs)],
+            ),
+            "snr" => (if pass { "ok" } else { "low" }, vec![("db", r.snr_db)]),
+            "silence" if pass => (
+                "ok",
+                vec![
+                    ("before", r.leading_silence_s),
+                    ("after", r.trailing_silence_s),
+                ],
+            ),
+            "silence" if r.leading_silence_s > t.silence_warn_above_s => {
+                ("before", vec![("seconds", r.leading_silence_s)])
+            }
+            "silence" => ("after", vec![("seconds", r.trailing_silence_s)]),
+            "noise" => (
+                if pass { "ok" } else { "noisy" },
+                vec![("dbfs", r.noise_floor_dbfs)],
+            ),
+            _ => ("unknown", vec![]),
+        };
+        Self {
+            name: c.name.clone(),
+            verdict: c.verdict,
+            code,
+            values: values.into_iter().collect(),
+        }
+    }
 }
 
 /// One outbox item for the queue screen.
@@ -183,20 +383,42 @@ pub struct QueueState {
     pub last_wipe_at: Option<String>,
 }
 
-/// One audit event, readable.
+/// One audit event, for the activity screen: the event and the few of its details the UI
+/// names (see `views::activity_params`); the UI says it in words (`activity.<event>`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ActivityEntry {
     /// Sequence number.
     pub seq: u64,
     /// Time.
     pub time: String,
-    /// Event name.
+    /// Event name, e.g. `take.sealed`.
     pub event: String,
-    /// A one-line summary.
-    pub summary: String,
+    /// Whitelisted, non-secret details: ids, counts, seconds, a verdict, the contractor's own
+    /// flag reason.
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The voice-and-room check's verdict, without words: the UI says `noise.verdict.<verdict>`
+/// with the numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoiseCheck {
+    /// Background level, dBFS.
+    pub noise_floor_dbfs: f64,
+    /// Loudest sample, dBFS.
+    pub peak_dbfs: f64,
+    /// `good`, `too_noisy`, `too_quiet` or `too_loud`.
+    pub verdict: String,
+}
+
+impl From<MicCheck> for NoiseCheck {
+    fn from(m: MicCheck) -> Self {
+        Self {
+            noise_floor_dbfs: m.noise_floor_dbfs,
+            peak_dbfs: m.peak_dbfs,
+            verdict: m.verdict,
+        }
+    }
 }
 
 /// Re-exported for the shell.
 pub type LevelView = Level;
-/// Re-exported for the shell.
-pub type NoiseCheck = MicCheck;

@@ -144,7 +144,7 @@ impl App {
             .rev()
             .take(limit.clamp(1, 10_000))
             .map(|e| ActivityEntry {
-                summary: summarize(&e.event, &e.details),
+                params: activity_params(&e.event, &e.details),
                 seq: e.seq,
                 time: e.time,
                 event: e.event,
@@ -174,28 +174,82 @@ impl App {
     }
 }
 
-/// One line for the activity screen.
-fn summarize(event: &str, d: &serde_json::Value) -> String {
-    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    match event {
-        "take.recorded" => format!(
-            "recorded a take of {:.1} s",
-            d.get("duration_s").and_then(|v| v.as_f64()).unwrap_or(0.0)
-        ),
-        "take.sealed" => format!("sealed sample {} for prompt {}", s("sample"), s("prompt")),
-        "spool.wiped" => "wiped the recording from this computer (key destroyed)".into(),
-        "take.discarded" => format!("discarded a take ({})", s("why")),
-        "spool.swept" => "removed a take that was never accepted (left by a crash)".into(),
-        "item.uploaded" => format!("uploaded sample {}", s("sample")),
-        "upload.already_stored" => format!("{} was already stored", s("key")),
-        "upload.interrupted" => format!("upload of {} interrupted; it will resume", s("sample")),
-        "upload.failed" => format!("upload of {} failed: {}", s("sample"), s("error")),
-        "consent.given" => "consent recorded".into(),
-        "enrollment.joined" => format!("enrolled as {}", s("contractor")),
-        "mic.checked" => format!("microphone check: {}", s("verdict")),
-        "prompt.skipped" => format!("skipped prompt {}", s("prompt")),
-        "prompt.flagged" => format!("flagged prompt {}: {}", s("prompt"), s("reason")),
-        "project.installed" => format!("project {} set up", s("project")),
-        _ => event.replace('.', " "),
+/// The details of an audit event the activity screen names, by event: ids, counts, seconds, a
+/// verdict, the contractor's own flag reason. Nothing else crosses: not the error texts, object
+/// keys, hashes or broker URLs the log also holds, and nothing of an event this list does not
+/// know (the UI shows those by name).
+const ACTIVITY_PARAMS: &[(&str, &[&str])] = &[
+    ("take.recorded", &["prompt", "duration_s", "interrupted"]),
+    ("take.sealed", &["sample", "prompt"]),
+    ("take.discarded", &[]),
+    ("spool.wiped", &[]),
+    ("spool.swept", &[]),
+    ("item.uploaded", &["sample"]),
+    ("upload.already_stored", &["sample"]),
+    ("upload.resumed", &["sample", "attempt"]),
+    ("upload.restarted", &["sample"]),
+    ("upload.interrupted", &["sample"]),
+    ("upload.failed", &["sample"]),
+    ("audit.checkpointed", &["seq"]),
+    ("consent.given", &[]),
+    ("enrollment.joined", &["contractor"]),
+    ("mic.checked", &["verdict"]),
+    ("prompt.skipped", &["prompt"]),
+    ("prompt.flagged", &["prompt", "reason"]),
+    ("project.installed", &["project", "serial"]),
+    ("project.refused", &[]),
+    ("outbox.swept", &[]),
+    ("audit.recovered", &[]),
+    ("audit.checkpoint_failed", &[]),
+    ("contractor.configured", &["contractor"]),
+];
+
+/// The whitelisted scalar details of `event` (see [`ACTIVITY_PARAMS`]).
+pub(crate) fn activity_params(
+    event: &str,
+    details: &serde_json::Value,
+) -> serde_json::Map<String, serde_json::Value> {
+    let keys = ACTIVITY_PARAMS
+        .iter()
+        .find(|(e, _)| *e == event)
+        .map_or(&[][..], |(_, k)| *k);
+    keys.iter()
+        .filter_map(|k| {
+            let v = details.get(*k)?;
+            (v.is_string() || v.is_number() || v.is_boolean()).then(|| ((*k).to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::activity_params;
+
+    #[test]
+    fn activity_params_carry_only_whitelisted_scalars() {
+        let p = activity_params(
+            "upload.failed",
+            &json!({ "sample": "s1", "error": "connection refused by 10.0.0.1" }),
+        );
+        assert_eq!(serde_json::Value::Object(p), json!({ "sample": "s1" }));
+        let p = activity_params(
+            "consent.given",
+            &json!({ "contractor": "c", "text_sha256": "ab12" }),
+        );
+        assert!(p.is_empty(), "{p:?}");
+        let p = activity_params(
+            "take.recorded",
+            &json!({ "take": "t", "prompt": "p001", "duration_s": 3.5, "dropped": 0, "interrupted": false }),
+        );
+        assert_eq!(
+            serde_json::Value::Object(p),
+            json!({ "prompt": "p001", "duration_s": 3.5, "interrupted": false })
+        );
+        // An object or array value never crosses, nor anything of an unknown event.
+        let p = activity_params("item.uploaded", &json!({ "sample": { "nested": 1 } }));
+        assert!(p.is_empty());
+        assert!(activity_params("some.new_event", &json!({ "sample": "s" })).is_empty());
     }
 }

@@ -86,8 +86,10 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     assert_eq!(check.verdict, "good", "{check:?}");
     assert!(app.state().unwrap().mic_checked);
 
+    let mut reviews = Vec::new();
     for (i, p) in ["p001", "p002", "p003"].iter().enumerate() {
         let review = record(&app, p, &levels);
+        reviews.push(review.clone());
         assert_eq!(
             review.quality.overall,
             voxseal_core::dsp::quality::Verdict::Pass,
@@ -168,10 +170,32 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     }
     assert!(events.lock().unwrap().iter().any(|e| e == "queue-changed"));
     let activity = app.activity(100).unwrap();
-    assert!(
-        activity
-            .iter()
-            .any(|a| a.event == "item.uploaded" && a.summary.starts_with("uploaded sample"))
+    assert!(activity.iter().any(|a| a.event == "item.uploaded"
+        && a.params.get("sample").and_then(|s| s.as_str()) == Some(second.as_str())));
+    let flagged = activity
+        .iter()
+        .find(|a| a.event == "prompt.flagged")
+        .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(flagged.params.clone()),
+        serde_json::json!({ "prompt": "p005", "reason": "typo" })
+    );
+    // What crosses IPC carries codes and numbers; the UI owns the words (issue 15, section 5).
+    words_are_the_uis("activity", &serde_json::to_value(&activity).unwrap());
+    words_are_the_uis(
+        "queue",
+        &serde_json::to_value(app.queue().unwrap()).unwrap(),
+    );
+    words_are_the_uis("noise check", &serde_json::to_value(&check).unwrap());
+    for (i, review) in reviews.iter().enumerate() {
+        words_are_the_uis(
+            &format!("review {i}"),
+            &serde_json::to_value(review).unwrap(),
+        );
+    }
+    words_are_the_uis(
+        "state",
+        &serde_json::to_value(app.state().unwrap()).unwrap(),
     );
     assert!(
         voxseal_core::store::audit::verify(app.workspace().audit.path())
@@ -186,6 +210,62 @@ fn enroll_consent_check_record_rerecord_and_upload() {
     assert!(s.enrolled && s.consent_given);
     assert_eq!(s.progress[0].versions, 2);
     assert_eq!(s.current_prompt, 4);
+}
+
+/// Fails when a value the web view gets holds a sentence for people made in Rust (as the
+/// activity `summary`, a check's `reason` and the noise check's `message` did): a string of three
+/// or more words. Free text that is not the app's own passes, by where it is: the project's
+/// prompts and consent, the contractor's flag reason, and the technical detail of error fields.
+fn words_are_the_uis(what: &str, v: &serde_json::Value) {
+    const FREE_TEXT: &[&str] = &[
+        "prompts.text",
+        "prompts.note",
+        "project.consent_text",
+        "progress.flag_reason",
+        "params.reason",
+        "project_notice.message",
+        "items.last_error",
+        "interrupted.detail",
+    ];
+    fn walk(what: &str, parent: &str, key: &str, v: &serde_json::Value) {
+        match v {
+            serde_json::Value::String(s)
+                if !FREE_TEXT.contains(&format!("{parent}.{key}").as_str()) =>
+            {
+                let words = s
+                    .split_whitespace()
+                    .filter(|w| w.chars().any(char::is_alphabetic))
+                    .count();
+                assert!(
+                    words < 3,
+                    "{what}: {parent}.{key} = {s:?} is a sentence for people"
+                );
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(what, parent, key, x)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| walk(what, key, k, x)),
+            _ => {}
+        }
+    }
+    walk(what, "", "", v);
+}
+
+#[test]
+fn a_sentence_in_a_view_is_caught() {
+    use serde_json::json;
+    // The shapes of before: each held a sentence made in Rust.
+    for old in [
+        json!([{ "seq": 1, "event": "item.uploaded", "summary": "uploaded sample s1" }]),
+        json!({ "quality": { "checks": [{ "name": "speech", "verdict": "pass", "reason": "3.1 s of speech detected" }] } }),
+        json!({ "verdict": "good", "message": "good: your voice at -20 dBFS over a -60 dBFS background" }),
+    ] {
+        let caught = std::panic::catch_unwind(|| words_are_the_uis("old", &old));
+        assert!(caught.is_err(), "not caught: {old}");
+    }
+    // The contractor's own words pass where they belong.
+    words_are_the_uis(
+        "flag",
+        &json!([{ "event": "prompt.flagged", "params": { "prompt": "p1", "reason": "a typo in it" } }]),
+    );
 }
 
 #[test]

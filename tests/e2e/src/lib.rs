@@ -518,16 +518,18 @@ impl Desktop {
     }
 
     /// Plays `text` as speech into the null sink (`espeak-ng --stdout | paplay`) on a blocking
-    /// thread; the handle ends when the player has played it all.
+    /// thread, in the voice of its script (Arabic, Devanagari, else English); the handle ends
+    /// when the player has played it all.
     pub fn speak(&self, text: &str) -> tokio::task::JoinHandle<Result<Duration>> {
         let espeak = self.tools.espeak.clone();
         let paplay = self.tools.paplay.clone();
         let env = self.pulse.clone();
         let text = text.to_owned();
+        let voice = voice_for(&text);
         tokio::task::spawn_blocking(move || {
             let t0 = Instant::now();
             let mut speak = Command::new(espeak)
-                .args(["--stdout", &text])
+                .args(["-v", voice, "--stdout", &text])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -725,6 +727,18 @@ const LAST_CLICK: &str = "const c = window.__clicks?.at(-1); if (!c) return null
     return {reached: !!c.target.closest(`[data-testid=\"${arguments[0]}\"]`), \
     on: c.target.closest('[data-testid]')?.dataset.testid ?? c.target.tagName, x: c.x, y: c.y, \
     header: c.header, headerNow: document.querySelector('header')?.getBoundingClientRect().height};";
+
+/// The espeak-ng voice for `text`'s script: Arabic, Hindi (Devanagari), else English.
+pub fn voice_for(text: &str) -> &'static str {
+    let has = |range: std::ops::RangeInclusive<char>| text.chars().any(|c| range.contains(&c));
+    if has('\u{0600}'..='\u{06FF}') {
+        "ar"
+    } else if has('\u{0900}'..='\u{097F}') {
+        "hi"
+    } else {
+        "en"
+    }
+}
 
 /// The CSS selector of a `data-testid`.
 pub fn testid(id: &str) -> String {

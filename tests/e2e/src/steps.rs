@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use serde_json::json;
 
 use crate::Desktop;
 
@@ -126,4 +127,40 @@ pub async fn header_kept_its_height(d: &Desktop) -> Result<()> {
 /// Starts recording the header's heights (see `header_kept_its_height`).
 pub async fn watch_header(d: &Desktop) -> Result<()> {
     d.js(WATCH_HEADER, vec![]).await.map(drop)
+}
+
+/// Chooses `code` in Settings' language list, as a person does, and waits for the page's
+/// `lang` and `dir` to follow.
+pub async fn choose_language(d: &Desktop, code: &str, dir: &str) -> Result<()> {
+    d.click("nav-settings").await?;
+    d.wait_id("language-select", SHORT).await?;
+    d.js(
+        "const s = document.querySelector(arguments[0]); s.value = arguments[1]; \
+         s.dispatchEvent(new Event('change', { bubbles: true }));",
+        vec![json!(crate::testid("language-select")), json!(code)],
+    )
+    .await?;
+    let deadline = std::time::Instant::now() + SHORT;
+    loop {
+        let page = d
+            .js(
+                "return [document.documentElement.lang, document.documentElement.dir];",
+                vec![],
+            )
+            .await?;
+        if page == json!([code, dir]) {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the page did not turn {code}/{dir}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// True when the element's text is written in Arabic script.
+pub async fn arabic_text(d: &Desktop, id: &str) -> Result<bool> {
+    let text = d.text(id).await?;
+    Ok(text.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c)))
 }

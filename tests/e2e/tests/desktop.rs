@@ -3,8 +3,11 @@
 //! Choose "Try a demo" on a fresh install, enroll with the demo code, consent, check the microphone (live meter and noise check
 //! while speech plays), record three prompts with real speech, re-record the first one (version
 //! 2), watch the queue drain to "uploaded" against the embedded local stack with no raw recording
-//! left; then, from the page, a command the capability does not grant is refused and an inline
-//! script is blocked by the CSP. Screenshots go to `$CARGO_TARGET_DIR/e2e-screenshots/`.
+//! left; then the contractor switches the app to Arabic in Settings: the page turns right to left,
+//! mirrored, and a fourth prompt is recorded, reviewed, uploaded and seen in the activity trail
+//! in Arabic (screenshots 20-23); back to English. Then, from the page, a command the capability
+//! does not grant is refused and an inline script is blocked by the CSP. Screenshots go to
+//! `$CARGO_TARGET_DIR/e2e-screenshots/`.
 //!
 //! ```sh
 //! scripts/test.sh -- -p voxseal-e2e --nocapture     # or, with the app built:
@@ -15,7 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
-use voxseal_e2e::steps::{LONG, SHORT, header_kept_its_height, mic_check, take, watch_header};
+use voxseal_e2e::steps::{
+    LONG, SHORT, arabic_text, choose_language, header_kept_its_height, mic_check, take,
+    watch_header,
+};
 use voxseal_e2e::{Desktop, Tools};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +58,7 @@ async fn flow(d: &Desktop) -> Result<()> {
     rerecord_first(d).await?;
     queue_drains(d).await?;
     header_kept_its_height(d).await?;
+    in_arabic(d).await?;
     capability_refuses_other_commands(d).await?;
     csp_blocks_inline_script(d).await?;
     Ok(())
@@ -260,6 +267,98 @@ async fn queue_drains(d: &Desktop) -> Result<()> {
         "no last wipe time"
     );
     d.screenshot("05-queue-drained").await?;
+    Ok(())
+}
+
+/// The horizontal centre of an element, in CSS pixels.
+async fn centre_x(d: &Desktop, id: &str) -> Result<f64> {
+    let x = d
+        .js(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect(); \
+             return r.left + r.width / 2;",
+            vec![json!(voxseal_e2e::testid(id))],
+        )
+        .await?;
+    x.as_f64().context("no position")
+}
+
+/// Settings -> Arabic: the page is right to left and mirrored (the navigation starts on the
+/// right), and a take of prompt 4 goes through record, review, queue and activity in Arabic.
+async fn in_arabic(d: &Desktop) -> Result<()> {
+    choose_language(d, "ar", "rtl").await?;
+    ensure!(
+        arabic_text(d, "nav-settings").await?,
+        "the navigation is not in Arabic"
+    );
+    let (first, last) = (
+        centre_x(d, "nav-session").await?,
+        centre_x(d, "nav-settings").await?,
+    );
+    ensure!(
+        first > last,
+        "the navigation is not mirrored: Record at x={first}, Settings at x={last}"
+    );
+    d.click("nav-session").await?;
+    while d.attr("prompt-progress", "data-index").await?.as_deref() != Some("4") {
+        d.click("next").await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ensure!(
+        arabic_text(d, "prompt-progress").await?,
+        "the prompt counter is not in Arabic"
+    );
+    let text = d.text("prompt-text").await?;
+    d.screenshot("20-ar-record").await?;
+    let (quality, speech) = take(d, &text).await?;
+    ensure!(
+        (quality == "pass" || quality == "warn") && speech == "pass",
+        "the take in Arabic: {quality}, speech {speech}"
+    );
+    ensure!(
+        arabic_text(d, "quality-speech").await?,
+        "the quality checks are not in Arabic"
+    );
+    d.js(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'end'});",
+        vec![json!(voxseal_e2e::testid("review"))],
+    )
+    .await?;
+    d.screenshot("21-ar-review").await?;
+    d.click("accept").await?;
+    d.wait_attr("accepted-count", "data-count", LONG, |c| c == "4")
+        .await?;
+    d.click("nav-queue").await?;
+    d.wait_attr("raw-count", "data-count", LONG, |c| c == "0")
+        .await
+        .context("the take recorded in Arabic was not uploaded")?;
+    ensure!(
+        arabic_text(d, "raw-count").await?,
+        "the queue is not in Arabic"
+    );
+    d.screenshot("22-ar-queue").await?;
+    d.click("nav-activity").await?;
+    d.wait_id("activity-list", SHORT).await?;
+    let lines = d
+        .js(
+            "return [...document.querySelectorAll('[data-testid^=\"activity-\"][data-event]')]\
+               .slice(0, 5).map(e => e.dataset.event + ': ' + e.children[1].textContent);",
+            vec![],
+        )
+        .await?;
+    d.log(format_args!("activity in Arabic: {lines}"));
+    ensure!(
+        lines.as_array().is_some_and(|l| l.len() == 5
+            && l.iter().all(|x| x
+                .as_str()
+                .is_some_and(|s| s.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))))),
+        "activity lines not in Arabic: {lines}"
+    );
+    d.screenshot("23-ar-activity").await?;
+    choose_language(d, "en", "ltr").await?;
+    ensure!(
+        !arabic_text(d, "nav-settings").await?,
+        "still Arabic after choosing English"
+    );
     Ok(())
 }
 

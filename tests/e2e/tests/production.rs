@@ -37,6 +37,8 @@ use voxseal_testkit::{MotoServer, require_tool};
 const BUCKET: &str = "acme-voices-prod";
 const ROLE: &str = "voxseal-contractor-upload";
 const CONTRACTOR: &str = "alice-01";
+/// The first prompt, in Arabic script (right to left): rendered, spoken and recorded like any.
+const ARABIC_PROMPT: &str = "ذهب الولد إلى المدرسة في الصباح الباكر.";
 
 /// The lead's signing key that `scripts/test.sh` pinned into the release-style app build.
 fn e2e_lead() -> PathBuf {
@@ -412,7 +414,7 @@ fn production_stack(lead_key: Option<&Path>) -> Option<Stack> {
     let broker = start_broker(&moto, dir, &role, &kms, &project.join("project.toml"));
     std::fs::write(
         dir.join("prompts.txt"),
-        "First sentence.\nSecond sentence.\nThird sentence.\nFourth sentence.\nFifth sentence.\n",
+        format!("{ARABIC_PROMPT}\nSecond sentence.\nThird sentence.\nFourth sentence.\nFifth sentence.\n"),
     )
     .unwrap();
     std::fs::write(dir.join("consent.txt"), "I agree to be recorded for Acme.").unwrap();
@@ -505,7 +507,9 @@ fn check_bucket(st: &Stack, expected: usize, age: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contractor_app_on_the_production_path() {
     use anyhow::{Context as _, ensure};
-    use voxseal_e2e::steps::{LONG, SHORT, header_kept_its_height, mic_check, watch_header};
+    use voxseal_e2e::steps::{
+        LONG, SHORT, arabic_text, choose_language, header_kept_its_height, mic_check, watch_header,
+    };
     use voxseal_e2e::{Desktop, Tools};
 
     let Some(mut tools) = Tools::find("contractor_app_on_the_production_path") else {
@@ -567,10 +571,23 @@ async fn contractor_app_on_the_production_path() {
         d.screenshot("11-production-consent").await?;
         d.click("consent-accept").await?;
         mic_check(&d, None).await?;
+        // The first prompt is in Arabic script: recorded with the app in Arabic (right to left).
+        choose_language(&d, "ar", "rtl").await?;
+        d.click("nav-session").await?;
+        d.wait_attr("prompt-progress", "data-index", SHORT, |i| i == "1")
+            .await?;
+        let prompt = d.text("prompt-text").await?;
+        ensure!(prompt == ARABIC_PROMPT, "prompt 1 shows {prompt:?}");
+        ensure!(
+            arabic_text(&d, "prompt-progress").await?,
+            "the app is not in Arabic"
+        );
+        d.screenshot("16-production-ar-prompt").await?;
+        record_accepted(&d, 1, Some("17-production-ar-review")).await?;
+        choose_language(&d, "en", "ltr").await?;
+        d.click("nav-session").await?;
         watch_header(&d).await?;
-        for n in 1..=2 {
-            record_accepted(&d, n).await?;
-        }
+        record_accepted(&d, 2, None).await?;
         d.click("nav-queue").await?;
         d.wait_id("raw-count", SHORT).await?;
         d.wait_attr("raw-count", "data-count", LONG, |c| c == "0")
@@ -582,7 +599,7 @@ async fn contractor_app_on_the_production_path() {
         // The lead signs serial 2: installed on the next broker contact (the next upload), shown.
         let serial_1 = st.signed_config();
         st.sign(2);
-        record_accepted(&d, 3).await?;
+        record_accepted(&d, 3, None).await?;
         d.wait_attr("project-notice", "data-kind", LONG, |k| k == "updated")
             .await
             .context("the newer config was not installed and shown")?;
@@ -590,7 +607,7 @@ async fn contractor_app_on_the_production_path() {
         for (path, bytes) in &serial_1 {
             std::fs::write(path, bytes)?;
         }
-        record_accepted(&d, 4).await?;
+        record_accepted(&d, 4, None).await?;
         d.wait_attr("project-notice", "data-kind", LONG, |k| k == "refused")
             .await
             .context("the replayed older config was not refused")?;
@@ -599,7 +616,7 @@ async fn contractor_app_on_the_production_path() {
 
         // Revoked: the next take stays sealed on the machine and the contractor is told.
         st.revoke();
-        record_accepted(&d, 5).await?;
+        record_accepted(&d, 5, None).await?;
         d.wait_id("revoked-notice", LONG)
             .await
             .context("the revocation was not shown")?;
@@ -631,8 +648,13 @@ async fn contractor_app_on_the_production_path() {
     drop(st.broker);
 }
 
-/// Records prompt `n` with speech and accepts it (the app then uploads it in the background).
-async fn record_accepted(d: &voxseal_e2e::Desktop, n: usize) -> anyhow::Result<()> {
+/// Records prompt `n` with speech (in the voice of its script) and accepts it (the app then
+/// uploads it in the background); `shot` names a screenshot of the take under review.
+async fn record_accepted(
+    d: &voxseal_e2e::Desktop,
+    n: usize,
+    shot: Option<&str>,
+) -> anyhow::Result<()> {
     use anyhow::ensure;
     use voxseal_e2e::steps::{LONG, SHORT, take};
     d.wait_attr("prompt-progress", "data-index", SHORT, |i| {
@@ -645,6 +667,14 @@ async fn record_accepted(d: &voxseal_e2e::Desktop, n: usize) -> anyhow::Result<(
         (quality == "pass" || quality == "warn") && speech == "pass",
         "prompt {n}: {quality}, speech {speech}"
     );
+    if let Some(name) = shot {
+        d.js(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'end'});",
+            vec![serde_json::json!(voxseal_e2e::testid("review"))],
+        )
+        .await?;
+        d.screenshot(name).await?;
+    }
     d.click("accept").await?;
     d.wait_attr("accepted-count", "data-count", LONG, |c| {
         c.parse::<usize>().is_ok_and(|c| c >= n)

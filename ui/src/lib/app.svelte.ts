@@ -3,7 +3,7 @@
 // call its methods, so the whole flow is testable against the in-memory backend.
 import type { Backend } from './backend';
 import { normalizeError } from './errors';
-import { t, setLanguage } from './i18n';
+import { direction, t, setLanguage } from './i18n';
 import { shortcutFor, type KeyLike, type ShortcutAction } from './keyboard';
 import { applyTheme } from './theme';
 import type { AppError, AppState, JoinPreview, Theme, Unsubscribe } from './types';
@@ -316,7 +316,7 @@ export class AppController {
    * default action).
    */
   handleKey(e: KeyLike): boolean {
-    const action = shortcutFor(e);
+    const action = shortcutFor(e, direction() === 'rtl');
     if (!action) return false;
     return this.runShortcut(action);
   }

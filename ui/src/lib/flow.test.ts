@@ -97,7 +97,7 @@ describe('first run to submission', () => {
     await app.navigate('activity');
     const events = app.activity.entries.map((e) => e.event);
     expect(events).toContain('consent.given');
-    expect(events).toContain('upload.done');
+    expect(events).toContain('item.uploaded');
     expect(app.activity.entries[0]!.seq).toBeGreaterThan(app.activity.entries.at(-1)!.seq); // newest first
   });
 

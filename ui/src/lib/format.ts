@@ -1,8 +1,8 @@
 // Number and time formatting for display; all words come from the dictionary.
-import { getLanguage, t } from './i18n';
+import { direction, intlLocale, t } from './i18n';
 
 export function fmtDb(value: number): string {
-  if (!Number.isFinite(value)) return t('unit.dbfs', { value: '−∞' });
+  if (!Number.isFinite(value)) return t('unit.dbfs', { value: direction() === 'rtl' ? '\u2066−∞\u2069' : '−∞' });
   return t('unit.dbfs', { value: fmtNumber(value, 1) });
 }
 
@@ -11,14 +11,17 @@ export function fmtSeconds(value: number): string {
 }
 
 export function fmtNumber(value: number, digits = 0): string {
-  return new Intl.NumberFormat(getLanguage(), {
+  const text = new Intl.NumberFormat(intlLocale(), {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   }).format(value);
+  // Right to left, a negative number after Arabic words would show its minus on the wrong side
+  // ("15-"): keep it left to right (LRI ... PDI).
+  return direction() === 'rtl' && value < 0 ? `\u2066${text}\u2069` : text;
 }
 
 export function fmtPercent(ratio: number): string {
-  return new Intl.NumberFormat(getLanguage(), { style: 'percent', maximumFractionDigits: 0 }).format(
+  return new Intl.NumberFormat(intlLocale(), { style: 'percent', maximumFractionDigits: 0 }).format(
     Number.isFinite(ratio) ? ratio : 0,
   );
 }
@@ -34,7 +37,7 @@ export function fmtTime(iso: string | null): string {
   if (!iso) return t('time.never');
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return new Intl.DateTimeFormat(getLanguage(), { dateStyle: 'medium', timeStyle: 'medium' }).format(d);
+  return new Intl.DateTimeFormat(intlLocale(), { dateStyle: 'medium', timeStyle: 'medium' }).format(d);
 }
 
 /** Maps dBFS (-60..0) to 0..1 for meter bars. */

@@ -2,10 +2,14 @@
 // a DOM. Shortcuts never fire while the user types (inputs, textareas, selects, contenteditable),
 // never with Ctrl/Alt/Meta, never on auto-repeat; Enter and Space on a focused button or link do
 // what that control does (the browser's activation wins), so keyboard users get what they see.
+// Right to left the arrows follow the mirrored layout (→ is the previous prompt), and P and R
+// also work by key position (KeyP, KeyR) on layouts where they type other letters (Arabic).
 export type ShortcutAction = 'toggleRecord' | 'play' | 'rerecord' | 'accept' | 'prev' | 'next' | 'escape';
 
 export interface KeyLike {
   key: string;
+  /** the physical key (KeyboardEvent.code), e.g. "KeyP" */
+  code?: string;
   ctrlKey?: boolean;
   altKey?: boolean;
   metaKey?: boolean;
@@ -48,10 +52,16 @@ export const SHORTCUTS: Record<string, ShortcutAction> = {
   ArrowRight: 'next',
 };
 
-export function shortcutFor(e: KeyLike): ShortcutAction | null {
+/** Letter shortcuts by physical key, for layouts whose P and R keys type other letters. */
+const BY_CODE: Record<string, ShortcutAction> = { KeyP: 'play', KeyR: 'rerecord' };
+
+export function shortcutFor(e: KeyLike, rtl = false): ShortcutAction | null {
   if (e.key === 'Escape') return 'escape';
   if (e.ctrlKey || e.altKey || e.metaKey || e.repeat) return null;
   if (isTypingTarget(e.target)) return null;
   if ((e.key === 'Enter' || e.key === ' ') && isActivatable(e.target)) return null;
-  return SHORTCUTS[e.key] ?? null;
+  const action = SHORTCUTS[e.key] ?? (e.code ? BY_CODE[e.code] : undefined) ?? null;
+  if (rtl && action === 'prev') return 'next';
+  if (rtl && action === 'next') return 'prev';
+  return action;
 }

@@ -11,6 +11,7 @@ import type {
   DeviceInfo,
   JoinPreview,
   DeviceLost,
+  Interruption,
   Level,
   NoiseCheck,
   NoiseVerdict,
@@ -63,6 +64,8 @@ export interface MemoryOptions {
   demoCode?: string | null;
   /** delay before every answer (default 0) */
   latencyMs?: number;
+  /** the saved UI language (default "en") */
+  language?: string;
   /** the update check_update offers (default none, as in builds without the updater); `refused`: its signature does not verify */
   update?: { version: string; refused?: boolean } | null;
 }
@@ -126,7 +129,7 @@ function rng(seed: number): () => number {
 const clone = <T>(v: T): T => structuredClone(v);
 
 export class MemoryBackend implements Backend {
-  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode' | 'update'>> & {
+  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode' | 'update' | 'language'>> & {
     takeDurationS: number | undefined;
     demoCode: string | null;
     update: { version: string; refused?: boolean } | null;
@@ -222,9 +225,9 @@ export class MemoryBackend implements Backend {
       flag_reason: null,
     }));
     this.lostTakes = this.opts.lostTakes;
+    this.language = options.language ?? 'en';
     this.network = this.opts.online;
     this.failUploads = this.opts.failUploads;
-    this.log('app.started', 'App started (in-memory backend)');
   }
 
   // ---------------------------------------------------------------- helpers for tests and dev
@@ -249,9 +252,8 @@ export class MemoryBackend implements Backend {
     const message = `The microphone "${name}" was disconnected.`;
     if (this.meterTimer) this.clearMeter();
     if (this.recording) {
-      this.ended = this.finishRecording(message);
+      this.ended = this.finishRecording({ kind: 'device_lost', detail: message });
     }
-    this.log('device.lost', message);
     for (const l of this.deviceListeners) l({ message });
   }
 
@@ -260,7 +262,6 @@ export class MemoryBackend implements Backend {
     this.enrolled = false;
     this.contractor = null;
     this.revokedUploads = true;
-    this.log('enrollment.revoked', 'The project lead revoked this enrollment');
     const s = this.state();
     for (const l of this.stateListeners) l(clone(s));
     this.emitQueue();
@@ -331,7 +332,7 @@ export class MemoryBackend implements Backend {
     this.enrollLink = null;
     this.revokedUploads = false;
     this.contractor = 'demo-contractor';
-    this.log('enrolled', `Enrolled as ${this.contractor} in Demo Voice Project`);
+    this.log('enrollment.joined', { contractor: this.contractor ?? '' });
     this.kickUpload();
     return this.state();
   }
@@ -380,7 +381,7 @@ export class MemoryBackend implements Backend {
     await this.enter('give_consent');
     this.requireEnrolled();
     this.consent = true;
-    this.log('consent.given', 'Consent recorded (text hash 3f9a…c21e)');
+    this.log('consent.given');
     return this.state();
   }
 
@@ -396,7 +397,6 @@ export class MemoryBackend implements Backend {
     }
     if (this.recording) throw appError('busy', 'A take is being recorded.');
     this.device = name;
-    this.log('device.selected', `Microphone: ${name ?? 'system default'}`);
     return this.state();
   }
 
@@ -425,17 +425,10 @@ export class MemoryBackend implements Backend {
     this.requireDevice(); // unplugged during the check
     const v = this.opts.noiseVerdict;
     this.micChecked = true;
-    this.log('mic.checked', `Microphone check: ${v}`);
+    this.log('mic.checked', { verdict: v });
     const floor = v === 'too_noisy' ? -38 : v === 'too_quiet' ? -78 : -62;
     const peak = v === 'too_quiet' ? -52 : v === 'too_noisy' ? -20 : v === 'too_loud' ? 0 : -41;
-    const messages: Record<NoiseVerdict, string> = {
-      good: `background at ${floor} dBFS: good`,
-      too_noisy: `the room is noisy (${floor} dBFS background): find a quieter place`,
-      too_quiet: `the input is very quiet (peak ${peak} dBFS): move closer or raise the input gain`,
-      too_loud: 'too loud: the signal clips; move back a little or lower the input gain',
-    };
-    const message = messages[v];
-    return { noise_floor_dbfs: floor, peak_dbfs: peak, verdict: v, message };
+    return { noise_floor_dbfs: floor, peak_dbfs: peak, verdict: v };
   }
 
   async startTake(promptId: string, onLevel: (level: Level) => void): Promise<string> {
@@ -461,7 +454,6 @@ export class MemoryBackend implements Backend {
       }, this.opts.levelIntervalMs),
     };
     this.recording = rec;
-    this.log('take.started', `Recording prompt ${promptId}`);
     return takeId;
   }
 
@@ -537,12 +529,8 @@ export class MemoryBackend implements Backend {
     });
     this.review = null;
     this.endPlayback();
-    this.log(
-      'take.accepted',
-      `Accepted take ${review.take_id} for ${review.prompt_id}` + (acceptFailed && review.quality.overall === 'fail' ? ' despite failed checks' : ''),
-    );
-    this.log('sample.sealed', `Sealed ${sampleId}` + (supersedes ? ` (supersedes ${supersedes})` : ''));
-    this.wiped(`Spool of take ${review.take_id} wiped`);
+    this.log('take.sealed', { sample: sampleId, prompt: review.prompt_id });
+    this.wiped();
     this.advance(idx);
     this.emitQueue();
     this.kickUpload();
@@ -571,9 +559,9 @@ export class MemoryBackend implements Backend {
     if (prog.status !== 'accepted') prog.status = reason ? 'flagged' : 'skipped';
     if (reason) {
       prog.flag_reason = reason;
-      this.log('prompt.flagged', `Flagged ${promptId}: ${reason}`);
+      this.log('prompt.flagged', { prompt: promptId, reason });
     } else {
-      this.log('prompt.skipped', `Skipped ${promptId}`);
+      this.log('prompt.skipped', { prompt: promptId });
     }
     this.advance(idx);
     return this.state();
@@ -612,7 +600,6 @@ export class MemoryBackend implements Backend {
       item.status = 'sealed';
       item.last_error = null;
       item.bytes_done = 0;
-      this.log('upload.retry', `Retry ${sampleId}`);
     }
     // The contract says "starts an upload": it runs in the background; events bring the result.
     this.kickUpload(true);
@@ -632,10 +619,10 @@ export class MemoryBackend implements Backend {
     if (theme !== 'system' && theme !== 'light' && theme !== 'dark') {
       throw appError('invalid_input', `Unknown theme ${theme}.`);
     }
-    if (language !== 'en') throw appError('invalid_input', `Unsupported language ${language}.`);
+    // As the backend: any language tag; the UI falls back to English for ones it has no words for.
+    if (!/^[A-Za-z0-9-]{1,16}$/.test(language)) throw appError('invalid_input', `Not a language tag: ${language}.`);
     this.theme = theme;
     this.language = language;
-    this.log('preferences.saved', `Theme ${theme}, language ${language}`);
     return this.state();
   }
 
@@ -732,12 +719,12 @@ export class MemoryBackend implements Backend {
     for (const l of this.queueListeners) l(clone(q));
   }
 
-  private log(event: string, summary: string): void {
-    this.audit.push({ seq: this.audit.length + 1, time: new Date().toISOString(), event, summary });
+  private log(event: string, params: ActivityEntry['params'] = {}): void {
+    this.audit.push({ seq: this.audit.length + 1, time: new Date().toISOString(), event, params });
   }
 
-  private wiped(summary: string): void {
-    this.log('spool.wiped', summary);
+  private wiped(): void {
+    this.log('spool.wiped');
     this.lastWipeAt = new Date().toISOString();
   }
 
@@ -787,7 +774,7 @@ export class MemoryBackend implements Backend {
     this.ended = null;
     this.endPlayback();
     if (!r) return;
-    this.log('take.discarded', `Discarded take ${r.take_id} of ${r.prompt_id}`);
+    this.log('take.discarded');
     this.lastWipeAt = new Date().toISOString();
   }
 
@@ -802,7 +789,7 @@ export class MemoryBackend implements Backend {
     return { peak_dbfs: round1(peak), rms_dbfs: round1(rms), clipped, elapsed_s: round2(elapsed) };
   }
 
-  private finishRecording(interrupted: string | null): TakeReview {
+  private finishRecording(interrupted: Interruption | null): TakeReview {
     const rec = this.recording!;
     clearInterval(rec.timer);
     this.recording = null;
@@ -812,7 +799,7 @@ export class MemoryBackend implements Backend {
     this.takesPerPrompt.set(rec.promptId, n);
     const clip = n === 1 && this.opts.failFirstTakeOf.includes(rec.promptId);
     const quality = fakeQuality(duration, clip, rec.promptId === 'p002' && n === 1);
-    this.log('take.stopped', `Take ${rec.takeId}: ${duration.toFixed(1)} s, ${quality.overall}`);
+    this.log('take.recorded', { prompt: rec.promptId, duration_s: duration, interrupted: interrupted !== null });
     return {
       take_id: rec.takeId,
       prompt_id: rec.promptId,
@@ -889,7 +876,6 @@ export class MemoryBackend implements Backend {
       for (const item of batch) {
         if (!this.network) {
           this.online = false;
-          this.log('upload.offline', 'Could not reach the upload service');
           for (const rest of batch.filter((b) => b.status !== 'uploaded')) {
             if (rest.status === 'uploading') {
               rest.status = 'failed';
@@ -923,7 +909,7 @@ export class MemoryBackend implements Backend {
           item.status = 'failed';
           item.bytes_done = 0;
           item.last_error = 'network unreachable: will retry when online';
-          this.log('upload.failed', `${item.sample_id}: network unreachable`);
+          this.log('upload.interrupted', { sample: item.sample_id });
           continue; // the loop head records offline for the rest
         }
         if (failThis) {
@@ -932,15 +918,14 @@ export class MemoryBackend implements Backend {
           item.status = 'failed';
           item.bytes_done = 0;
           item.last_error = 'the storage service reported a checksum mismatch';
-          this.log('upload.failed', `${item.sample_id}: checksum mismatch`);
+          this.log('upload.failed', { sample: item.sample_id });
           this.emitQueue();
           continue;
         }
         item.status = 'uploaded';
         item.bytes_done = item.bytes_total;
         itemsDone++;
-        this.log('upload.done', `Uploaded ${item.sample_id}`);
-        this.log('outbox.deleted', `Local ciphertext of ${item.sample_id} deleted`);
+        this.log('item.uploaded', { sample: item.sample_id });
         report();
         this.emitQueue();
       }
@@ -981,29 +966,30 @@ function fakeWaveform(duration: number, clip: boolean, rand: () => number): [num
 function fakeQuality(duration: number, clip: boolean, warnSilence: boolean): QualityReport {
   const tooShort = duration < 1;
   const checks: QualityReport['checks'] = [];
+  const speechS = round1(duration - 0.9);
   checks.push(
     tooShort
-      ? { name: 'duration', verdict: 'fail', reason: `too short (${duration.toFixed(1)} s): record the whole prompt` }
-      : { name: 'duration', verdict: 'pass', reason: `${duration.toFixed(1)} s` },
+      ? { name: 'duration', verdict: 'fail', code: 'short', values: { seconds: duration } }
+      : { name: 'duration', verdict: 'pass', code: 'ok', values: { seconds: duration } },
   );
   checks.push(
     clip
-      ? { name: 'clipping', verdict: 'fail', reason: 'clipping in 3.2% of samples: move back from the mic or lower the input gain' }
-      : { name: 'clipping', verdict: 'pass', reason: 'no clipping' },
+      ? { name: 'clipping', verdict: 'fail', code: 'clipped', values: { percent: 3.2 } }
+      : { name: 'clipping', verdict: 'pass', code: 'none', values: {} },
   );
   if (tooShort) {
-    checks.push({ name: 'speech', verdict: 'fail', reason: 'no speech detected: check that the right microphone is selected and not muted' });
+    checks.push({ name: 'speech', verdict: 'fail', code: 'none', values: {} });
   } else {
-    checks.push({ name: 'speech', verdict: 'pass', reason: `${(duration - 0.9).toFixed(1)} s of speech detected` });
-    checks.push({ name: 'level', verdict: 'pass', reason: `speech at ${clip ? -6 : -21} dBFS` });
-    checks.push({ name: 'snr', verdict: 'pass', reason: 'SNR 34 dB' });
+    checks.push({ name: 'speech', verdict: 'pass', code: 'ok', values: { seconds: speechS } });
+    checks.push({ name: 'level', verdict: 'pass', code: 'ok', values: { dbfs: clip ? -6 : -21 } });
+    checks.push({ name: 'snr', verdict: 'pass', code: 'ok', values: { db: 34 } });
     checks.push(
       warnSilence
-        ? { name: 'silence', verdict: 'warn', reason: '1.8 s of silence before you speak: start soon after pressing record' }
-        : { name: 'silence', verdict: 'pass', reason: '0.3 s before, 0.4 s after the speech' },
+        ? { name: 'silence', verdict: 'warn', code: 'before', values: { seconds: 1.8 } }
+        : { name: 'silence', verdict: 'pass', code: 'ok', values: { before: 0.3, after: 0.4 } },
     );
   }
-  checks.push({ name: 'noise', verdict: 'pass', reason: 'background at -62 dBFS' });
+  checks.push({ name: 'noise', verdict: 'pass', code: 'ok', values: { dbfs: -62 } });
   const order = { pass: 0, warn: 1, fail: 2 } as const;
   const overall = checks.reduce<QualityReport['overall']>((m, c) => (order[c.verdict] > order[m] ? c.verdict : m), 'pass');
   const speech: [number, number] | null = tooShort ? null : [0.3, Math.max(0.4, duration - 0.4)];

@@ -110,7 +110,7 @@ export interface AppState {
   /** unaccepted takes lost to a crash, reported once at start-up */
   lost_takes: number;
   theme: Theme;
-  /** "en" */
+  /** a UI language code ("en", "ar"); the UI falls back to English for others */
   language: string;
   /** a mic check was done on this machine (remembered) */
   mic_checked: boolean;
@@ -137,23 +137,26 @@ export interface Level {
   elapsed_s: number;
 }
 
-// 'too_loud': voxseal-core's mic_check() returns it for a clipping input, although
-// docs/app-ipc.md lists only the other three.
 export type NoiseVerdict = 'good' | 'too_noisy' | 'too_quiet' | 'too_loud';
 
+/** The voice-and-room check: a verdict and numbers; the words are the UI's (`noise.verdict.*`). */
 export interface NoiseCheck {
   noise_floor_dbfs: number;
   peak_dbfs: number;
   verdict: NoiseVerdict;
-  message: string;
 }
 
 export type Verdict = 'pass' | 'warn' | 'fail';
 
+/**
+ * One judged check: which case of it applies (`code`) and the numbers its sentence needs; the UI
+ * says it as `quality.<name>.<code>` with `values` (docs/app-ipc.md lists them).
+ */
 export interface Check {
   name: string;
   verdict: Verdict;
-  reason: string;
+  code: string;
+  values: Record<string, number>;
 }
 
 export interface QualityReport {
@@ -172,6 +175,11 @@ export interface QualityReport {
   overall: Verdict;
 }
 
+/** Why a take ended before the contractor stopped it. */
+export type Interruption =
+  | { kind: 'limit'; limit_s: number } // cut at the project's longest take (capture.max_take_s)
+  | { kind: 'device_lost'; detail: string }; // the device failed; detail is technical
+
 export interface TakeReview {
   take_id: string;
   prompt_id: string;
@@ -179,8 +187,7 @@ export interface TakeReview {
   /** ~400 (min, max) pairs in -1..1 for drawing */
   waveform: [number, number][];
   quality: QualityReport;
-  /** why the take ended early (device lost) */
-  interrupted: string | null;
+  interrupted: Interruption | null;
 }
 
 export type ItemStatus = 'sealed' | 'uploading' | 'uploaded' | 'failed';
@@ -220,11 +227,13 @@ export interface UploadProgress {
   item_bytes_total: number;
 }
 
+/** One audit event: the UI says it as `activity.event.<event>` with `params`. */
 export interface ActivityEntry {
   seq: number;
   time: string;
   event: string;
-  summary: string;
+  /** whitelisted, non-secret details (ids, counts, seconds, a verdict, a flag reason) */
+  params: Record<string, string | number | boolean>;
 }
 
 /** Payload of the `device-lost` event. */

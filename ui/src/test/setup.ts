@@ -1,5 +1,6 @@
 // Vitest setup: jsdom has no canvas and no matchMedia; give the components harmless stand-ins.
 import { afterEach } from 'vitest';
+import { setLanguage } from '../lib/i18n';
 
 HTMLCanvasElement.prototype.getContext = (() => null) as unknown as HTMLCanvasElement['getContext'];
 
@@ -18,4 +19,5 @@ if (!window.matchMedia) {
 
 afterEach(() => {
   document.documentElement.removeAttribute('data-theme');
+  setLanguage('en');
 });
