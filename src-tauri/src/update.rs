@@ -6,32 +6,14 @@
 //! The endpoint is `VOXSEAL_UPDATE_URL`, set at build time; the same variable at run time
 //! overrides it (a mirror, or a test server). Only the key is trusted, never the address.
 
-use serde::Serialize;
 use tauri::AppHandle;
 use tauri::ipc::Channel;
 use voxseal_app::{AppError, ErrorKind};
 
 use crate::CommandResult;
 
-/// An update the endpoint offers.
-#[derive(Clone, Debug, Serialize)]
-pub struct UpdateOffer {
-    /// The version offered.
-    pub version: String,
-    /// The version running now.
-    pub current_version: String,
-    /// The release notes, if any.
-    pub notes: Option<String>,
-}
-
-/// Download progress: bytes so far, and the total when the server says it.
-#[derive(Clone, Serialize)]
-pub struct DownloadProgress {
-    /// Bytes received.
-    pub done: u64,
-    /// The size announced, if any.
-    pub total: Option<u64>,
-}
+// The IPC values (generated into the UI's bindings with the others).
+pub use voxseal_app::types::{DownloadProgress, UpdateOffer};
 
 #[cfg(feature = "updater")]
 pub use enabled::{Updates, check, download, install, plugin};

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 /// What kind of failure, for the UI to branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No device token.
@@ -45,6 +46,7 @@ pub enum ErrorKind {
 /// An error for the UI: a kind and a message for people (no secrets, no paths outside the data
 /// directory, no audio).
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[error("{message}")]
 pub struct AppError {
     /// For code.

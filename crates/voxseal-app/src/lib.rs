@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+mod bindings;
 pub mod demo;
 mod enrollment;
 mod error;

@@ -17,6 +17,7 @@ use voxseal_core::project::ids::PromptId;
 
 /// One prompt.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Prompt"))]
 pub struct PromptView {
     /// Id.
     pub id: String,
@@ -28,10 +29,12 @@ pub struct PromptView {
 
 /// A prompt's progress.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "PromptProgress"))]
 pub struct PromptProgressView {
     /// The prompt.
     pub prompt_id: String,
     /// `todo`, `accepted`, `skipped` or `flagged`.
+    #[cfg_attr(test, ts(type = "PromptStatus"))]
     pub status: voxseal_core::store::progress::PromptStatus,
     /// The current sample.
     pub sample_id: Option<String>,
@@ -43,6 +46,7 @@ pub struct PromptProgressView {
 
 /// The project, as far as the UI needs it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ProjectInfo"))]
 pub struct ProjectView {
     /// Name.
     pub name: String,
@@ -60,6 +64,7 @@ pub struct ProjectView {
 
 /// What joining a project would install: shown before the code is redeemed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct JoinPreview {
     /// The project, from the config the broker served, verified against the pinned lead key.
     pub project: ProjectView,
@@ -71,6 +76,7 @@ pub struct JoinPreview {
 
 /// Something about the installed project the contractor should see once.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProjectNotice {
     /// The lead signed a newer config; it was installed on the last broker contact.
@@ -89,6 +95,7 @@ pub enum ProjectNotice {
 
 /// Which project the app works for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The embedded demo stack, in a data directory of its own.
@@ -99,6 +106,7 @@ pub enum Mode {
 
 /// Everything the UI needs to render.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AppState {
     /// Demo or project.
     pub mode: Mode,
@@ -125,6 +133,7 @@ pub struct AppState {
     /// Unaccepted takes lost to a crash (reported once).
     pub lost_takes: usize,
     /// `system`, `light` or `dark`.
+    #[cfg_attr(test, ts(type = r#""system" | "light" | "dark""#))]
     pub theme: String,
     /// UI language.
     pub language: String,
@@ -141,6 +150,7 @@ pub struct AppState {
 
 /// A recorded take, for review.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TakeReview {
     /// Take id.
     pub take_id: String,
@@ -181,6 +191,7 @@ impl TakeReview {
 
 /// Why a take ended before the contractor stopped it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Interruption {
     /// The take reached the project's longest take (`capture.max_take_s`) and was cut there.
@@ -213,6 +224,7 @@ impl Interruption {
 
 /// A take's measures and judged checks, as the UI renders them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "QualityReport"))]
 pub struct QualityView {
     /// Length, seconds.
     pub duration_s: f64,
@@ -239,6 +251,7 @@ pub struct QualityView {
     /// The judged checks, in the core's order.
     pub checks: Vec<CheckView>,
     /// The worst verdict.
+    #[cfg_attr(test, ts(type = "Verdict"))]
     pub overall: Verdict,
 }
 
@@ -278,14 +291,18 @@ impl QualityView {
 ///
 /// A check this version does not know comes as `code` `unknown` without values.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Check"))]
 pub struct CheckView {
     /// `duration`, `clipping`, `speech`, `level`, `snr`, `silence`, `noise`.
     pub name: String,
     /// The verdict.
+    #[cfg_attr(test, ts(type = "Verdict"))]
     pub verdict: Verdict,
     /// Which case of the check applies.
+    #[cfg_attr(test, ts(type = "string"))]
     pub code: &'static str,
     /// The measured numbers (seconds, dB, percent) the UI puts into its sentence.
+    #[cfg_attr(test, ts(type = "Record<string, number>"))]
     pub values: BTreeMap<&'static str, f64>,
 }
 
@@ -348,12 +365,14 @@ impl CheckView {
 
 /// One outbox item for the queue screen.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct QueueItem {
     /// Sample id.
     pub sample_id: String,
     /// Prompt id.
     pub prompt_id: Option<String>,
     /// `sealed`, `uploading`, `uploaded`, `failed`.
+    #[cfg_attr(test, ts(type = "ItemStatus"))]
     pub status: voxseal_core::store::outbox::ItemStatus,
     /// Payload bytes.
     pub bytes_total: u64,
@@ -367,6 +386,7 @@ pub struct QueueItem {
 
 /// The queue screen.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct QueueState {
     /// Items, oldest first.
     pub items: Vec<QueueItem>,
@@ -386,6 +406,7 @@ pub struct QueueState {
 /// One audit event, for the activity screen: the event and the few of its details the UI
 /// names (see `views::activity_params`); the UI says it in words (`activity.<event>`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ActivityEntry {
     /// Sequence number.
     pub seq: u64,
@@ -395,18 +416,21 @@ pub struct ActivityEntry {
     pub event: String,
     /// Whitelisted, non-secret details: ids, counts, seconds, a verdict, the contractor's own
     /// flag reason.
+    #[cfg_attr(test, ts(type = "Record<string, string | number | boolean>"))]
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The voice-and-room check's verdict, without words: the UI says `noise.verdict.<verdict>`
 /// with the numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NoiseCheck {
     /// Background level, dBFS.
     pub noise_floor_dbfs: f64,
     /// Loudest sample, dBFS.
     pub peak_dbfs: f64,
     /// `good`, `too_noisy`, `too_quiet` or `too_loud`.
+    #[cfg_attr(test, ts(type = r#""good" | "too_noisy" | "too_quiet" | "too_loud""#))]
     pub verdict: String,
 }
 
@@ -422,3 +446,25 @@ impl From<MicCheck> for NoiseCheck {
 
 /// Re-exported for the shell.
 pub type LevelView = Level;
+
+/// An update the update endpoint offers (release builds).
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UpdateOffer {
+    /// The version offered.
+    pub version: String,
+    /// The version running now.
+    pub current_version: String,
+    /// The release notes, if any.
+    pub notes: Option<String>,
+}
+
+/// Download progress: bytes so far, and the total when the server says it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DownloadProgress {
+    /// Bytes received.
+    pub done: u64,
+    /// The size announced, if any.
+    pub total: Option<u64>,
+}
