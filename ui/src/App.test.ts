@@ -215,20 +215,19 @@ describe('notices and states', () => {
     await user.click(await findId('stop'));
     await user.click(await findId('accept'));
     await waitFor(() => expect(byId('prompt-progress').dataset.index).toBe('2'));
-    mem.setNetwork(false);
+    mem.scriptUploads('offline');
     await user.click(byId('nav-queue'));
     expect(screen.queryByTestId('offline-badge')).toBeNull();
     await user.click(await findId('upload-now'));
     expect((await findId('offline-badge')).textContent).toContain(t('queue.offlineBadge'));
     expect(byId('raw-count').dataset.count).toBe('1');
-    mem.setNetwork(true);
     await user.click(byId('upload-now'));
     await waitFor(() => expect(screen.queryByTestId('offline-badge')).toBeNull());
     expect(byId('raw-count').dataset.count).toBe('0');
   });
 
   it('offers retry on a failed item', async () => {
-    const { user } = start({ enrolled: true, consentGiven: true, failFirstTakeOf: [], failUploads: 1 });
+    const { user } = start({ enrolled: true, consentGiven: true, failFirstTakeOf: [], uploads: ['failed'] });
     await user.click(await findId('record'));
     await user.click(await findId('stop'));
     await user.click(await findId('accept'));

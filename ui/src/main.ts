@@ -13,7 +13,7 @@ async function pickBackend(): Promise<Backend> {
   if (inTauri(window)) return tauriBackend;
   const { MemoryBackend } = await import('./lib/memoryBackend');
   const memory = new MemoryBackend({ lostTakes: 1 });
-  // From the devtools console: voxsealMemory.setNetwork(false), voxsealMemory.unplug('USB Headset')
+  // From the devtools console: voxsealMemory.scriptUploads('offline'), voxsealMemory.unplug('USB Headset')
   (window as unknown as { voxsealMemory: unknown }).voxsealMemory = memory;
   return memory;
 }

@@ -1,6 +1,8 @@
-// A complete in-memory Backend: fake prompts, simulated levels on timers, fake waveforms and
-// quality reports (including failing ones), a queue that uploads by itself after every accepted
-// take (step by step, retrying with backoff while offline), and a local-mode demo code.
+// An in-memory Backend: fake prompts, simulated levels on timers, fake waveforms and quality
+// reports (including failing ones), a queue that uploads after every accepted take, and a
+// local-mode demo code. Uploads are scripted, not simulated: each item's attempt takes the next
+// scripted outcome (uploaded, failed, offline); nothing here retries or backs off (the shell's
+// upload worker does, tested in Rust: crates/voxseal-app and voxseal-cloud).
 // Used by Vitest and by `npm run dev` in a plain browser. It behaves like the contract says the
 // shell does; where the contract is silent, the choice is commented.
 import type { Backend } from './backend';
@@ -53,13 +55,10 @@ export interface MemoryOptions {
   uploadStepMs?: number;
   /** steps per item (default 5) */
   uploadSteps?: number;
-  online?: boolean;
-  /** the next N item uploads fail (checksum mismatch) */
-  failUploads?: number;
+  /** what the next item uploads do, in order (then: uploaded); see scriptUploads */
+  uploads?: UploadOutcome[];
   /** upload by itself after every accepted take, as the shell does (default true) */
   autoUpload?: boolean;
-  /** first retry while offline (default 30000 ms; doubles up to 5 minutes) */
-  retryMs?: number;
   /** local mode's demo enrollment code, shown until enrolled (default a valid code; null: none) */
   demoCode?: string | null;
   /** delay before every answer (default 0) */
@@ -69,6 +68,13 @@ export interface MemoryOptions {
   /** the update check_update offers (default none, as in builds without the updater); `refused`: its signature does not verify */
   update?: { version: string; refused?: boolean } | null;
 }
+
+/**
+ * What one item's upload attempt does: `uploaded`; `failed` (the storage service refused it: the
+ * item fails with its reason, the run goes on); `offline` (the service is unreachable: the item
+ * fails, the run stops, QueueState.online turns false until an attempt succeeds).
+ */
+export type UploadOutcome = 'uploaded' | 'failed' | 'offline';
 
 export const DEMO_CODE = 'DEMO-7K3Q-X9PB';
 
@@ -129,7 +135,7 @@ function rng(seed: number): () => number {
 const clone = <T>(v: T): T => structuredClone(v);
 
 export class MemoryBackend implements Backend {
-  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode' | 'update' | 'language'>> & {
+  readonly opts: Required<Omit<MemoryOptions, 'takeDurationS' | 'prompts' | 'demoCode' | 'update' | 'language' | 'uploads'>> & {
     takeDurationS: number | undefined;
     demoCode: string | null;
     update: { version: string; refused?: boolean } | null;
@@ -170,15 +176,12 @@ export class MemoryBackend implements Backend {
   private items: QueueItem[] = [];
   private online = true;
   private revokedUploads = false;
-  private network: boolean;
+  private uploadScript: UploadOutcome[];
   private uploading = false;
-  private failUploads: number;
   /** The running upload (background or upload_now). */
   private currentUpload: Promise<void> | null = null;
   /** Another accepted take arrived while an upload ran: upload again afterwards. */
   private uploadAgain = false;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
-  private retryWait: number;
   private lastWipeAt: string | null = null;
   private audit: ActivityEntry[] = [];
   private timers = new Set<ReturnType<typeof setTimeout>>();
@@ -201,12 +204,9 @@ export class MemoryBackend implements Backend {
       failFirstTakeOf: options.failFirstTakeOf ?? ['p003'],
       uploadStepMs: options.uploadStepMs ?? 120,
       uploadSteps: options.uploadSteps ?? 5,
-      online: options.online ?? true,
-      failUploads: options.failUploads ?? 0,
       latencyMs: options.latencyMs ?? 0,
       micChecked: options.micChecked ?? options.consentGiven ?? false,
       autoUpload: options.autoUpload ?? true,
-      retryMs: options.retryMs ?? 30_000,
       demoCode: options.demoCode === undefined ? DEMO_CODE : options.demoCode,
       update: options.update ?? null,
     };
@@ -215,7 +215,6 @@ export class MemoryBackend implements Backend {
     if (this.enrolled) this.contractor = 'demo-contractor';
     this.consent = this.opts.consentGiven;
     this.micChecked = this.opts.micChecked;
-    this.retryWait = this.opts.retryMs;
     this.prompts = clone(options.prompts ?? DEMO_PROMPTS);
     this.progress = this.prompts.map((p) => ({
       prompt_id: p.id,
@@ -226,19 +225,14 @@ export class MemoryBackend implements Backend {
     }));
     this.lostTakes = this.opts.lostTakes;
     this.language = options.language ?? 'en';
-    this.network = this.opts.online;
-    this.failUploads = this.opts.failUploads;
+    this.uploadScript = [...(options.uploads ?? [])];
   }
 
   // ---------------------------------------------------------------- helpers for tests and dev
 
-  /**
-   * Simulates the network going away or coming back. Going offline stops a running upload.
-   * QueueState.online follows the contract: it turns false after a failed attempt and true after
-   * a successful one, not when the network changes.
-   */
-  setNetwork(up: boolean): void {
-    this.network = up;
+  /** Scripts what the next item uploads do, in order (after them: uploaded). */
+  scriptUploads(...outcomes: UploadOutcome[]): void {
+    this.uploadScript.push(...outcomes);
   }
 
   /** Simulates unplugging a microphone. */
@@ -285,8 +279,6 @@ export class MemoryBackend implements Backend {
     if (this.recording) clearInterval(this.recording.timer);
     this.recording = null;
     this.endPlayback();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queueListeners.clear();
@@ -824,10 +816,8 @@ export class MemoryBackend implements Backend {
     void this.upload(() => {});
   }
 
-  /** One upload run, then the follow-ups: again if more was accepted, a retry if offline. */
+  /** One upload run; again if more was accepted meanwhile. No retries: a test scripts them. */
   private async upload(onProgress: (p: UploadProgress) => void): Promise<void> {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
     const run = this.runUpload(onProgress);
     this.currentUpload = run;
     try {
@@ -835,19 +825,7 @@ export class MemoryBackend implements Backend {
     } finally {
       this.currentUpload = null;
     }
-    if (!this.online) {
-      // offline: retry by itself, backing off up to 5 minutes
-      if (this.opts.autoUpload) {
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.kickUpload();
-        }, this.retryWait);
-        this.retryWait = Math.min(this.retryWait * 2, 300_000);
-      }
-      return;
-    }
-    this.retryWait = this.opts.retryMs;
-    if (this.uploadAgain) {
+    if (this.uploadAgain && this.online) {
       this.uploadAgain = false;
       this.kickUpload(true);
     }
@@ -874,62 +852,46 @@ export class MemoryBackend implements Backend {
     this.emitQueue();
     try {
       for (const item of batch) {
-        if (!this.network) {
-          this.online = false;
-          for (const rest of batch.filter((b) => b.status !== 'uploaded')) {
-            if (rest.status === 'uploading') {
-              rest.status = 'failed';
-              rest.bytes_done = 0;
-              rest.last_error = 'network unreachable: will retry when online';
-            }
-          }
-          return;
-        }
+        const outcome = this.uploadScript.shift() ?? 'uploaded';
         item.status = 'uploading';
         item.last_error = null;
         item.bytes_done = 0;
         current = item;
         report();
         this.emitQueue();
-        const failThis = this.failUploads > 0;
+        // uploaded: every step; failed: refused half way; offline: nothing gets through
+        const steps = outcome === 'uploaded' ? this.opts.uploadSteps : outcome === 'failed' ? Math.ceil(this.opts.uploadSteps / 2) : 0;
         const step = Math.ceil(item.bytes_total / this.opts.uploadSteps);
-        for (let s = 0; s < this.opts.uploadSteps; s++) {
+        for (let s = 0; s < steps; s++) {
           await this.sleep(this.opts.uploadStepMs);
-          if (!this.network) break;
           const chunk = Math.min(step, item.bytes_total - item.bytes_done);
           item.bytes_done += chunk;
           done += chunk;
           report();
           this.emitQueue();
-          if (failThis && s === Math.floor(this.opts.uploadSteps / 2)) break;
         }
-        if (!this.network) {
-          this.online = false;
+        if (outcome !== 'uploaded') {
           done -= item.bytes_done;
           item.status = 'failed';
           item.bytes_done = 0;
-          item.last_error = 'network unreachable: will retry when online';
-          this.log('upload.interrupted', { sample: item.sample_id });
-          continue; // the loop head records offline for the rest
-        }
-        if (failThis) {
-          this.failUploads--;
-          done -= item.bytes_done;
-          item.status = 'failed';
-          item.bytes_done = 0;
-          item.last_error = 'the storage service reported a checksum mismatch';
-          this.log('upload.failed', { sample: item.sample_id });
+          item.last_error =
+            outcome === 'offline' ? 'network unreachable: will retry when online' : 'the storage service reported a checksum mismatch';
+          this.log(outcome === 'offline' ? 'upload.interrupted' : 'upload.failed', { sample: item.sample_id });
           this.emitQueue();
+          if (outcome === 'offline') {
+            this.online = false;
+            return;
+          }
           continue;
         }
         item.status = 'uploaded';
         item.bytes_done = item.bytes_total;
         itemsDone++;
+        this.online = true;
         this.log('item.uploaded', { sample: item.sample_id });
         report();
         this.emitQueue();
       }
-      if (batch.length > 0) this.online = true;
     } finally {
       this.uploading = false;
       this.emitQueue();

@@ -23,21 +23,20 @@ describe('queue', () => {
     await app.navigate('queue');
     expect(app.queue.online).toBe(true);
 
-    mem.setNetwork(false);
+    mem.scriptUploads('offline');
     await app.queue.uploadNow(); // offline is a state, not an error
     expect(app.queue.error).toBeNull();
     expect(app.queue.online).toBe(false);
     expect(app.queue.rawOnMachine).toBe(2);
     expect(app.queue.items.every((i) => i.status !== 'uploaded')).toBe(true);
 
-    mem.setNetwork(true);
     await app.queue.uploadNow();
     expect(app.queue.online).toBe(true);
     expect(app.queue.rawOnMachine).toBe(0);
   });
 
   it('marks a failed item with its reason and retries it', async () => {
-    const ctx = await ready({ failFirstTakeOf: [], failUploads: 1 });
+    const ctx = await ready({ failFirstTakeOf: [], uploads: ['failed'] });
     mem = ctx.mem;
     const { app } = ctx;
     await acceptTwo(app);
