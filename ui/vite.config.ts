@@ -12,9 +12,12 @@ export default defineConfig({
   server: {
     port: 5173,
     strictPort: true,
-    // Vitest only: the i18n tests read the backend's view code (crates/voxseal-app/src) as text,
-    // to check there are words for every code it sends.
-    ...(process.env.VITEST ? { fs: { allow: ['.', '../crates/voxseal-app/src'] } } : {}),
+    // Vitest only: the i18n tests read the backend's view code (crates/voxseal-app/src) and its
+    // audit events (voxseal-core's store/audit_event.rs) as text, to check there are words for every
+    // code it sends.
+    ...(process.env.VITEST
+      ? { fs: { allow: ['.', '../crates/voxseal-app/src', '../crates/voxseal-core/src/store'] } }
+      : {}),
   },
   build: {
     outDir: 'dist',

@@ -181,7 +181,7 @@ impl App {
 const ACTIVITY_PARAMS: &[(&str, &[&str])] = &[
     ("take.recorded", &["prompt", "duration_s", "interrupted"]),
     ("take.sealed", &["sample", "prompt"]),
-    ("take.discarded", &[]),
+    ("take.discarded", &["why"]),
     ("spool.wiped", &[]),
     ("spool.swept", &[]),
     ("item.uploaded", &["sample"]),
@@ -251,5 +251,11 @@ mod tests {
         let p = activity_params("item.uploaded", &json!({ "sample": { "nested": 1 } }));
         assert!(p.is_empty());
         assert!(activity_params("some.new_event", &json!({ "sample": "s" })).is_empty());
+        // A discarded take's reason is a code (core's DiscardReason); its bytes stay out.
+        let p = activity_params(
+            "take.discarded",
+            &json!({ "take": "t", "why": "rerecorded", "bytes": 1024 }),
+        );
+        assert_eq!(serde_json::Value::Object(p), json!({ "why": "rerecorded" }));
     }
 }

@@ -38,6 +38,11 @@ export function activityText(e: ActivityEntry): string {
     else if (typeof v === 'boolean') params[k] = String(v);
     else params[k] = k === 'reason' ? isolate(v) : v; // the contractor's own words
   }
+  if (e.event === 'take.discarded') {
+    // why is a code (older entries held a sentence: those get the line without it)
+    const why = `discardWhy.${String(e.params.why)}`;
+    return hasKey(why) ? t('activity.take.discardedWhy', { why: t(why) }) : t('activity.take.discarded');
+  }
   if (e.event === 'mic.checked' && typeof e.params.verdict === 'string') {
     const v = `noise.short.${e.params.verdict}`;
     params.verdict = hasKey(v) ? t(v) : e.params.verdict;

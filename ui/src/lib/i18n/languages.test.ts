@@ -9,6 +9,7 @@ import { direction, getLanguage, LANGUAGES, setLanguage, t, type Entry, type Mes
 // table of check codes and values (crates/voxseal-app).
 import viewsRs from '../../../../crates/voxseal-app/src/views.rs?raw';
 import typesRs from '../../../../crates/voxseal-app/src/types.rs?raw';
+import auditEventRs from '../../../../crates/voxseal-core/src/store/audit_event.rs?raw';
 
 afterEach(() => setLanguage('en'));
 
@@ -120,6 +121,23 @@ describe('words for the codes the backend sends', () => {
       expect(text, event).not.toBe(t('activity.other'));
     }
     expect(activityText({ seq: 1, time: '', event: 'some.future_event', params: {} })).toBe(t('activity.other'));
+  });
+
+  it.each(['en', 'ar'])('says why a take was discarded, for every reason core logs (%s)', (lang) => {
+    setLanguage(lang);
+    const body = auditEventRs.slice(auditEventRs.indexOf('pub enum DiscardReason'));
+    const variants = [...body.slice(0, body.indexOf('}')).matchAll(/^\s+([A-Z]\w+),/gm)].map((m) =>
+      m[1]!.replace(/[A-Z]/g, (c, i: number) => (i ? '_' : '') + c.toLowerCase()),
+    );
+    expect(variants).toContain('by_contractor');
+    for (const why of variants) {
+      const text = activityText({ seq: 1, time: '', event: 'take.discarded', params: { why } });
+      expect(text, why).not.toBe(t('activity.take.discarded'));
+      expect(text, why).not.toMatch(/[{}]/);
+    }
+    // an entry of before, whose why was a sentence: the line without it
+    const old = activityText({ seq: 1, time: '', event: 'take.discarded', params: { why: 'discarded by the contractor' } });
+    expect(old).toBe(t('activity.take.discarded'));
   });
 
   it('renders numbers the locale’s way, rounded as measured', () => {
