@@ -1,13 +1,22 @@
 // Number and time formatting for display; all words come from the dictionary.
 import { direction, intlLocale, t } from './i18n';
 
+/**
+ * Right to left, a value with its unit ("380 KiB", "-42.0 dBFS") is isolated (FSI ... PDI): next
+ * to another such value ("380 KiB / 419 KiB") the Latin units and digits would otherwise be
+ * reordered across the pair.
+ */
+function unit(text: string): string {
+  return direction() === 'rtl' ? `\u2068${text}\u2069` : text;
+}
+
 export function fmtDb(value: number): string {
-  if (!Number.isFinite(value)) return t('unit.dbfs', { value: direction() === 'rtl' ? '\u2066−∞\u2069' : '−∞' });
-  return t('unit.dbfs', { value: fmtNumber(value, 1) });
+  if (!Number.isFinite(value)) return unit(t('unit.dbfs', { value: direction() === 'rtl' ? '\u2066−∞\u2069' : '−∞' }));
+  return unit(t('unit.dbfs', { value: fmtNumber(value, 1) }));
 }
 
 export function fmtSeconds(value: number): string {
-  return t('unit.seconds', { value: fmtNumber(value, 1) });
+  return unit(t('unit.seconds', { value: fmtNumber(value, 1) }));
 }
 
 export function fmtNumber(value: number, digits = 0): string {
@@ -27,9 +36,9 @@ export function fmtPercent(ratio: number): string {
 }
 
 export function fmtBytes(bytes: number): string {
-  if (bytes < 1024) return t('unit.bytes', { value: fmtNumber(bytes) });
-  if (bytes < 1024 * 1024) return t('unit.kib', { value: fmtNumber(bytes / 1024, 0) });
-  return t('unit.mib', { value: fmtNumber(bytes / (1024 * 1024), 1) });
+  if (bytes < 1024) return unit(t('unit.bytes', { value: fmtNumber(bytes) }));
+  if (bytes < 1024 * 1024) return unit(t('unit.kib', { value: fmtNumber(bytes / 1024, 0) }));
+  return unit(t('unit.mib', { value: fmtNumber(bytes / (1024 * 1024), 1) }));
 }
 
 /** An RFC 3339 time as a local date and time; the raw string if it does not parse. */

@@ -2,6 +2,7 @@
 // same placeholders, Arabic's plural forms; and the words for every code the backend sends.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ar } from './ar';
+import { fmtBytes, fmtDb, fmtSeconds } from '../format';
 import { activityText, checkText } from './describe';
 import { en } from './en';
 import { direction, getLanguage, LANGUAGES, setLanguage, t, type Entry, type MessageKey } from './index';
@@ -150,6 +151,15 @@ describe('words for the codes the backend sends', () => {
     // Western digits everywhere, whatever the system's ICU would pick for plain "ar"
     expect(text).not.toMatch(/[\u0660-\u0669]/);
     expect(t('session.progress', { n: 4, total: 12 })).toBe('العبارة 4 من 12');
+  });
+
+  it('keeps a value with its unit together right to left', () => {
+    expect(fmtBytes(380 * 1024)).toBe('380 KiB'); // left to right: as it is
+    setLanguage('ar');
+    // "380 KiB / 419 KiB" in an Arabic line: each value isolated, so the pair is not reordered
+    expect(fmtBytes(380 * 1024)).toBe('\u2068380 KiB\u2069');
+    expect(fmtDb(-42)).toMatch(/^\u2068\u2066\u200e?-42\.0\u2069 dBFS\u2069$/); // Intl may add an LRM
+    expect(fmtSeconds(5.5)).toBe('\u20685.5 ث\u2069');
   });
 
   it('fills an activity line from its params, and a dash for a detail an old entry lacks', () => {
