@@ -32,10 +32,11 @@ done
 # libssl-dev stays until a fresh-machine run shows that no tool built here needs it.
 BASE_APT=(build-essential pkg-config libasound2-dev libdbus-1-dev ca-certificates curl
           libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev)
-# Tests: reference tools, headless audio, and the app's WebDriver end-to-end test under Xvfb.
+# Tests: reference tools, headless audio, the app's WebDriver end-to-end test under Xvfb, and
+# `ip` for the emulated-uplink namespaces (tests/uplink).
 TEST_APT=(age espeak-ng sox pulseaudio pulseaudio-utils libasound2-plugins alsa-utils
           python3-venv python3-pip librsvg2-bin xvfb xauth webkit2gtk-driver imagemagick
-          python3-torch)
+          python3-torch iproute2)
 # tauri-driver (WebDriver proxy for Tauri apps): 2.x, never the 3.0 alphas.
 TAURI_DRIVER="$HOME/.cargo/bin/tauri-driver"
 TAURI_DRIVER_VERSION='^2'

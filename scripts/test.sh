@@ -22,6 +22,7 @@ eval "$(scripts/pulse.sh)"
 export VOXSEAL_REQUIRE_TOOLS=1   # age, the Python venv: missing means failure, not skip
 export VOXSEAL_REQUIRE_PULSE=1   # the PulseAudio capture tests must run
 export VOXSEAL_REQUIRE_E2E=1     # the desktop app's WebDriver test (tests/e2e) must run
+export VOXSEAL_REQUIRE_NETNS=1   # the emulated-uplink tests (tests/uplink) must run (CI is root)
 export RUST_BACKTRACE=1
 
 # The front end's own tests (Vitest against the in-memory backend) and type checks.

@@ -360,6 +360,9 @@ pub struct DevStackArgs {
     /// Lifetime of issued credentials, seconds (at most 900, like every broker session).
     #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..=900))]
     pub grant_secs: u32,
+    /// The demo project's longest take in seconds (default 120; benchmarks record longer ones).
+    #[arg(long, value_name = "SECONDS", value_parser = max_take_secs)]
+    pub max_take_s: Option<f64>,
     /// Also set up this data directory (--data-dir) for the demo contractor and enroll it.
     #[arg(long)]
     pub join: bool,
@@ -599,4 +602,12 @@ pub struct DemoArgs {
     /// Keep the demo directory (keys, outbox, audit log) here instead of deleting it.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+}
+
+/// `--max-take-s`: a positive number of seconds.
+fn max_take_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a positive number of seconds")),
+    }
 }

@@ -469,6 +469,7 @@ pub fn dev_stack(cli: &Cli, a: &crate::cli::DevStackArgs) -> Result<()> {
         opts.s3_bind.set_port(a.s3_port);
         opts.broker_bind.set_port(a.broker_port);
         opts.grant_lifetime_secs = a.grant_secs;
+        opts.max_take_s = a.max_take_s;
         let stack = DevStack::start(opts).await?;
         let info = stack.info.clone();
         let demo: voxseal_core::project::ids::ContractorId = DEMO_CONTRACTOR.parse()?;

@@ -41,6 +41,8 @@ pub struct DevStackOptions {
     pub broker_bind: SocketAddr,
     /// Lifetime of minted credentials, seconds (STS's 900 by default; tests use seconds).
     pub grant_lifetime_secs: u32,
+    /// The demo project's longest take, seconds (`None`: the project default, 120 s).
+    pub max_take_s: Option<f64>,
 }
 
 impl DevStackOptions {
@@ -51,6 +53,7 @@ impl DevStackOptions {
             s3_bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
             broker_bind: SocketAddr::from(([127, 0, 0, 1], 8787)),
             grant_lifetime_secs: 900,
+            max_take_s: None,
         }
     }
 
@@ -189,6 +192,7 @@ fn write_project(
     keys: &Path,
     endpoint: &str,
     broker_url: &str,
+    max_take_s: Option<f64>,
 ) -> Result<PathBuf, DevStackError> {
     let training =
         voxseal_core::sealing::keys::recipients_of_identity_file(&keys.join("training.key"))
@@ -208,6 +212,9 @@ fn write_project(
          [storage]\nbucket = \"{BUCKET}\"\nregion = \"{REGION}\"\nendpoint = \"{endpoint}\"\n\
          kms_key_arn = \"{KMS_KEY_ARN}\"\nbroker_url = \"{broker_url}\"\n"
     );
+    if let Some(max) = max_take_s {
+        text.push_str(&format!("\n[capture]\nmax_take_s = {max:?}\n"));
+    }
     for (id, prompt) in DEMO_PROMPTS {
         text.push_str(&format!(
             "\n[[prompts]]\nid = \"{id}\"\ntext = \"{prompt}\"\n"
@@ -306,7 +313,7 @@ impl DevStack {
 
         let endpoint = s3.endpoint_url();
         let broker_url = format!("http://{broker_addr}");
-        let project_path = write_project(dir, &keys, &endpoint, &broker_url)?;
+        let project_path = write_project(dir, &keys, &endpoint, &broker_url, opts.max_take_s)?;
         Ok(Self {
             s3: Some(s3),
             broker_stop: Some(stop_tx),

@@ -203,10 +203,18 @@ pub struct Uploader {
     audit: AuditLog,
 }
 
+/// How long a request may make no progress before it is given up (then retried or resumed).
+pub const STALL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The longest one request may take: an 8 MiB part shares a 2 Mbit/s uplink with three others
+/// for over two minutes, so this bounds only a request that trickles without stalling.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 fn build_client(cfg: &UploadConfig, provider: &CachingProvider) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{
         BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation,
-        ResponseChecksumValidation, retry::RetryConfig, timeout::TimeoutConfig,
+        ResponseChecksumValidation, StalledStreamProtectionConfig, retry::RetryConfig,
+        timeout::TimeoutConfig,
     };
     let mut b = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -214,14 +222,23 @@ fn build_client(cfg: &UploadConfig, provider: &CachingProvider) -> aws_sdk_s3::C
         .credentials_provider(provider.clone())
         // Our provider caches and refreshes; the SDK asks it before every request.
         .identity_cache(IdentityCache::no_cache())
-        // We send the checksums ourselves, as headers (SHA-256 or CRC32C).
+        // We send the checksums ourselves, as headers (SHA-256 for objects, CRC32C for parts).
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+        // A request whose stream stalls is cut after STALL_GRACE, not the SDK's 5 s: a home
+        // uplink drops out for tens of seconds (Wi-Fi roaming, a hotspot's handover) and TCP
+        // carries the request on afterwards, where cutting it would send its part again
+        // (docs/uplink.md).
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(STALL_GRACE)
+                .build(),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(120))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         );
     if let Some(ep) = &cfg.endpoint {

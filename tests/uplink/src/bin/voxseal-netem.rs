@@ -1,0 +1,166 @@
+//! `voxseal-netem`: an emulated home uplink between two network namespaces (see the crate docs).
+//!
+//!   voxseal-netem --name vx1 --profile dsl [--up-kbit N] [--down-kbit N] [--rtt-ms N]
+//!                 [--jitter-ms N] [--loss-pct F] [--forward PORT]...
+//!
+//! Creates namespaces `<name>a` and `<name>b` (replacing stale ones of those names), prints
+//! `ready`, then reads commands on stdin: `down` and `up` (an outage: every packet dropped both
+//! ways), `stats` (one JSON line of counters), `quit`. On `quit` or the end of stdin it removes
+//! both namespaces and exits.
+
+use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use voxseal_uplink::link::{self, Counters};
+use voxseal_uplink::{Profile, forward, sys};
+
+const ADDR_A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const ADDR_B: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+struct Args {
+    name: String,
+    profile: Profile,
+    forward: Vec<u16>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut name, mut profile, mut forward) = (None, None::<Profile>, Vec::new());
+    let mut overrides = Vec::new();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--name" if value.len() <= 12 && value.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                name = Some(value)
+            }
+            "--profile" => {
+                profile = Some(Profile::named(&value).ok_or(format!("no profile {value}"))?)
+            }
+            "--forward" => forward.push(value.parse().map_err(|_| format!("port {value}"))?),
+            "--up-kbit" | "--down-kbit" | "--rtt-ms" | "--jitter-ms" | "--loss-pct" => {
+                overrides.push((flag, value))
+            }
+            _ => return Err(format!("unknown or bad argument {flag} {value}")),
+        }
+    }
+    let mut profile = profile.ok_or("--profile dsl|wifi|hotspot is required")?;
+    for (flag, value) in overrides {
+        let bad = || format!("{flag} {value}");
+        match flag.as_str() {
+            "--up-kbit" => profile.up_kbit = value.parse().map_err(|_| bad())?,
+            "--down-kbit" => profile.down_kbit = value.parse().map_err(|_| bad())?,
+            "--rtt-ms" => profile.rtt_ms = value.parse().map_err(|_| bad())?,
+            "--jitter-ms" => profile.jitter_ms = value.parse().map_err(|_| bad())?,
+            _ => profile.loss_pct = value.parse().map_err(|_| bad())?,
+        }
+    }
+    let name = name.ok_or("--name (up to 12 letters and digits) is required")?;
+    Ok(Args {
+        name,
+        profile,
+        forward,
+    })
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the TUN device `dev` in namespace `ns` with address `addr`/30, up, and `lo` up.
+fn tun_in(ns: &str, dev: &str, addr: Ipv4Addr) -> Result<std::fs::File, String> {
+    let (ns2, dev2) = (ns.to_owned(), dev.to_owned());
+    let tun =
+        std::thread::spawn(move || sys::enter_netns(&ns2).and_then(|()| sys::create_tun(&dev2)))
+            .join()
+            .map_err(|_| "TUN thread panicked".to_owned())?
+            .map_err(|e| format!("TUN {dev} in {ns}: {e}"))?;
+    ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+    ip(&["-n", ns, "link", "set", dev, "up"])?;
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    Ok(tun)
+}
+
+fn setup(
+    args: &Args,
+    ns_a: &str,
+    ns_b: &str,
+) -> Result<(Arc<AtomicBool>, [Arc<Counters>; 2]), String> {
+    for ns in [ns_a, ns_b] {
+        let _ = ip(&["netns", "del", ns]);
+        ip(&["netns", "add", ns])?;
+    }
+    let tun_a = tun_in(ns_a, "vxa", ADDR_A)?;
+    let tun_b = tun_in(ns_b, "vxb", ADDR_B)?;
+    let down = Arc::new(AtomicBool::new(false));
+    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
+    let directions = [
+        (&tun_a, &tun_b, args.profile.shape(true), 1),
+        (&tun_b, &tun_a, args.profile.shape(false), 2),
+    ];
+    for (i, (from, to, shape, seed)) in directions.into_iter().enumerate() {
+        let from = from.try_clone().map_err(|e| e.to_string())?;
+        let to = to.try_clone().map_err(|e| e.to_string())?;
+        let (down, counters) = (down.clone(), counters[i].clone());
+        std::thread::spawn(move || link::run(from, to, shape, down, counters, seed));
+    }
+    for &port in &args.forward {
+        let b_side = SocketAddr::from((ADDR_B, port));
+        forward::forward(ns_b.to_owned(), b_side, forward::loopback(port))
+            .map_err(|e| format!("listening on {b_side} in {ns_b}: {e}"))?;
+        forward::forward(ns_a.to_owned(), forward::loopback(port), b_side)
+            .map_err(|e| format!("listening on 127.0.0.1:{port} in {ns_a}: {e}"))?;
+    }
+    Ok((down, counters))
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("voxseal-netem: {e}");
+            std::process::exit(2);
+        }
+    };
+    let (ns_a, ns_b) = (format!("{}a", args.name), format!("{}b", args.name));
+    let cleanup = || {
+        for ns in [&ns_a, &ns_b] {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    };
+    let (down, counters) = match setup(&args, &ns_a, &ns_b) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("voxseal-netem: {e}");
+            cleanup();
+            std::process::exit(1);
+        }
+    };
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        match line.as_deref().map(str::trim) {
+            Ok("down") => down.store(true, Ordering::Relaxed),
+            Ok("up") => down.store(false, Ordering::Relaxed),
+            Ok("stats") => println!(
+                "{}",
+                serde_json::json!({"up": counters[0].json(), "down": counters[1].json()})
+            ),
+            Ok("quit") | Err(_) => break,
+            Ok(other) => eprintln!("voxseal-netem: unknown command {other:?}"),
+        }
+    }
+    cleanup();
+}
