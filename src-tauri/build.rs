@@ -1,37 +1,14 @@
 //! Generates the Tauri context and the app's command permissions.
 //!
-//! Listing the commands here makes Tauri generate `allow-<command>` permissions and refuse any
-//! command the window's capability does not grant.
+//! Declaring the commands of voxseal-app's command table (`crates/voxseal-app/src/commands.rs`)
+//! makes Tauri generate `allow-<command>` permissions and refuse any command the window's
+//! capability does not grant.
 
-const COMMANDS: &[&str] = &[
-    "app_state",
-    "enroll",
-    "preview_join",
-    "start_demo",
-    "leave_demo",
-    "give_consent",
-    "list_devices",
-    "select_device",
-    "start_meter",
-    "stop_meter",
-    "check_noise",
-    "start_take",
-    "stop_take",
-    "play_take",
-    "stop_playback",
-    "accept_take",
-    "discard_take",
-    "skip_prompt",
-    "go_to_prompt",
-    "queue",
-    "upload_now",
-    "retry_item",
-    "activity",
-    "save_preferences",
-    "check_update",
-    "download_update",
-    "install_update",
-];
+/// The IPC command table, written once in voxseal-app (`Command`, `COMMANDS`).
+#[allow(dead_code)]
+mod table {
+    include!("../crates/voxseal-app/src/commands.rs");
+}
 
 /// Release builds must pin the project lead's public key (the `pinned` feature: the app then
 /// verifies every project config against it and nothing else), or be the demo app
@@ -109,12 +86,14 @@ fn check_pinned_updater_key() {
 }
 
 fn main() {
+    println!("cargo:rerun-if-changed=../crates/voxseal-app/src/commands.rs");
+    let commands: Vec<&'static str> = table::COMMANDS.iter().map(|c| c.name).collect();
     check_pinned_lead_key();
     check_pinned_updater_key();
     check_front_end_built();
     tauri_build::try_build(
         tauri_build::Attributes::new()
-            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+            .app_manifest(tauri_build::AppManifest::new().commands(commands.leak())),
     )
     .expect("tauri build script failed");
 }

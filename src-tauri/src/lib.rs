@@ -3,8 +3,11 @@
 //! Nothing here decides anything: each command parses its arguments, calls the app on a
 //! blocking thread (recording, sealing and disk I/O must not block the UI thread) and returns
 //! its result or `{kind, message}`. High-rate data (meter levels, upload progress) goes over
-//! `tauri::ipc::Channel`; rare changes are events. The commands are declared in `build.rs`, so
-//! the main window's capability (`capabilities/main.json`) grants exactly these and nothing else.
+//! `tauri::ipc::Channel`; rare changes are events. The commands are those of voxseal-app's command
+//! table (`crates/voxseal-app/src/commands.rs`), which `build.rs` declares, so the main window's
+//! capability (`capabilities/main.json`) grants exactly these and nothing else;
+//! `crates/voxseal-testkit/tests/ipc_contract.rs` fails unless the functions below take and return
+//! what the table says.
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;

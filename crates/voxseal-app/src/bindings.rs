@@ -6,7 +6,12 @@
 //! device, upload progress, the status and verdict enums) are described here by mirrors, and a
 //! test serializes each mirror next to the real value: same JSON, or the test fails.
 //!
-//! After changing an IPC type: `VOXSEAL_WRITE_BINDINGS=1 cargo test -p voxseal-app --lib bindings`.
+//! The commands' bindings (`ui/src/lib/commands.ts`: each command's argument names and types and
+//! its result) are generated the same way from the command table in `src/commands.rs`.
+//!
+//! After changing an IPC type or command: `VOXSEAL_WRITE_BINDINGS=1 cargo test -p voxseal-app --lib bindings`.
+
+use std::marker::PhantomData;
 
 use serde::Serialize;
 use ts_rs::{Config, TS};
@@ -134,30 +139,211 @@ fn bindings() -> String {
     out
 }
 
-/// The checked-in file, as the crate was compiled (so the test needs no file access at run
+/// A command's TypeScript types, as `ui/src/lib/commands.ts` declares them.
+struct TsCommand {
+    name: &'static str,
+    doc: &'static str,
+    /// (the name `invoke` takes, i.e. camelCase, and the TypeScript type)
+    args: Vec<(String, String)>,
+    returns: String,
+}
+
+/// How a type of the command table reads in TypeScript. A `Channel<T>` argument is a callback on
+/// the UI's side (backend.ts wraps it into a Tauri channel).
+trait IpcType {
+    fn ts(cfg: &Config) -> String;
+}
+
+/// The Tauri channel of the command table (`tauri::ipc::Channel<T>`).
+struct Channel<T>(PhantomData<T>);
+
+impl<T: IpcType> IpcType for Channel<T> {
+    fn ts(cfg: &Config) -> String {
+        format!("(value: {}) => void", T::ts(cfg))
+    }
+}
+impl<T: IpcType> IpcType for Option<T> {
+    fn ts(cfg: &Config) -> String {
+        format!("{} | null", T::ts(cfg))
+    }
+}
+impl<T: IpcType> IpcType for Vec<T> {
+    fn ts(cfg: &Config) -> String {
+        format!("{}[]", T::ts(cfg))
+    }
+}
+
+macro_rules! ipc_type {
+    ($($t:ty => $ts:expr),* $(,)?) => {
+        $(impl IpcType for $t {
+            fn ts(_: &Config) -> String {
+                $ts.to_owned()
+            }
+        })*
+    };
+}
+ipc_type!(String => "string", bool => "boolean", usize => "number", () => "void");
+
+/// The IPC types a command takes or returns by name (declared in bindings.ts).
+macro_rules! named_ipc_types {
+    ($($t:ty),* $(,)?) => {
+        $(impl IpcType for $t {
+            fn ts(cfg: &Config) -> String {
+                <$t as TS>::name(cfg)
+            }
+        })*
+        /// The names `commands.ts` may import from bindings.ts.
+        fn named_types(cfg: &Config) -> Vec<String> {
+            vec![$(<$t as TS>::name(cfg)),*]
+        }
+    };
+}
+named_ipc_types!(
+    AppState,
+    JoinPreview,
+    DeviceInfoTs,
+    LevelTs,
+    NoiseCheck,
+    TakeReview,
+    QueueState,
+    UploadProgressTs,
+    ActivityEntry,
+    UpdateOffer,
+    DownloadProgress,
+);
+
+/// The command table's types resolve here: core's and cloud's values are their mirrors.
+mod table_types {
+    pub(super) use super::{
+        Channel, DeviceInfoTs as DeviceInfo, LevelTs as Level, UploadProgressTs as UploadProgress,
+    };
+    pub(super) use crate::types::{
+        ActivityEntry, AppState, DownloadProgress, JoinPreview, NoiseCheck, QueueState, TakeReview,
+        UpdateOffer,
+    };
+}
+
+/// Turns the command table into `TsCommand`s.
+macro_rules! ts_commands {
+    ($( $(#[doc = $doc:literal])* $name:ident( $($arg:ident : $ty:ty),* ) -> $ret:ty; )*) => {
+        fn ts_commands(cfg: &Config) -> Vec<TsCommand> {
+            #[allow(unused_imports)]
+            use table_types::*;
+            vec![$(TsCommand {
+                name: stringify!($name),
+                doc: concat!($($doc),*),
+                args: vec![$((camel_case(stringify!($arg)), <$ty as IpcType>::ts(cfg))),*],
+                returns: <$ret as IpcType>::ts(cfg),
+            }),*]
+        }
+    };
+}
+with_commands!(ts_commands);
+
+/// Tauri's name for a command argument: the Rust parameter's name in camelCase.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in snake.split('_').enumerate() {
+        let mut chars = part.chars();
+        match chars.next() {
+            Some(c) if i > 0 => out.extend(c.to_uppercase().chain(chars)),
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
+const COMMANDS_HEADER: &str = "\
+// Generated from the IPC command table (crates/voxseal-app/src/commands.rs; the types are those of
+// bindings.ts). Do not edit: change the table, then run
+//   VOXSEAL_WRITE_BINDINGS=1 cargo test -p voxseal-app --lib bindings
+// `cargo test -p voxseal-app` fails while this file differs from what the table produces, and
+// crates/voxseal-testkit/tests/ipc_contract.rs fails while src-tauri's commands take other
+// arguments than the table says.
+";
+
+/// The whole commands file: the argument tuple and the result of each command (backend.ts's
+/// `call` takes them), and the argument names at run time (a channel argument is a callback).
+fn commands_ts() -> String {
+    let cfg = Config::default().with_large_int("number");
+    let commands = ts_commands(&cfg);
+    let mut args = String::new();
+    let mut results = String::new();
+    let mut names = String::new();
+    for c in &commands {
+        let doc = c.doc.trim();
+        args.push_str(&format!("  /** {doc} */\n  {}: [", c.name));
+        if !c.args.is_empty() {
+            let fields: Vec<String> = c.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+            args.push_str(&format!("args: {{ {} }}", fields.join("; ")));
+        }
+        args.push_str("];\n");
+        results.push_str(&format!("  {}: {};\n", c.name, c.returns));
+        let quoted: Vec<String> = c.args.iter().map(|(n, _)| format!("'{n}'")).collect();
+        names.push_str(&format!("  {}: [{}],\n", c.name, quoted.join(", ")));
+    }
+    let body = format!(
+        "/** Each command's arguments, as backend.ts's `call` takes them: one object whose keys are \
+         the Rust parameters' names in camelCase (Tauri's convention), or nothing. */\n\
+         export interface CommandArgs {{\n{args}}}\n\n\
+         /** What each command resolves to. */\n\
+         export interface CommandResults {{\n{results}}}\n\n\
+         /** Every command, in the table's order, with its argument names. */\n\
+         export const COMMAND_ARGS = {{\n{names}}} as const;\n\n\
+         export type Command = keyof typeof COMMAND_ARGS;\n"
+    );
+    let mut imports: Vec<String> = named_types(&cfg)
+        .into_iter()
+        .filter(|n| body.split(|c: char| !c.is_alphanumeric()).any(|w| w == n))
+        .collect();
+    imports.sort();
+    format!(
+        "{COMMANDS_HEADER}import type {{ {} }} from './bindings';\n\n{body}",
+        imports.join(", ")
+    )
+}
+
+/// The checked-in files, as the crate was compiled (so the test needs no file access at run
 /// time: it also runs as a Windows executable under Wine).
 const CHECKED_IN: &str = include_str!("../../../ui/src/lib/bindings.ts");
+const CHECKED_IN_COMMANDS: &str = include_str!("../../../ui/src/lib/commands.ts");
 
-#[test]
-fn bindings_ts_is_what_the_rust_types_produce() {
-    let generated = bindings();
+/// Fails while `checked_in` differs from `generated`; writes it with VOXSEAL_WRITE_BINDINGS.
+fn check_generated(file: &str, generated: &str, checked_in: &str) {
     if std::env::var_os("VOXSEAL_WRITE_BINDINGS").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ui/src/lib/bindings.ts");
-        std::fs::write(path, &generated).expect("write ui/src/lib/bindings.ts");
+        let path = format!("{}/../../ui/src/lib/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::write(&path, generated).unwrap_or_else(|e| panic!("write {path}: {e}"));
         return;
     }
-    if generated != CHECKED_IN {
+    if generated != checked_in {
         let line = generated
             .lines()
-            .zip(CHECKED_IN.lines())
+            .zip(checked_in.lines())
             .position(|(a, b)| a != b)
             .map_or_else(|| "its length".to_owned(), |n| format!("line {}", n + 1));
         panic!(
-            "ui/src/lib/bindings.ts differs from the Rust IPC types at {line}: run \
-             VOXSEAL_WRITE_BINDINGS=1 cargo test -p voxseal-app --lib bindings, and check the UI \
+            "ui/src/lib/{file} differs from what the Rust IPC types and commands produce at {line}: \
+             run VOXSEAL_WRITE_BINDINGS=1 cargo test -p voxseal-app --lib bindings, and check the UI \
              (npm --prefix ui run check)"
         );
     }
+}
+
+#[test]
+fn bindings_ts_is_what_the_rust_types_produce() {
+    check_generated("bindings.ts", &bindings(), CHECKED_IN);
+}
+
+#[test]
+fn commands_ts_is_what_the_command_table_produces() {
+    check_generated("commands.ts", &commands_ts(), CHECKED_IN_COMMANDS);
+}
+
+#[test]
+fn argument_names_are_camel_case_as_tauri_expects_them() {
+    assert_eq!(camel_case("flag_reason"), "flagReason");
+    assert_eq!(camel_case("on_level"), "onLevel");
+    assert_eq!(camel_case("switch"), "switch");
 }
 
 #[test]

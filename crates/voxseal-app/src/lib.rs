@@ -11,6 +11,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The IPC commands, written once (the shell's build script, the UI's generated command map and
+/// the contract test read this table).
+#[macro_use]
+pub mod commands;
 #[cfg(test)]
 mod bindings;
 pub mod demo;

@@ -1,11 +1,13 @@
 // The only module that imports @tauri-apps/api. Everything else talks to the Backend interface,
 // which memoryBackend.ts also implements (Vitest, `npm run dev` in a plain browser).
 //
-// One method per command of docs/app-ipc.md (snake_case on the Rust side, camelCase arguments
-// here), plus subscriptions to the three broadcast events. Every rejection is normalized to
+// One method per command of docs/app-ipc.md, plus subscriptions to the three broadcast events.
+// Each command's name, argument names and types and result come from commands.ts, generated from
+// the Rust command table (crates/voxseal-app/src/commands.rs). Every rejection is normalized to
 // AppError {kind, message}.
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
+import { COMMAND_ARGS, type Command, type CommandArgs, type CommandResults } from './commands';
 import { normalizeError } from './errors';
 import type {
   ActivityEntry,
@@ -89,37 +91,9 @@ export interface Backend {
   onStateChanged(handler: (state: AppState) => void): Promise<Unsubscribe>;
 }
 
-/** The commands of the contract, as the shell registers them (build.rs). */
-export const COMMANDS = [
-  'app_state',
-  'enroll',
-  'preview_join',
-  'start_demo',
-  'leave_demo',
-  'give_consent',
-  'list_devices',
-  'select_device',
-  'start_meter',
-  'stop_meter',
-  'check_noise',
-  'start_take',
-  'stop_take',
-  'play_take',
-  'stop_playback',
-  'accept_take',
-  'discard_take',
-  'skip_prompt',
-  'go_to_prompt',
-  'queue',
-  'upload_now',
-  'retry_item',
-  'activity',
-  'save_preferences',
-  'check_update',
-  'download_update',
-  'install_update',
-] as const;
-export type Command = (typeof COMMANDS)[number];
+/** The commands of the contract, in the order of the Rust command table (generated commands.ts). */
+export const COMMANDS = Object.keys(COMMAND_ARGS) as Command[];
+export type { Command };
 
 /** The broadcast events of the contract. */
 export const EVENTS = {
@@ -128,9 +102,17 @@ export const EVENTS = {
   stateChanged: 'state-changed',
 } as const;
 
-async function call<T>(cmd: Command, args?: InvokeArgs): Promise<T> {
+/**
+ * Invokes `cmd` with the arguments the Rust command table gives it (generated commands.ts: a
+ * renamed or missing argument does not type-check). A callback argument goes over a Channel.
+ */
+async function call<C extends Command>(cmd: C, ...args: CommandArgs[C]): Promise<CommandResults[C]> {
+  const given: Record<string, unknown> | undefined = args[0];
+  const payload: InvokeArgs | undefined = given
+    ? Object.fromEntries(Object.entries(given).map(([k, v]) => [k, typeof v === 'function' ? channel(v as (value: unknown) => void) : v]))
+    : undefined;
   try {
-    return await invoke<T>(cmd, args);
+    return await invoke<CommandResults[C]>(cmd, payload);
   } catch (e) {
     throw normalizeError(e);
   }
@@ -159,10 +141,10 @@ export const tauriBackend: Backend = {
   giveConsent: () => call('give_consent'),
   listDevices: () => call('list_devices'),
   selectDevice: (name) => call('select_device', { name }),
-  startMeter: (onLevel) => call('start_meter', { onLevel: channel(onLevel) }),
+  startMeter: (onLevel) => call('start_meter', { onLevel }),
   stopMeter: () => call('stop_meter'),
   checkNoise: () => call('check_noise'),
-  startTake: (promptId, onLevel) => call('start_take', { promptId, onLevel: channel(onLevel) }),
+  startTake: (promptId, onLevel) => call('start_take', { promptId, onLevel }),
   stopTake: () => call('stop_take'),
   playTake: () => call('play_take'),
   stopPlayback: () => call('stop_playback'),
@@ -171,12 +153,12 @@ export const tauriBackend: Backend = {
   skipPrompt: (promptId, flagReason) => call('skip_prompt', { promptId, flagReason }),
   goToPrompt: (index) => call('go_to_prompt', { index }),
   queue: () => call('queue'),
-  uploadNow: (onProgress) => call('upload_now', { onProgress: channel(onProgress) }),
+  uploadNow: (onProgress) => call('upload_now', { onProgress }),
   retryItem: (sampleId) => call('retry_item', { sampleId }),
   activity: (limit) => call('activity', { limit }),
   savePreferences: (theme, language) => call('save_preferences', { theme, language }),
   checkUpdate: () => call('check_update'),
-  downloadUpdate: (onProgress) => call('download_update', { onProgress: channel(onProgress) }),
+  downloadUpdate: (onProgress) => call('download_update', { onProgress }),
   installUpdate: () => call('install_update'),
   onQueueChanged: (handler) => subscribe(EVENTS.queueChanged, handler),
   onDeviceLost: (handler) => subscribe(EVENTS.deviceLost, handler),
