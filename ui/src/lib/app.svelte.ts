@@ -1,6 +1,6 @@
 // The application controller: holds the AppState from the backend, decides which screen shows,
 // owns the screen controllers, and routes keyboard shortcuts. Components only read its fields and
-// call its methods, so the whole flow is testable against the in-memory backend.
+// call its methods, so the whole flow is testable against a scripted backend.
 import type { Backend } from './backend';
 import { normalizeError } from './errors';
 import { direction, t, setLanguage } from './i18n';

@@ -6,7 +6,7 @@ import { emit } from '@tauri-apps/api/event';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { COMMANDS, inTauri, tauriBackend, type Backend } from './backend';
 import { COMMAND_ARGS } from './commands';
-import { MemoryBackend } from './memoryBackend';
+import { ScriptedBackend } from './scripted';
 
 afterEach(() => clearMocks());
 
@@ -117,11 +117,11 @@ describe('tauriBackend', () => {
     expect(inTauri({ __TAURI_INTERNALS__: {} })).toBe(true);
   });
 
-  it('has the same methods as the memory backend', () => {
-    const mem = new MemoryBackend();
+  it('has the same methods as the scripted backend the UI tests use', () => {
+    const scripted = new ScriptedBackend();
     const methods = Object.keys(tauriBackend).sort() as (keyof Backend)[];
-    for (const m of methods) expect(typeof mem[m], m).toBe('function');
+    for (const m of methods) expect(typeof scripted[m], m).toBe('function');
     expect(methods).toHaveLength(COMMANDS.length + 3); // + the three event subscriptions
-    mem.dispose();
+    scripted.dispose();
   });
 });

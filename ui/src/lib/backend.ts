@@ -1,5 +1,5 @@
 // The only module that imports @tauri-apps/api. Everything else talks to the Backend interface,
-// which memoryBackend.ts also implements (Vitest, `npm run dev` in a plain browser).
+// which scripted.ts also implements (canned answers for Vitest and `npm run dev` in a plain browser).
 //
 // One method per command of docs/app-ipc.md, plus subscriptions to the three broadcast events.
 // Each command's name, argument names and types and result come from commands.ts, generated from

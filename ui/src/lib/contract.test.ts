@@ -1,122 +1,132 @@
-// The revised parts of the IPC contract, through the controllers and the in-memory backend:
-// mic_checked / review / demo_code in AppState, no_consent and busy, play_take resolving at the
-// end of playback, the automatic upload with per-item progress, and the state-changed event.
+// The revised parts of the IPC contract, through the controllers, with the backend's answers
+// scripted: mic_checked / review / demo_code in AppState, no_consent and busy, play_take resolving
+// at the end of playback, the automatic upload with per-item progress, and the state-changed
+// event.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ready, recordTake, setup } from '../test/helpers';
 import { AppController } from './app.svelte';
-import { DEMO_CODE, type MemoryBackend } from './memoryBackend';
-import type { UploadProgress } from './types';
+import * as fx from './fixtures';
+import type { ScriptedBackend } from './scripted';
 
-let mem: MemoryBackend | undefined;
-afterEach(() => mem?.dispose());
+let b: ScriptedBackend | undefined;
+afterEach(() => b?.dispose());
 
 describe('AppState additions', () => {
   it('offers the demo code in local mode until enrolled', async () => {
     const ctx = setup();
-    mem = ctx.mem;
+    b = ctx.b;
     await ctx.app.init();
-    expect(ctx.app.state?.demo_code).toBe(DEMO_CODE);
-    expect(await ctx.app.enroll(DEMO_CODE)).toBe(true);
+    expect(ctx.app.state?.demo_code).toBe(fx.DEMO_CODE);
+    b.reply('enroll', fx.enrolled({ consent_given: false, mic_checked: false }));
+    expect(await ctx.app.enroll(fx.DEMO_CODE)).toBe(true);
+    expect(b.invocations.at(-1)).toEqual({ cmd: 'enroll', args: { code: fx.DEMO_CODE, switch: false } });
     expect(ctx.app.state?.demo_code).toBeNull();
+    expect(ctx.app.screen).toBe('consent');
   });
 
-  it('checks the microphone first when it was never checked, and remembers the check', async () => {
-    const ctx = setup({ enrolled: true, consentGiven: true, micChecked: false });
-    mem = ctx.mem;
+  it('checks the microphone first when it was never checked', async () => {
+    const ctx = setup({ state: fx.enrolled({ mic_checked: false }) });
+    b = ctx.b;
     await ctx.app.init();
     expect(ctx.app.screen).toBe('mic');
     expect(ctx.app.firstRun).toBe(true);
-    expect(ctx.app.state?.mic_checked).toBe(false);
     await ctx.app.mic.checkNoise();
-    expect((await mem.appState()).mic_checked).toBe(true);
+    expect(ctx.app.mic.noise?.verdict).toBe('good');
     await ctx.app.finishMicCheck();
     expect(ctx.app.screen).toBe('session');
   });
 
-  it('gives the take under review back to a reloaded view', async () => {
-    const ctx = await ready();
-    mem = ctx.mem;
-    await recordTake(ctx.app);
-    const take = ctx.app.session.review!;
-    ctx.app.dispose();
+  it('goes straight to the prompts when the mic was checked before', async () => {
+    const ctx = setup({ state: fx.enrolled({ mic_checked: true }) });
+    b = ctx.b;
+    await ctx.app.init();
+    expect(ctx.app.screen).toBe('session');
+    expect(ctx.app.firstRun).toBe(false);
+  });
 
-    const reloaded = new AppController(mem);
+  it('gives the take under review back to a reloaded view', async () => {
+    const take = fx.takeReview({ take_id: 't-41' });
+    const ctx = setup({ state: fx.enrolled({ review: take }) });
+    b = ctx.b;
+    const reloaded = new AppController(b);
     await reloaded.init();
     expect(reloaded.screen).toBe('session');
     expect(reloaded.session.phase).toBe('review');
-    expect(reloaded.session.review?.take_id).toBe(take.take_id);
+    expect(reloaded.session.review?.take_id).toBe('t-41');
+    b.reply('accept_take', fx.accepted(reloaded.state!, 0));
     expect(await reloaded.session.accept()).toBe('accepted');
     expect(reloaded.state?.review).toBeNull();
+    expect(reloaded.session.phase).toBe('idle');
     reloaded.dispose();
   });
 });
 
 describe('errors', () => {
-  it('refuses to record before consent (no_consent) and shows the consent screen', async () => {
-    const ctx = setup({ enrolled: true, consentGiven: false });
-    mem = ctx.mem;
-    await expect(mem.startTake('p001', () => {})).rejects.toMatchObject({ kind: 'no_consent' });
-    await ctx.app.init();
-    ctx.app.screen = 'session'; // as if the consent had been withdrawn behind the view's back
+  it('shows the consent screen when recording is refused for want of consent (no_consent)', async () => {
+    const ctx = await ready();
+    b = ctx.b;
+    b.fail('start_take', 'no_consent');
+    b.state = fx.enrolled({ consent_given: false });
     await ctx.app.session.record();
     expect(ctx.app.session.error?.kind).toBe('no_consent');
     await vi.waitFor(() => expect(ctx.app.screen).toBe('consent'));
   });
 
-  it('is busy while a take is under review; the controller discards first', async () => {
+  it('discards the take under review before skipping (the backend is busy with one)', async () => {
     const ctx = await ready();
-    mem = ctx.mem;
-    await recordTake(ctx.app);
-    await expect(mem.startTake('p001', () => {})).rejects.toMatchObject({ kind: 'busy' });
-    await expect(mem.goToPrompt(2)).rejects.toMatchObject({ kind: 'busy' });
-    await expect(mem.skipPrompt('p001', null)).rejects.toMatchObject({ kind: 'busy' });
-
+    b = ctx.b;
+    await recordTake(ctx.app, b);
+    b.reply('skip_prompt', fx.withProgress(ctx.app.state!, 0, { status: 'skipped' }, 1));
     await ctx.app.session.skip(null); // discard_take, then skip_prompt
-    expect(mem.calls.slice(-2)).toEqual(['discard_take', 'skip_prompt']);
+    expect(b.calls.slice(-2)).toEqual(['discard_take', 'skip_prompt']);
     expect(ctx.app.session.error).toBeNull();
     expect(ctx.app.session.index).toBe(1);
   });
 
   it('names needs_passphrase on the enrollment screen', async () => {
     const ctx = setup();
-    mem = ctx.mem;
+    b = ctx.b;
     await ctx.app.init();
-    expect(await ctx.app.enroll('ABCD-PASSPHRASE')).toBe(false);
+    b.fail('enroll', 'needs_passphrase', 'no keychain');
+    expect(await ctx.app.enroll('ABCD-EFGH')).toBe(false);
     expect(ctx.app.enrollError?.kind).toBe('needs_passphrase');
+    expect(ctx.app.screen).toBe('enroll');
   });
 });
 
 describe('prompts', () => {
-  it('moves current_prompt on after accept and skip, staying on the last', async () => {
-    const ctx = await ready({ failFirstTakeOf: [] });
-    mem = ctx.mem;
+  it('shows the prompt the backend names as current, kept in range', async () => {
+    const ctx = await ready();
+    b = ctx.b;
     const s = ctx.app.session;
-    await s.goTo(s.total - 2);
-    await recordTake(ctx.app);
+    await recordTake(ctx.app, b);
+    b.reply('accept_take', { ...fx.accepted(ctx.app.state!, 2), current_prompt: 3 });
     await s.accept();
+    expect(s.index).toBe(3);
+    expect(s.prompt?.id).toBe('p004');
+    b.emitState({ ...ctx.app.state!, current_prompt: 99 });
+    await vi.waitFor(() => expect(ctx.app.state?.current_prompt).toBe(99));
     expect(s.index).toBe(s.total - 1);
-    await s.skip(null);
-    expect(s.index).toBe(s.total - 1);
-    expect(ctx.app.state?.progress.at(-1)?.status).toBe('skipped');
   });
 });
 
 describe('playback', () => {
   it('plays until the end of the take', async () => {
-    const ctx = await ready({ takeDurationS: 0.05 });
-    mem = ctx.mem;
-    await recordTake(ctx.app);
+    const ctx = await ready();
+    b = ctx.b;
+    await recordTake(ctx.app, b);
     await ctx.app.session.togglePlay();
     expect(ctx.app.session.playing).toBe(true);
+    b.finishPlayback();
     await vi.waitFor(() => expect(ctx.app.session.playing).toBe(false));
-    expect(mem.calls).not.toContain('stop_playback');
+    expect(b.calls).not.toContain('stop_playback');
   });
 
   it('a stopped playback does not end the next one', async () => {
-    const ctx = await ready({ takeDurationS: 5 });
-    mem = ctx.mem;
+    const ctx = await ready();
+    b = ctx.b;
     const s = ctx.app.session;
-    await recordTake(ctx.app);
+    await recordTake(ctx.app, b);
     await s.togglePlay();
     await s.togglePlay(); // stop: the first play_take resolves now
     await s.togglePlay();
@@ -128,68 +138,69 @@ describe('playback', () => {
 });
 
 describe('automatic upload', () => {
-  it('uploads after every accepted take, by itself', async () => {
-    const ctx = await ready({ failFirstTakeOf: [], autoUpload: true });
-    mem = ctx.mem;
+  it('shows the uploads the backend makes by itself after accepted takes', async () => {
+    const ctx = await ready();
+    b = ctx.b;
     const { app } = ctx;
     await app.navigate('queue');
     await app.navigate('session');
+    const items = [fx.queueItem('s-p001-v1'), fx.queueItem('s-p002-v1')];
     for (let i = 0; i < 2; i++) {
-      await recordTake(app);
+      await recordTake(app, b);
+      b.reply('accept_take', fx.accepted(app.state!, i));
+      b.reply('queue', fx.queueState(items.slice(0, i + 1)));
       expect(await app.session.accept()).toBe('accepted');
     }
+    await vi.waitFor(() => expect(app.queue.items).toHaveLength(2));
+    b.emitQueue(fx.withStatus(fx.queueState(items), 'uploaded'));
     await vi.waitFor(() => expect(app.queue.items.map((i) => i.status)).toEqual(['uploaded', 'uploaded']));
     expect(app.queue.rawOnMachine).toBe(0);
-    expect(mem.calls).not.toContain('upload_now');
+    expect(b.calls).not.toContain('upload_now');
   });
 
   it('shows an offline attempt from the queue-changed events, and the upload that follows it', async () => {
     // The shell retries by itself (tested in Rust); here the next attempt is upload_now.
-    const ctx = await ready({ failFirstTakeOf: [], autoUpload: true, uploads: ['offline'] });
-    mem = ctx.mem;
+    const ctx = await ready();
+    b = ctx.b;
     const { app } = ctx;
-    await recordTake(app);
-    await app.session.accept();
+    const queue = fx.queueState([fx.queueItem('s-p001-v1')]);
+    b.emitQueue(fx.withStatus(queue, 'failed', { online: false }));
     await vi.waitFor(() => expect(app.queue.online).toBe(false));
     expect(app.queue.rawOnMachine).toBe(1);
     expect(app.queue.items[0]!.status).toBe('failed');
+    b.reply('upload_now', fx.withStatus(queue, 'uploaded'));
     await app.queue.uploadNow();
     expect(app.queue.rawOnMachine).toBe(0);
     expect(app.queue.online).toBe(true);
   });
 
   it('shows the bytes of the item being sent from upload_now progress', async () => {
-    const ctx = await ready({ failFirstTakeOf: [], uploadStepMs: 15, uploadSteps: 4 });
-    mem = ctx.mem;
+    const item = fx.queueItem('s-p001-v1', { bytes_total: 400_000 });
+    const ctx = await ready({}, { queue: fx.queueState([item]) });
+    b = ctx.b;
     const { app } = ctx;
-    await recordTake(app);
-    await app.session.accept();
     await app.navigate('queue');
-    const seen: UploadProgress[] = [];
+    let finish = () => {};
+    b.handle('upload_now', async ({ onProgress }) => {
+      onProgress(fx.progress({ bytes_done: 150_000, bytes_total: 400_000, items_total: 1, sample_id: item.sample_id, item_bytes_done: 150_000, item_bytes_total: 400_000 }));
+      await new Promise<void>((r) => (finish = r));
+      return fx.withStatus(fx.queueState([item]), 'uploaded');
+    });
     const upload = app.queue.uploadNow();
-    await vi.waitFor(
-      () => {
-        const p = app.queue.progress;
-        if (p) seen.push(p);
-        expect(app.queue.progress).toBeNull();
-      },
-      { interval: 3, timeout: 3000 },
-    );
+    await vi.waitFor(() => expect(app.queue.itemBytes(app.queue.items[0]!)).toEqual({ done: 150_000, total: 400_000 }));
+    finish();
     await upload;
-    const item = app.queue.items[0]!;
-    const mid = seen.find((p) => p.sample_id === item.sample_id && p.item_bytes_done > 0 && p.item_bytes_done < p.item_bytes_total);
-    expect(mid).toBeDefined();
-    expect(mid!.item_bytes_total).toBe(item.bytes_total);
-    expect(app.queue.itemBytes(item)).toEqual({ done: item.bytes_total, total: item.bytes_total });
+    expect(app.queue.progress).toBeNull();
+    expect(app.queue.itemBytes(app.queue.items[0]!)).toEqual({ done: 400_000, total: 400_000 });
   });
 });
 
 describe('state-changed', () => {
   it('sends a revoked contractor back to the enrollment screen', async () => {
     const ctx = await ready();
-    mem = ctx.mem;
+    b = ctx.b;
     expect(ctx.app.screen).toBe('session');
-    mem.revoke();
+    b.emitState(fx.appState({ mode: 'project', demo_code: null }));
     await vi.waitFor(() => expect(ctx.app.screen).toBe('enroll'));
     expect(ctx.app.state?.enrolled).toBe(false);
   });

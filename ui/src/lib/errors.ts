@@ -1,5 +1,5 @@
 // Error normalization: whatever a backend rejects with becomes an AppError {kind, message}.
-// Pure (no Tauri import) so the in-memory backend and the controllers can use it too;
+// Pure (no Tauri import) so the scripted backend and the controllers can use it too;
 // backend.ts re-exports it as part of the Backend API.
 import { ERROR_KINDS, type AppError, type ErrorKind } from './types';
 
@@ -16,7 +16,7 @@ export function isAppError(e: unknown): e is AppError {
   );
 }
 
-/** Builds an AppError (used by the in-memory backend and by tests). */
+/** Builds an AppError (used by the scripted backend and by tests). */
 export function appError(kind: ErrorKind, message: string): AppError {
   return { kind, message };
 }

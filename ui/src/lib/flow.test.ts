@@ -1,41 +1,50 @@
-// The whole contractor flow through the controllers, against the in-memory backend:
+// The whole contractor flow through the controllers, with the backend's answers scripted:
 // enroll -> consent -> mic check -> record 3 prompts -> re-record one -> upload -> 0 raw left.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ready, recordTake, setup, tick } from '../test/helpers';
-import type { MemoryBackend } from './memoryBackend';
+import * as fx from './fixtures';
+import type { ScriptedBackend } from './scripted';
 
-let mem: MemoryBackend | undefined;
-afterEach(() => mem?.dispose());
+let b: ScriptedBackend | undefined;
+afterEach(() => b?.dispose());
+
+const LINK = 'voxseal://enroll?code=ABCD-EFGH-JKLM&project=demo';
 
 describe('first run to submission', () => {
   it('goes from enrollment to an empty machine', async () => {
     const ctx = setup();
-    mem = ctx.mem;
+    b = ctx.b;
     const { app } = ctx;
     await app.init();
     expect(app.screen).toBe('enroll');
     expect(app.firstRun).toBe(true);
 
-    // a wrong code: an error with its kind, still on the enroll screen
+    // a refused code: an error with its kind, still on the enroll screen
+    b.fail('enroll', 'bad_code', 'unknown code');
     expect(await app.enroll('not a code')).toBe(false);
     expect(app.enrollError?.kind).toBe('bad_code');
     expect(app.screen).toBe('enroll');
 
-    // a link works as well as a code
-    expect(await app.enroll('voxseal://enroll?code=ABCD-EFGH-JKLM&project=demo')).toBe(true);
+    b.reply('enroll', fx.enrolled({ consent_given: false, mic_checked: false }));
+    expect(await app.enroll(`  ${LINK} `)).toBe(true);
+    expect(b.invocations.at(-1)).toEqual({ cmd: 'enroll', args: { code: LINK, switch: false } });
     expect(app.enrollError).toBeNull();
     expect(app.screen).toBe('consent');
     expect(app.state?.project?.consent_text).toMatch(/agree/);
 
+    b.reply('give_consent', fx.enrolled({ mic_checked: false }));
     await app.giveConsent();
     expect(app.state?.consent_given).toBe(true);
-    expect(mem.calls).toContain('give_consent');
+    expect(b.calls).toContain('give_consent');
     expect(app.screen).toBe('mic');
 
     // mic check: devices listed, meter running, choice remembered, noise verdict
     expect(app.mic.devices.length).toBeGreaterThan(1);
+    b.level();
     await vi.waitFor(() => expect(app.mic.level).not.toBeNull());
+    b.reply('select_device', fx.enrolled({ mic_checked: false, device: 'USB Headset' }));
     await app.mic.select('USB Headset');
+    expect(b.invocations.find((i) => i.cmd === 'select_device')?.args).toEqual({ name: 'USB Headset' });
     expect(app.state?.device).toBe('USB Headset');
     expect(app.mic.metering).toBe(true);
     await app.mic.checkNoise();
@@ -44,16 +53,17 @@ describe('first run to submission', () => {
     await app.finishMicCheck();
     expect(app.screen).toBe('session');
     expect(app.mic.metering).toBe(false);
-    expect(mem.calls.at(-1)).toBe('stop_meter');
+    expect(b.calls.at(-1)).toBe('stop_meter');
 
-    // three prompts; the third one's first take fails its checks (memory backend default)
+    // three prompts; the third one's take fails its checks
     const s = app.session;
     for (let i = 0; i < 3; i++) {
       expect(s.index).toBe(i);
-      await recordTake(app);
+      await recordTake(app, b, { quality: fx.quality(i === 2 ? 'clipped' : 'pass') });
       expect(s.phase).toBe('review');
       expect(s.review?.waveform.length).toBe(400);
       expect(s.review?.duration_s).toBe(2.5);
+      b.reply('accept_take', fx.accepted(app.state!, i));
       if (s.failing) {
         expect(i).toBe(2);
         expect(await s.accept()).toBe('needs_confirm');
@@ -67,25 +77,30 @@ describe('first run to submission', () => {
       expect(s.phase).toBe('idle');
     }
     expect(app.state?.progress.slice(0, 3).map((p) => p.status)).toEqual(['accepted', 'accepted', 'accepted']);
-    expect(mem.manifests.map((m) => m.accepted_failed)).toEqual([false, false, true]);
+    const accepts = b.invocations.filter((c) => c.cmd === 'accept_take').map((c) => c.args.acceptFailed);
+    expect(accepts).toEqual([false, false, true]);
 
-    // back to the first prompt and re-record it: a second version superseding the first
-    await s.prev();
-    await s.prev();
-    await s.prev();
-    expect(s.index).toBe(0);
-    await recordTake(app);
+    // back to the first prompt and re-record it: the backend answers with a second version
+    for (const i of [2, 1, 0]) {
+      b.reply('go_to_prompt', { ...app.state!, current_prompt: i });
+      await s.prev();
+      expect(s.index).toBe(i);
+    }
+    await recordTake(app, b);
+    b.reply('accept_take', fx.accepted(app.state!, 0, 2));
     expect(await s.accept()).toBe('accepted');
     const p1 = app.state!.progress[0]!;
     expect(p1.versions).toBe(2);
     expect(p1.sample_id).toBe('s-p001-v2');
-    expect(mem.manifests.at(-1)).toMatchObject({ sample_id: 's-p001-v2', supersedes: 's-p001-v1', version: 2 });
 
     // the queue drains; nothing raw is left on the machine
+    const sealed = fx.queueState(['s-p001-v1', 's-p002-v1', 's-p003-v1', 's-p001-v2'].map((id) => fx.queueItem(id)));
+    b.queueState = sealed;
     expect(await app.navigate('queue')).toBe(true);
-    expect(app.queue.items).toHaveLength(4);
+    await vi.waitFor(() => expect(app.queue.items).toHaveLength(4));
     expect(app.queue.rawOnMachine).toBe(4);
     expect(app.queue.items.every((i) => i.status === 'sealed')).toBe(true);
+    b.reply('upload_now', fx.withStatus(sealed, 'uploaded'));
     await app.queue.uploadNow();
     expect(app.queue.items.map((i) => i.status)).toEqual(['uploaded', 'uploaded', 'uploaded', 'uploaded']);
     expect(app.queue.rawOnMachine).toBe(0);
@@ -93,60 +108,57 @@ describe('first run to submission', () => {
     expect(app.queue.uploading).toBe(false);
     expect(app.queue.state?.last_wipe_at).not.toBeNull();
 
-    // the audit trail tells the story
+    // the audit trail as the backend reports it
+    b.activityEntries = [fx.activityEntry(3, 'item.uploaded', { sample: 's-p001-v1' }), fx.activityEntry(2, 'consent.given'), fx.activityEntry(1, 'enrollment.joined', { contractor: 'demo-contractor' })];
     await app.navigate('activity');
+    expect(b.calls.at(-1)).toBe('activity');
     const events = app.activity.entries.map((e) => e.event);
-    expect(events).toContain('consent.given');
-    expect(events).toContain('item.uploaded');
-    expect(app.activity.entries[0]!.seq).toBeGreaterThan(app.activity.entries.at(-1)!.seq); // newest first
+    expect(events).toEqual(['item.uploaded', 'consent.given', 'enrollment.joined']);
   });
 
-  it('returns to where it was after a restart, and reports lost takes once', async () => {
-    const ctx = setup({ enrolled: true, consentGiven: true, lostTakes: 2 });
-    mem = ctx.mem;
+  it('returns to where it was after a restart, and reports lost takes until dismissed', async () => {
+    const ctx = setup({ state: fx.enrolled({ lost_takes: 2 }) });
+    b = ctx.b;
     await ctx.app.init();
     expect(ctx.app.screen).toBe('session');
     expect(ctx.app.firstRun).toBe(false);
     expect(ctx.app.lostTakes).toBe(2);
     ctx.app.dismissLostTakes();
     expect(ctx.app.lostTakes).toBe(0);
-    // reported once: a second start-up does not repeat it
-    const again = (await ctx.mem.appState()).lost_takes;
-    expect(again).toBe(0);
   });
 
   it('asks for consent when enrolled without it', async () => {
-    const ctx = setup({ enrolled: true, consentGiven: false });
-    mem = ctx.mem;
+    const ctx = setup({ state: fx.enrolled({ consent_given: false }) });
+    b = ctx.b;
     await ctx.app.init();
     expect(ctx.app.screen).toBe('consent');
     // the navigation bar is not available before consent
     expect(await ctx.app.navigate('queue')).toBe(false);
   });
 
-  it('shows each enrollment error kind', async () => {
+  it('shows each enrollment error kind; an empty field is not sent', async () => {
     const ctx = setup();
-    mem = ctx.mem;
+    b = ctx.b;
     await ctx.app.init();
-    const cases: [string, string][] = [
-      ['', 'invalid_input'],
-      ['ABCD-REVOKED1', 'revoked'],
-      ['OFFLINE-ABCD', 'offline'],
-      ['https://example.com/enroll?code=ABCD-EFGH', 'bad_code'],
-      ['xyz', 'bad_code'],
-    ];
-    for (const [code, kind] of cases) {
-      expect(await ctx.app.enroll(code)).toBe(false);
+    expect(await ctx.app.enroll('   ')).toBe(false);
+    expect(ctx.app.enrollError?.kind).toBe('invalid_input');
+    expect(b.calls).not.toContain('enroll');
+    for (const kind of ['revoked', 'offline', 'bad_code', 'other_project', 'project_refused'] as const) {
+      b.fail('enroll', kind, 'detail');
+      expect(await ctx.app.enroll('ABCD-EFGH')).toBe(false);
       expect(ctx.app.enrollError?.kind).toBe(kind);
+      expect(ctx.app.screen).toBe('enroll');
     }
   });
 
   it('applies the theme from the state and saves preferences', async () => {
-    const ctx = setup({ enrolled: true, consentGiven: true });
-    mem = ctx.mem;
+    const ctx = setup({ state: fx.enrolled() });
+    b = ctx.b;
     await ctx.app.init();
     expect(document.documentElement.dataset.theme).toBe('system');
+    b.reply('save_preferences', fx.enrolled({ theme: 'dark' }));
     await ctx.app.savePreferences('dark', 'en');
+    expect(b.invocations.at(-1)?.args).toEqual({ theme: 'dark', language: 'en' });
     expect(ctx.app.state?.theme).toBe('dark');
     expect(document.documentElement.dataset.theme).toBe('dark');
     expect(document.documentElement.lang).toBe('en');
@@ -154,39 +166,44 @@ describe('first run to submission', () => {
 });
 
 describe('joining a project, or trying the demo', () => {
+  const PROJECT_START = fx.appState({ mode: 'project', demo_code: null });
+  const JOIN = 'voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-JKLM';
+
   it('shows the verified project before the code is used, then joins', async () => {
-    const ctx = setup({ mode: 'project', demoCode: null });
-    mem = ctx.mem;
+    const ctx = setup({ state: PROJECT_START });
+    b = ctx.b;
     const { app } = ctx;
     await app.init();
     expect(app.screen).toBe('enroll');
     expect(app.state?.mode).toBe('project');
     expect(app.state?.demo_code).toBeNull();
 
-    expect(await app.previewJoin('voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-JKLM')).toBe(true);
+    expect(await app.previewJoin(JOIN)).toBe(true);
+    expect(b.invocations.at(-1)).toEqual({ cmd: 'preview_join', args: { code: JOIN, switch: false } });
     expect(app.preview?.project.name).toBe('Demo Voice Project');
     expect(app.preview?.project.consent_text).toMatch(/agree/);
-    expect(mem.calls).toContain('preview_join');
-    expect(mem.calls).not.toContain('enroll');
+    expect(b.calls).not.toContain('enroll');
     expect(app.state?.enrolled).toBe(false);
 
-    expect(await app.enroll('voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-JKLM')).toBe(true);
+    b.reply('enroll', fx.enrolled({ mode: 'project', consent_given: false, mic_checked: false }));
+    expect(await app.enroll(JOIN)).toBe(true);
     expect(app.preview).toBeNull();
     expect(app.screen).toBe('consent');
   });
 
   it('a refused link shows its error and nothing else', async () => {
-    const ctx = setup({ mode: 'project' });
-    mem = ctx.mem;
+    const ctx = setup({ state: PROJECT_START });
+    b = ctx.b;
     await ctx.app.init();
-    expect(await ctx.app.previewJoin('not a code')).toBe(false);
-    expect(ctx.app.enrollError?.kind).toBe('bad_code');
+    b.fail('preview_join', 'project_refused', 'bad signature');
+    expect(await ctx.app.previewJoin(JOIN)).toBe(false);
+    expect(ctx.app.enrollError?.kind).toBe('project_refused');
     expect(ctx.app.preview).toBeNull();
   });
 
   it('an enrolled contractor enters a new link from Settings, and can go back', async () => {
-    const ctx = await ready({ mode: 'project', demoCode: null });
-    mem = ctx.mem;
+    const ctx = await ready({ mode: 'project' });
+    b = ctx.b;
     const { app } = ctx;
     expect(app.screen).toBe('session');
     expect(await app.startJoin()).toBe(true);
@@ -196,52 +213,56 @@ describe('joining a project, or trying the demo', () => {
     expect(app.runShortcut('escape')).toBe(true);
     await vi.waitFor(() => expect(app.screen).toBe('session'));
     expect(app.joining).toBe(false);
-    expect(mem.calls).not.toContain('enroll');
+    expect(b.calls).not.toContain('enroll');
 
     await app.startJoin();
     const link = 'voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-NEW1';
     expect(await app.previewJoin(link)).toBe(true);
+    b.reply('enroll', fx.enrolled({ mode: 'project' }));
     expect(await app.enroll(link)).toBe(true);
     expect(app.joining).toBe(false);
     expect(app.screen).toBe('session');
   });
 
   it('a link handed over while enrolled opens the enroll screen with it, once', async () => {
-    const ctx = await ready({ mode: 'project', demoCode: null });
-    mem = ctx.mem;
+    const ctx = await ready({ mode: 'project' });
+    b = ctx.b;
     const { app } = ctx;
     const link = 'voxseal://enroll?broker=https://b.example.com&code=ABCD-EFGH-NEW2';
-    mem.openLink(link);
+    b.emitState({ ...app.state!, enroll_link: link });
     await vi.waitFor(() => expect(app.screen).toBe('enroll'));
     expect(app.joining).toBe(true);
     expect(app.state?.enroll_link).toBe(link);
     await app.cancelJoining();
     expect(app.screen).toBe('session');
     // The same state again (any later state-changed) does not reopen it.
-    mem.openLink(link);
+    b.emitState({ ...app.state!, enroll_link: link });
     await tick();
     expect(app.screen).toBe('session');
   });
 
   it('the demo offers no new link', async () => {
     const ctx = await ready({ mode: 'demo' });
-    mem = ctx.mem;
+    b = ctx.b;
     expect(await ctx.app.startJoin()).toBe(false);
     expect(ctx.app.screen).toBe('session');
   });
 
   it('Try a demo switches to the demo and Leave the demo back', async () => {
-    const ctx = setup({ mode: 'project' });
-    mem = ctx.mem;
+    const ctx = setup({ state: PROJECT_START });
+    b = ctx.b;
     const { app } = ctx;
     await app.init();
     expect(app.state?.demo_available).toBe(true);
+    b.reply('start_demo', fx.appState({ mode: 'demo' }));
     await app.startDemo();
     expect(app.state?.mode).toBe('demo');
     expect(app.state?.demo_code).not.toBeNull();
     expect(app.screen).toBe('enroll');
+    b.reply('leave_demo', PROJECT_START);
     await app.leaveDemo();
     expect(app.state?.mode).toBe('project');
     expect(app.state?.demo_code).toBeNull();
+    expect(app.screen).toBe('enroll');
   });
 });

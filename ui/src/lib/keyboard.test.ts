@@ -3,7 +3,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ready, recordTake } from '../test/helpers';
 import { shortcutFor, type KeyLike } from './keyboard';
-import type { MemoryBackend } from './memoryBackend';
+import * as fx from './fixtures';
+import type { ScriptedBackend } from './scripted';
 
 function el(html: string): HTMLElement {
   const div = document.createElement('div');
@@ -58,27 +59,28 @@ describe('shortcutFor', () => {
 });
 
 describe('shortcuts on the session screen', () => {
-  let mem: MemoryBackend | undefined;
-  afterEach(() => mem?.dispose());
+  let b: ScriptedBackend | undefined;
+  afterEach(() => b?.dispose());
   const key = (k: string) => ({ key: k, target: document.body });
 
   it('space records and stops, P plays, R re-records, Enter accepts, arrows navigate', async () => {
-    const ctx = await ready({ failFirstTakeOf: [] });
-    mem = ctx.mem;
+    const ctx = await ready();
+    b = ctx.b;
     const { app } = ctx;
     const s = app.session;
 
     expect(app.handleKey(key(' '))).toBe(true);
     await vi.waitFor(() => expect(s.phase).toBe('recording'));
-    expect(mem.calls.at(-1)).toBe('start_take');
+    expect(b.calls.at(-1)).toBe('start_take');
+    b.level();
     await vi.waitFor(() => expect(s.level).not.toBeNull());
     app.handleKey(key(' '));
     await vi.waitFor(() => expect(s.phase).toBe('review'));
-    expect(mem.calls.at(-1)).toBe('stop_take');
+    expect(b.calls.at(-1)).toBe('stop_take');
 
     app.handleKey(key('p'));
     await vi.waitFor(() => expect(s.playing).toBe(true));
-    expect(mem.calls.at(-1)).toBe('play_take');
+    expect(b.calls.at(-1)).toBe('play_take');
 
     // space on a take under review does not throw it away
     app.handleKey(key(' '));
@@ -86,36 +88,41 @@ describe('shortcuts on the session screen', () => {
 
     app.handleKey(key('R'));
     await vi.waitFor(() => expect(s.phase).toBe('recording'));
-    expect(mem.calls.slice(-3)).toEqual(['stop_playback', 'discard_take', 'start_take']);
+    expect(b.calls.slice(-3)).toEqual(['stop_playback', 'discard_take', 'start_take']);
+    b.level();
     await vi.waitFor(() => expect(s.level).not.toBeNull());
     app.handleKey(key(' '));
     await vi.waitFor(() => expect(s.phase).toBe('review'));
 
+    b.reply('accept_take', fx.accepted(app.state!, 0));
     app.handleKey(key('Enter'));
     await vi.waitFor(() => expect(s.phase).toBe('idle'));
-    expect(mem.calls.filter((c) => c === 'accept_take')).toHaveLength(1);
+    expect(b.calls.filter((c) => c === 'accept_take')).toHaveLength(1);
     expect(app.state?.progress[0]?.status).toBe('accepted');
     expect(s.index).toBe(1);
 
+    b.reply('go_to_prompt', { ...app.state!, current_prompt: 0 });
     app.handleKey(key('ArrowLeft'));
     await vi.waitFor(() => expect(s.index).toBe(0));
+    expect(b.invocations.at(-1)?.args).toEqual({ index: 0 });
+    b.reply('go_to_prompt', { ...app.state!, current_prompt: 1 });
     app.handleKey(key('ArrowRight'));
     await vi.waitFor(() => expect(s.index).toBe(1));
-    expect(mem.calls.filter((c) => c === 'go_to_prompt')).toHaveLength(2);
+    expect(b.calls.filter((c) => c === 'go_to_prompt')).toHaveLength(2);
   });
 
   it('Enter on a failing take does not accept it', async () => {
-    const ctx = await ready({ failFirstTakeOf: ['p001'] });
-    mem = ctx.mem;
-    await recordTake(ctx.app);
+    const ctx = await ready();
+    b = ctx.b;
+    await recordTake(ctx.app, b, { quality: fx.quality('clipped') });
     ctx.app.handleKey(key('Enter'));
     await vi.waitFor(() => expect(ctx.app.session.confirmFailed).toBe(true));
-    expect(mem.calls).not.toContain('accept_take');
+    expect(b.calls).not.toContain('accept_take');
   });
 
   it('Escape closes dialogs; other shortcuts wait while one is open', async () => {
     const ctx = await ready();
-    mem = ctx.mem;
+    b = ctx.b;
     const { app } = ctx;
     app.session.openFlag();
     expect(app.handleKey(key(' '))).toBe(false);
@@ -127,9 +134,9 @@ describe('shortcuts on the session screen', () => {
 
   it('does nothing on other screens', async () => {
     const ctx = await ready();
-    mem = ctx.mem;
+    b = ctx.b;
     await ctx.app.navigate('queue');
     expect(ctx.app.handleKey(key(' '))).toBe(false);
-    expect(mem.calls).not.toContain('start_take');
+    expect(b.calls).not.toContain('start_take');
   });
 });

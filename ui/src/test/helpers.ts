@@ -1,39 +1,37 @@
-import { vi } from 'vitest';
 import { AppController } from '../lib/app.svelte';
-import { MemoryBackend, type MemoryOptions } from '../lib/memoryBackend';
+import * as fx from '../lib/fixtures';
+import { ScriptedBackend } from '../lib/scripted';
+import type { AppState, QueueState, TakeReview } from '../lib/types';
 
-/** Memory backend timings small enough for tests. */
-export const FAST: MemoryOptions = {
-  levelIntervalMs: 2,
-  noiseCheckMs: 5,
-  tailMs: 2,
-  takeDurationS: 2.5,
-  uploadStepMs: 1,
-  uploadSteps: 3,
-  // Most tests look at sealed items before uploading them by hand; the tests of the automatic
-  // upload turn it back on.
-  autoUpload: false,
-};
-
-export function setup(options: MemoryOptions = {}): { mem: MemoryBackend; app: AppController } {
-  const mem = new MemoryBackend({ ...FAST, ...options });
-  const app = new AppController(mem);
-  return { mem, app };
+export interface Init {
+  state?: AppState;
+  queue?: QueueState;
+  review?: TakeReview;
 }
 
-/** An enrolled, consented app on the session screen. */
-export async function ready(options: MemoryOptions = {}): Promise<{ mem: MemoryBackend; app: AppController }> {
-  const ctx = setup({ enrolled: true, consentGiven: true, ...options });
+/** A scripted backend (the first start in the demo unless `init` says otherwise) and an app on it. */
+export function setup(init: Init = {}): { b: ScriptedBackend; app: AppController } {
+  const b = new ScriptedBackend(init);
+  const app = new AppController(b);
+  return { b, app };
+}
+
+/** An enrolled, consented app on the session screen (the state patched by `state`). */
+export async function ready(state: Partial<AppState> = {}, init: Omit<Init, 'state'> = {}): Promise<{ b: ScriptedBackend; app: AppController }> {
+  const ctx = setup({ ...init, state: fx.enrolled(state) });
   await ctx.app.init();
   return ctx;
 }
 
-/** Records a take on the current prompt and stops it (the take is then under review). */
-export async function recordTake(app: AppController): Promise<void> {
+/**
+ * Records a take on the current prompt (one level arrives) and stops it: stop_take answers
+ * `review` (default: a passing take of the current prompt). The take is then under review.
+ */
+export async function recordTake(app: AppController, b: ScriptedBackend, review: Partial<TakeReview> = {}): Promise<void> {
+  const prompt = app.state?.prompts[app.session.index]?.id ?? 'p001';
+  b.review = fx.takeReview({ prompt_id: prompt, take_id: `t-${b.calls.length}`, ...review });
   await app.session.record();
-  await vi.waitFor(() => {
-    if (!app.session.level) throw new Error('no level yet');
-  });
+  b.level();
   await app.session.stop();
 }
 
