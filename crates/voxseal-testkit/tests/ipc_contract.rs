@@ -2,8 +2,8 @@
 //! (`crates/voxseal-app/src/commands.rs`): src-tauri's build script declares them to Tauri (the
 //! permissions it generates) and the UI's `commands.ts` is generated from it. Here: src-tauri's
 //! command functions take exactly the table's arguments (names and types) and return its types,
-//! and the handler list, the capability the window gets and the front end's calls name exactly
-//! the table's commands.
+//! and the handler list, the capability the window gets, the front end's calls and the commands
+//! table of docs/app-ipc.md name exactly the table's commands (the docs also its arguments).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -254,4 +254,56 @@ fn the_handlers_the_capability_and_the_front_end_name_exactly_the_table_s_comman
         .map(str::to_owned)
         .collect();
     assert_eq!(called, commands, "the calls in ui/src/lib/backend.ts");
+}
+
+/// Tauri's name for an argument: the Rust parameter's name in camelCase.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in snake.split('_').enumerate() {
+        let mut chars = part.chars();
+        match chars.next() {
+            Some(c) if i > 0 => out.extend(c.to_uppercase().chain(chars)),
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
+/// The rows of the "## Commands" table of docs/app-ipc.md: command -> the argument names it
+/// gives (each written as `` `name: type` ``).
+fn documented_commands(doc: &str) -> BTreeMap<String, Vec<String>> {
+    let section = between(doc, "## Commands\n\n", "\n\n");
+    (section.lines())
+        .filter_map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let args = (cells.get(2)?.split('`').skip(1).step_by(2))
+                .filter_map(|code| {
+                    let (arg, _) = code.split_once(": ")?;
+                    arg.chars()
+                        .all(|c| c.is_ascii_alphanumeric())
+                        .then(|| arg.to_owned())
+                })
+                .collect();
+            Some((name.to_owned(), args))
+        })
+        .collect()
+}
+
+#[test]
+fn docs_app_ipc_md_lists_the_table_s_commands_with_their_arguments() {
+    let documented = documented_commands(&read("docs/app-ipc.md"));
+    let table: BTreeMap<String, Vec<String>> = (table::COMMANDS.iter())
+        .map(|c| {
+            let args = c.args.iter().map(|(n, _)| camel_case(n)).collect();
+            (c.name.to_owned(), args)
+        })
+        .collect();
+    assert_eq!(documented, table, "the commands table of docs/app-ipc.md");
+    let renamed = read("docs/app-ipc.md").replacen("`flagReason: string", "`reason: string", 1);
+    assert_ne!(
+        documented_commands(&renamed),
+        table,
+        "a renamed argument is seen"
+    );
 }
