@@ -13,7 +13,11 @@ import { ScriptedBackend } from './lib/scripted';
 import type { AppState, QueueState } from './lib/types';
 
 let b: ScriptedBackend | undefined;
-afterEach(() => b?.dispose());
+afterEach(() => {
+  // every scripted answer was asked for
+  expect(b?.pending() ?? []).toEqual([]);
+  b?.dispose();
+});
 
 /** Renders the app on a scripted backend; `script` sets it up before the app starts. */
 function start(state: AppState = fx.appState(), queue?: QueueState, script: (b: ScriptedBackend) => void = () => {}) {

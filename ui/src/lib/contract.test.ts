@@ -9,7 +9,11 @@ import * as fx from './fixtures';
 import type { ScriptedBackend } from './scripted';
 
 let b: ScriptedBackend | undefined;
-afterEach(() => b?.dispose());
+afterEach(() => {
+  // every scripted answer was asked for
+  expect(b?.pending() ?? []).toEqual([]);
+  b?.dispose();
+});
 
 describe('AppState additions', () => {
   it('offers the demo code in local mode until enrolled', async () => {

@@ -6,7 +6,11 @@ import * as fx from './fixtures';
 import type { ScriptedBackend } from './scripted';
 
 let b: ScriptedBackend | undefined;
-afterEach(() => b?.dispose());
+afterEach(() => {
+  // every scripted answer was asked for
+  expect(b?.pending() ?? []).toEqual([]);
+  b?.dispose();
+});
 
 const LINK = 'voxseal://enroll?code=ABCD-EFGH-JKLM&project=demo';
 

@@ -60,7 +60,11 @@ describe('shortcutFor', () => {
 
 describe('shortcuts on the session screen', () => {
   let b: ScriptedBackend | undefined;
-  afterEach(() => b?.dispose());
+  afterEach(() => {
+    // every scripted answer was asked for
+    expect(b?.pending() ?? []).toEqual([]);
+    b?.dispose();
+  });
   const key = (k: string) => ({ key: k, target: document.body });
 
   it('space records and stops, P plays, R re-records, Enter accepts, arrows navigate', async () => {

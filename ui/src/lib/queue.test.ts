@@ -6,7 +6,11 @@ import * as fx from './fixtures';
 import type { ScriptedBackend } from './scripted';
 
 let b: ScriptedBackend | undefined;
-afterEach(() => b?.dispose());
+afterEach(() => {
+  // every scripted answer was asked for
+  expect(b?.pending() ?? []).toEqual([]);
+  b?.dispose();
+});
 
 const TWO_SEALED = fx.queueState([fx.queueItem('s-p001-v1'), fx.queueItem('s-p002-v1')]);
 

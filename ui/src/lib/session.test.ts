@@ -8,7 +8,11 @@ import * as fx from './fixtures';
 import type { ScriptedBackend } from './scripted';
 
 let b: ScriptedBackend | undefined;
-afterEach(() => b?.dispose());
+afterEach(() => {
+  // every scripted answer was asked for
+  expect(b?.pending() ?? []).toEqual([]);
+  b?.dispose();
+});
 
 const at = (s: ReturnType<typeof fx.enrolled>, i: number) => ({ ...s, current_prompt: i });
 
