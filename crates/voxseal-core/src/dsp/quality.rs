@@ -264,192 +264,22 @@ impl QualityAnalyzer {
             self.close_frame();
         }
         let rate = self.rate as f64;
-        let frame_s = self.frame_len as f64 / rate;
         let duration_s = self.n as f64 / rate;
         let rms = (self.sum_sq / self.n.max(1) as f64).sqrt() as f32;
         let clipped_ratio = self.clipped as f64 / self.n.max(1) as f64;
         let noise = self.percentile(0.10);
         let speech_level = self.percentile(0.95);
-        let snr = speech_level - noise;
-
-        // Speech frames: at least 6 dB above the floor, and 30% of the way to the speech level.
-        let speech = if self.frames > 0 && snr >= 6.0 {
-            // Also within 30 dB of the speech level, so digital silence elsewhere in the take
-            // does not turn a quiet room into "speech".
-            let threshold = (noise + (0.3 * snr).max(6.0)).max(speech_level - 30.0);
-            let from = Self::bin(threshold as f32);
-            let first = self.first[from..].iter().copied().min().unwrap_or(u64::MAX);
-            let last = self.last[from..]
-                .iter()
-                .zip(&self.hist[from..])
-                .filter(|(_, c)| **c > 0)
-                .map(|(l, _)| *l)
-                .max();
-            match last {
-                Some(last) if first != u64::MAX => Some((first, last + 1)),
-                _ => None,
-            }
-        } else {
-            None
+        let span = self.speech_span(noise, speech_level, t.trim_margin_ms);
+        let m = Measures {
+            duration_s,
+            clipped_ratio,
+            noise,
+            speech_level,
+            snr: speech_level - noise,
+            span,
         };
-        let margin = (t.trim_margin_ms as u64 * self.rate as u64) / 1000;
-        let (speech_s, leading, trailing, trim) = match speech {
-            Some((f, l)) => {
-                let start = f * self.frame_len as u64;
-                let end = (l * self.frame_len as u64).min(self.n);
-                (
-                    Some((start as f64 / rate, end as f64 / rate)),
-                    start as f64 / rate,
-                    (self.n - end) as f64 / rate,
-                    (start.saturating_sub(margin), (end + margin).min(self.n)),
-                )
-            }
-            None => (None, 0.0, 0.0, (0, self.n)),
-        };
-        let speech_len = speech_s.map(|(a, b)| b - a).unwrap_or(0.0);
-        let _ = frame_s;
-
-        let mut checks = Vec::new();
-        let mut check = |name: &str, verdict: Verdict, reason: String| {
-            checks.push(Check {
-                name: name.into(),
-                verdict,
-                reason,
-            });
-        };
-
-        check(
-            "duration",
-            if duration_s < t.min_duration_s {
-                Verdict::Fail
-            } else if duration_s > t.max_duration_s {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            },
-            if duration_s < t.min_duration_s {
-                format!("too short ({duration_s:.1} s): record the whole prompt")
-            } else if duration_s > t.max_duration_s {
-                format!("long take ({duration_s:.1} s): check it holds only this prompt")
-            } else {
-                format!("{duration_s:.1} s")
-            },
-        );
-
-        let pct = clipped_ratio * 100.0;
-        check(
-            "clipping",
-            if clipped_ratio > t.clip_fail_ratio {
-                Verdict::Fail
-            } else if clipped_ratio > t.clip_warn_ratio {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            },
-            if clipped_ratio > t.clip_warn_ratio {
-                format!(
-                    "clipping in {pct:.1}% of samples: move back from the mic or lower the input gain"
-                )
-            } else {
-                "no clipping".into()
-            },
-        );
-
-        let has_speech = speech.is_some() && speech_len >= t.min_speech_s;
-        check(
-            "speech",
-            if has_speech {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
-            if has_speech {
-                format!("{speech_len:.1} s of speech detected")
-            } else {
-                "no speech detected: check that the right microphone is selected and not muted"
-                    .into()
-            },
-        );
-
-        if has_speech {
-            check(
-                "level",
-                if speech_level < t.speech_fail_below_dbfs {
-                    Verdict::Fail
-                } else if speech_level < t.speech_warn_below_dbfs
-                    || speech_level > t.speech_warn_above_dbfs
-                {
-                    Verdict::Warn
-                } else {
-                    Verdict::Pass
-                },
-                if speech_level < t.speech_warn_below_dbfs {
-                    format!(
-                        "too quiet ({speech_level:.0} dBFS): move closer or raise the input gain"
-                    )
-                } else if speech_level > t.speech_warn_above_dbfs {
-                    format!(
-                        "very loud ({speech_level:.0} dBFS): move back a little or lower the input gain"
-                    )
-                } else {
-                    format!("speech at {speech_level:.0} dBFS")
-                },
-            );
-            check(
-                "snr",
-                if snr < t.snr_fail_below_db {
-                    Verdict::Fail
-                } else if snr < t.snr_warn_below_db {
-                    Verdict::Warn
-                } else {
-                    Verdict::Pass
-                },
-                if snr < t.snr_warn_below_db {
-                    format!(
-                        "background noise is close to your voice (SNR {snr:.0} dB): find a quieter place"
-                    )
-                } else {
-                    format!("SNR {snr:.0} dB")
-                },
-            );
-            let long_silence = leading.max(trailing);
-            check(
-                "silence",
-                if long_silence > t.silence_warn_above_s {
-                    Verdict::Warn
-                } else {
-                    Verdict::Pass
-                },
-                if leading > t.silence_warn_above_s {
-                    format!(
-                        "{leading:.1} s of silence before you speak: start soon after pressing record"
-                    )
-                } else if trailing > t.silence_warn_above_s {
-                    format!(
-                        "{trailing:.1} s of silence after you speak: stop soon after the last word"
-                    )
-                } else {
-                    format!("{leading:.1} s before, {trailing:.1} s after the speech")
-                },
-            );
-        }
-        check(
-            "noise",
-            if noise > t.noise_warn_above_dbfs {
-                Verdict::Warn
-            } else {
-                Verdict::Pass
-            },
-            if noise > t.noise_warn_above_dbfs {
-                format!("the room is noisy ({noise:.0} dBFS background): find a quieter place")
-            } else {
-                format!("background at {noise:.0} dBFS")
-            },
-        );
-
-        let overall = checks
-            .iter()
-            .map(|c| c.verdict)
+        let checks = judge(&m, t);
+        let overall = (checks.iter().map(|c| c.verdict))
             .max()
             .unwrap_or(Verdict::Pass);
         QualityReport {
@@ -459,14 +289,195 @@ impl QualityAnalyzer {
             clipped_ratio,
             noise_floor_dbfs: noise,
             speech_dbfs: speech_level,
-            snr_db: snr,
-            speech_s,
-            leading_silence_s: leading,
-            trailing_silence_s: trailing,
-            trim,
+            snr_db: m.snr,
+            speech_s: m.span.speech_s,
+            leading_silence_s: m.span.leading,
+            trailing_silence_s: m.span.trailing,
+            trim: m.span.trim,
             checks,
             overall,
         }
+    }
+
+    /// The first and last speech frames (end exclusive): frames at least 6 dB above the floor,
+    /// 30% of the way to the speech level, and within 30 dB of it, so digital silence elsewhere
+    /// in the take does not turn a quiet room into "speech".
+    fn speech_frames(&self, noise: f64, speech_level: f64) -> Option<(u64, u64)> {
+        let snr = speech_level - noise;
+        if self.frames == 0 || snr < 6.0 {
+            return None;
+        }
+        let threshold = (noise + (0.3 * snr).max(6.0)).max(speech_level - 30.0);
+        let from = Self::bin(threshold as f32);
+        let first = self.first[from..].iter().copied().min()?;
+        let last = (self.last[from..].iter().zip(&self.hist[from..]))
+            .filter(|(_, c)| **c > 0)
+            .map(|(l, _)| *l)
+            .max()?;
+        (first != u64::MAX).then_some((first, last + 1))
+    }
+
+    /// Where speech is in the take, the silence around it, and what to keep when trimming
+    /// (`margin_ms` around the speech).
+    fn speech_span(&self, noise: f64, speech_level: f64, margin_ms: u32) -> SpeechSpan {
+        let rate = self.rate as f64;
+        let margin = (margin_ms as u64 * self.rate as u64) / 1000;
+        match self.speech_frames(noise, speech_level) {
+            Some((f, l)) => {
+                let start = f * self.frame_len as u64;
+                let end = (l * self.frame_len as u64).min(self.n);
+                SpeechSpan {
+                    speech_s: Some((start as f64 / rate, end as f64 / rate)),
+                    leading: start as f64 / rate,
+                    trailing: (self.n - end) as f64 / rate,
+                    trim: (start.saturating_sub(margin), (end + margin).min(self.n)),
+                }
+            }
+            None => SpeechSpan {
+                speech_s: None,
+                leading: 0.0,
+                trailing: 0.0,
+                trim: (0, self.n),
+            },
+        }
+    }
+}
+
+/// Where speech is in a take.
+struct SpeechSpan {
+    speech_s: Option<(f64, f64)>,
+    leading: f64,
+    trailing: f64,
+    trim: (u64, u64),
+}
+
+/// What the checks judge.
+struct Measures {
+    duration_s: f64,
+    clipped_ratio: f64,
+    noise: f64,
+    speech_level: f64,
+    snr: f64,
+    span: SpeechSpan,
+}
+
+fn check(name: &str, verdict: Verdict, reason: String) -> Check {
+    Check {
+        name: name.into(),
+        verdict,
+        reason,
+    }
+}
+
+/// The checks of a take, in the order the report lists them; the level, SNR and silence checks
+/// only when speech was found.
+fn judge(m: &Measures, t: &QualityThresholds) -> Vec<Check> {
+    let speech_len = m.span.speech_s.map(|(a, b)| b - a).unwrap_or(0.0);
+    let has_speech = m.span.speech_s.is_some() && speech_len >= t.min_speech_s;
+    let mut checks = vec![
+        duration_check(m.duration_s, t),
+        clipping_check(m.clipped_ratio, t),
+        if has_speech {
+            check(
+                "speech",
+                Verdict::Pass,
+                format!("{speech_len:.1} s of speech detected"),
+            )
+        } else {
+            let why =
+                "no speech detected: check that the right microphone is selected and not muted";
+            check("speech", Verdict::Fail, why.into())
+        },
+    ];
+    if has_speech {
+        checks.push(level_check(m.speech_level, t));
+        checks.push(snr_check(m.snr, t));
+        checks.push(silence_check(m.span.leading, m.span.trailing, t));
+    }
+    checks.push(noise_check(m.noise, t));
+    checks
+}
+
+fn duration_check(duration_s: f64, t: &QualityThresholds) -> Check {
+    if duration_s < t.min_duration_s {
+        let why = format!("too short ({duration_s:.1} s): record the whole prompt");
+        check("duration", Verdict::Fail, why)
+    } else if duration_s > t.max_duration_s {
+        let why = format!("long take ({duration_s:.1} s): check it holds only this prompt");
+        check("duration", Verdict::Warn, why)
+    } else {
+        check("duration", Verdict::Pass, format!("{duration_s:.1} s"))
+    }
+}
+
+fn clipping_check(ratio: f64, t: &QualityThresholds) -> Check {
+    let pct = ratio * 100.0;
+    let why = || {
+        format!("clipping in {pct:.1}% of samples: move back from the mic or lower the input gain")
+    };
+    if ratio > t.clip_fail_ratio {
+        check("clipping", Verdict::Fail, why())
+    } else if ratio > t.clip_warn_ratio {
+        check("clipping", Verdict::Warn, why())
+    } else {
+        check("clipping", Verdict::Pass, "no clipping".into())
+    }
+}
+
+fn level_check(level: f64, t: &QualityThresholds) -> Check {
+    let quiet = || format!("too quiet ({level:.0} dBFS): move closer or raise the input gain");
+    if level < t.speech_fail_below_dbfs {
+        check("level", Verdict::Fail, quiet())
+    } else if level < t.speech_warn_below_dbfs {
+        check("level", Verdict::Warn, quiet())
+    } else if level > t.speech_warn_above_dbfs {
+        let why =
+            format!("very loud ({level:.0} dBFS): move back a little or lower the input gain");
+        check("level", Verdict::Warn, why)
+    } else {
+        check("level", Verdict::Pass, format!("speech at {level:.0} dBFS"))
+    }
+}
+
+fn snr_check(snr: f64, t: &QualityThresholds) -> Check {
+    let close = || {
+        format!("background noise is close to your voice (SNR {snr:.0} dB): find a quieter place")
+    };
+    if snr < t.snr_fail_below_db {
+        check("snr", Verdict::Fail, close())
+    } else if snr < t.snr_warn_below_db {
+        check("snr", Verdict::Warn, close())
+    } else {
+        check("snr", Verdict::Pass, format!("SNR {snr:.0} dB"))
+    }
+}
+
+fn silence_check(leading: f64, trailing: f64, t: &QualityThresholds) -> Check {
+    let verdict = if leading.max(trailing) > t.silence_warn_above_s {
+        Verdict::Warn
+    } else {
+        Verdict::Pass
+    };
+    let why = if leading > t.silence_warn_above_s {
+        format!("{leading:.1} s of silence before you speak: start soon after pressing record")
+    } else if trailing > t.silence_warn_above_s {
+        format!("{trailing:.1} s of silence after you speak: stop soon after the last word")
+    } else {
+        format!("{leading:.1} s before, {trailing:.1} s after the speech")
+    };
+    check("silence", verdict, why)
+}
+
+fn noise_check(noise: f64, t: &QualityThresholds) -> Check {
+    if noise > t.noise_warn_above_dbfs {
+        let why = format!("the room is noisy ({noise:.0} dBFS background): find a quieter place");
+        check("noise", Verdict::Warn, why)
+    } else {
+        check(
+            "noise",
+            Verdict::Pass,
+            format!("background at {noise:.0} dBFS"),
+        )
     }
 }
 

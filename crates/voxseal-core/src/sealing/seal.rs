@@ -210,39 +210,62 @@ pub(crate) fn seal_take(
     review: &Review,
     progress: &mut dyn FnMut(SealProgress),
 ) -> Result<OutboxItem, SealError> {
-    let failed: Vec<&str> = quality
-        .checks
-        .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .map(|c| c.name.as_str())
-        .collect();
     let audio: &dyn PcmReplay = &take.spool;
-    if audio.is_empty() {
-        return Err(SealError::Empty);
-    }
-    let cfg = ctx.config;
-    let (start, end) = if cfg.capture.trim_silence {
+    let (start, end) = if ctx.config.capture.trim_silence {
         quality.trim
     } else {
         (0, audio.len())
     };
     let kept = Window::new(audio, start, end.saturating_sub(start));
-    if kept.is_empty() {
+    if audio.is_empty() || kept.is_empty() {
         return Err(SealError::Empty);
     }
-    let sample_id = SampleId::generate();
-    // The audit head now: anchors everything logged before this sample (its take.recorded too).
-    let anchor = ctx.audit.head()?;
-    let mut manifest = Manifest {
+    let mut manifest = manifest_for(ctx, take, quality, review, &kept, start)?;
+    let staging = ctx.outbox.staging(&manifest.sample_id)?;
+    let mut binding =
+        crate::sealing::binding::to_bytes(&manifest).map_err(io_error("the manifest binding"))?;
+    if binding.len() % 2 == 1 {
+        // An even-length WAV chunk needs no pad byte (which some readers forget to skip).
+        binding.push(b' ');
+    }
+    if !ctx.config.capture.features_only {
+        let path = staging.path(PayloadKind::Raw.file_name());
+        let raw = seal_raw(&path, ctx.config, &kept, &binding, progress)?;
+        manifest.payloads.push(raw);
+        crate::fault::point("seal.raw");
+    }
+    let path = staging.path(PayloadKind::Features.file_name());
+    let (features, frames) = seal_features(&path, ctx.config, &kept, &manifest, binding, progress)?;
+    manifest.payloads.push(features);
+    manifest.features.frames = frames;
+    crate::fault::point("seal.features");
+    commit(ctx, staging, manifest)
+}
+
+/// The manifest of a take about to be sealed, with the audit log's head as its anchor (which
+/// covers everything logged before it, the take's `take.recorded` too).
+fn manifest_for(
+    ctx: &SealContext<'_>,
+    take: &RecordedTake,
+    quality: &QualityReport,
+    review: &Review,
+    kept: &Window<'_>,
+    start: u64,
+) -> Result<Manifest, SealError> {
+    let cfg = ctx.config;
+    let failed = (quality.checks.iter())
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.name.clone());
+    Ok(Manifest {
         schema: SCHEMA.into(),
-        sample_id: sample_id.clone(),
+        sample_id: SampleId::generate(),
         take_id: take.take_id.clone(),
         prompt_id: review.prompt_id.clone(),
         supersedes: review.supersedes.clone(),
         contractor: ctx.contractor.clone(),
         project: cfg.project.name.clone(),
         config_sha256: ctx.config_sha256.to_owned(),
-        audit_anchor: anchor,
+        audit_anchor: ctx.audit.head()?,
         recorded_at: take.started_at.clone(),
         sealed_at: crate::time::now_rfc3339(),
         app_version: crate::VERSION.into(),
@@ -252,132 +275,132 @@ pub(crate) fn seal_take(
             samples: kept.len(),
             duration_s: kept.len() as f64 / kept.sample_rate() as f64,
             kept: (start, start + kept.len()),
-            take_samples: audio.len(),
+            take_samples: take.spool.len(),
             dropped_samples: take.counters.dropped,
             interrupted: take.interrupted.clone(),
             wav_format: "pcm_s16le mono".into(),
         },
         features: FeaturesInfo {
             params: cfg.features.clone(),
-            frames: 0, // filled in below; not part of the binding
+            frames: 0, // filled in after sealing them; not part of the binding
         },
         quality: quality.clone(),
-        accepted_despite: failed.iter().map(|s| (*s).to_owned()).collect(),
+        accepted_despite: failed.collect(),
         consent: review.consent.clone(),
         features_only: cfg.capture.features_only,
         payloads: Vec::new(),
-    };
-    let staging = ctx.outbox.staging(&sample_id)?;
-    let io = |what: &str| {
-        let what = what.to_owned();
-        move |source| SealError::Io { what, source }
-    };
-    let mut binding =
-        crate::sealing::binding::to_bytes(&manifest).map_err(io("the manifest binding"))?;
-    if binding.len() % 2 == 1 {
-        // An even-length WAV chunk needs no pad byte (which some readers forget to skip).
-        binding.push(b' ');
-    }
+    })
+}
 
-    let mut payloads = Vec::new();
-    if !cfg.capture.features_only {
-        let recipients = cfg.archive_recipients();
-        if recipients.is_empty() {
-            return Err(SealError::NoRecipients("archive"));
+fn io_error(what: &str) -> impl FnOnce(io::Error) -> SealError {
+    let what = what.to_owned();
+    move |source| SealError::Io { what, source }
+}
+
+/// Seals the kept audio as a 16-bit WAV carrying `binding` in a chunk, to the archive recipients.
+fn seal_raw(
+    path: &Path,
+    cfg: &ProjectConfig,
+    kept: &Window<'_>,
+    binding: &[u8],
+    progress: &mut dyn FnMut(SealProgress),
+) -> Result<Payload, SealError> {
+    let recipients = cfg.archive_recipients();
+    if recipients.is_empty() {
+        return Err(SealError::NoRecipients("archive"));
+    }
+    let total = kept.len();
+    let ((), sealed) = seal_to_file(path, &recipients, |w| {
+        let chunk = Some((crate::sealing::binding::WAV_CHUNK, binding));
+        let mut wav = Pcm16Writer::with_chunk(w, kept.sample_rate(), total, chunk)?;
+        let mut reader = kept.open()?;
+        let mut buf = zeroize::Zeroizing::new(vec![0f32; 16 * 1024]);
+        let mut done = 0;
+        loop {
+            let n = reader.read_pcm(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            wav.write(&buf[..n])?;
+            done += n as u64;
+            let stage = "raw";
+            progress(SealProgress { stage, done, total });
         }
-        let total = kept.len();
-        let ((), sealed) = seal_to_file(
-            &staging.path(PayloadKind::Raw.file_name()),
-            &recipients,
-            |w| {
-                let chunk = Some((crate::sealing::binding::WAV_CHUNK, &binding[..]));
-                let mut wav = Pcm16Writer::with_chunk(w, kept.sample_rate(), total, chunk)?;
-                let mut reader = kept.open()?;
-                let mut buf = zeroize::Zeroizing::new(vec![0f32; 16 * 1024]);
-                let mut done = 0;
-                loop {
-                    let n = reader.read_pcm(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    wav.write(&buf[..n])?;
-                    done += n as u64;
-                    progress(SealProgress {
-                        stage: "raw",
-                        done,
-                        total,
-                    });
-                }
-                wav.finish().map(|_| ())
-            },
-        )
-        .map_err(io("the raw audio"))?;
-        payloads.push(Payload {
-            kind: PayloadKind::Raw,
-            file: PayloadKind::Raw.file_name().into(),
-            size: sealed.size,
-            sha256: sealed.sha256,
-            recipients: cfg.recipients.archive.clone(),
-        });
-        crate::fault::point("seal.raw");
-    }
+        wav.finish().map(|_| ())
+    })
+    .map_err(io_error("the raw audio"))?;
+    Ok(Payload {
+        kind: PayloadKind::Raw,
+        file: PayloadKind::Raw.file_name().into(),
+        size: sealed.size,
+        sha256: sealed.sha256,
+        recipients: cfg.recipients.archive.clone(),
+    })
+}
 
+/// Extracts and seals the features (safetensors carrying `binding` in its metadata) to the
+/// training recipients; returns the payload and the number of frames.
+fn seal_features(
+    path: &Path,
+    cfg: &ProjectConfig,
+    kept: &Window<'_>,
+    manifest: &Manifest,
+    binding: Vec<u8>,
+    progress: &mut dyn FnMut(SealProgress),
+) -> Result<(Payload, u64), SealError> {
     let recipients = cfg.training_recipients();
     if recipients.is_empty() {
         return Err(SealError::NoRecipients("training"));
     }
     let mut meta = BTreeMap::new();
     meta.insert("format".to_owned(), "voxseal.features/1".to_owned());
-    meta.insert("sample_id".to_owned(), sample_id.to_string());
-    if let Some(p) = &review.prompt_id {
+    meta.insert("sample_id".to_owned(), manifest.sample_id.to_string());
+    if let Some(p) = &manifest.prompt_id {
         meta.insert("prompt_id".to_owned(), p.to_string());
     }
     meta.insert(
         crate::sealing::binding::METADATA_KEY.to_owned(),
         String::from_utf8(binding).expect("JSON is UTF-8"),
     );
-    let frames_total = 3 * cfg.features.frames_for(crate::dsp::resample::output_len(
-        kept.len(),
-        kept.sample_rate(),
-        cfg.features.sample_rate,
-    ));
-    let (summary, sealed) = seal_to_file(
-        &staging.path(PayloadKind::Features.file_name()),
-        &recipients,
-        |w| {
-            features::write_safetensors_with_progress(&kept, &cfg.features, &meta, w, &mut |done| {
-                progress(SealProgress {
-                    stage: "features",
-                    done,
-                    total: frames_total,
-                })
-            })
-        },
-    )
-    .map_err(io("the features"))?;
-    payloads.push(Payload {
+    let resampled =
+        crate::dsp::resample::output_len(kept.len(), kept.sample_rate(), cfg.features.sample_rate);
+    let total = 3 * cfg.features.frames_for(resampled);
+    let (summary, sealed) = seal_to_file(path, &recipients, |w| {
+        features::write_safetensors_with_progress(kept, &cfg.features, &meta, w, &mut |done| {
+            let stage = "features";
+            progress(SealProgress { stage, done, total })
+        })
+    })
+    .map_err(io_error("the features"))?;
+    let payload = Payload {
         kind: PayloadKind::Features,
         file: PayloadKind::Features.file_name().into(),
         size: sealed.size,
         sha256: sealed.sha256,
         recipients: cfg.recipients.training.clone(),
-    });
-    crate::fault::point("seal.features");
-    manifest.features.frames = summary.frames;
-    manifest.payloads = payloads;
+    };
+    Ok((payload, summary.frames))
+}
 
+/// Writes the manifest and state into the staging directory, commits it as an outbox item and
+/// logs `take.sealed`; an item the log does not record is undone.
+fn commit(
+    ctx: &SealContext<'_>,
+    staging: crate::store::outbox::Staging,
+    manifest: Manifest,
+) -> Result<OutboxItem, SealError> {
     let mpath = staging.path(crate::store::outbox::MANIFEST_FILE);
-    crate::store::fsutil::write_json_atomic(&mpath, &manifest).map_err(io("the manifest"))?;
+    crate::store::fsutil::write_json_atomic(&mpath, &manifest).map_err(io_error("the manifest"))?;
     let state = ItemState::sealed();
     let spath = staging.path(crate::store::outbox::STATE_FILE);
-    crate::store::fsutil::write_json_atomic(&spath, &state).map_err(io("the item state"))?;
+    crate::store::fsutil::write_json_atomic(&spath, &state).map_err(io_error("the item state"))?;
     crate::fault::point("seal.commit");
     let dir = staging.commit()?;
     let logged = ctx.audit.append(&AuditEvent::TakeSealed {
-        sample: sample_id,
-        take: take.take_id.clone(),
-        prompt: review.prompt_id.clone(),
-        supersedes: review.supersedes.clone(),
+        sample: manifest.sample_id.clone(),
+        take: manifest.take_id.clone(),
+        prompt: manifest.prompt_id.clone(),
+        supersedes: manifest.supersedes.clone(),
         accepted_despite: manifest.accepted_despite.clone(),
         config_sha256: ctx.config_sha256.to_owned(),
         payloads: (manifest.payloads.iter())
