@@ -25,7 +25,7 @@ export VOXSEAL_REQUIRE_E2E=1     # the desktop app's WebDriver test (tests/e2e) 
 export VOXSEAL_REQUIRE_NETNS=1   # the emulated-uplink tests (tests/uplink) must run (CI is root)
 export RUST_BACKTRACE=1
 
-# The front end's own tests (Vitest against the in-memory backend) and type checks.
+# The front end's own tests (Vitest against scripted fixtures) and type checks.
 build_ui
 say "front end: svelte-check and vitest"
 npm --prefix ui run check

@@ -4,9 +4,9 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What one direction of a link does to packets.
@@ -79,12 +79,12 @@ impl Rng {
     }
 }
 
-/// Moves packets from `from` to `to` shaped by `shape` until `from` fails; two threads, one
-/// reading and timing, one writing when each packet is due.
+/// Moves packets from `from` to `to` shaped by `shape` (which may change while it runs) until
+/// `from` fails; two threads, one reading and timing, one writing when each packet is due.
 pub fn run(
     mut from: File,
     mut to: File,
-    shape: Shape,
+    shape: Arc<Mutex<Shape>>,
     down: Arc<AtomicBool>,
     counters: Arc<Counters>,
     seed: u64,
@@ -108,6 +108,7 @@ pub fn run(
     let mut buf = vec![0u8; 65_536];
     while let Ok(n) = from.read(&mut buf) {
         let now = Instant::now();
+        let shape = *shape.lock().unwrap_or_else(|e| e.into_inner());
         counters.sent_packets.fetch_add(1, Ordering::Relaxed);
         counters.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
         if down.load(Ordering::Relaxed) {

@@ -70,19 +70,22 @@ fn ok(out: Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Starts the dev stack in the servers' namespace and enrolls the data directory.
-fn start_stack(link: &EmulatedLink, work: &Path) -> DevStack {
+/// Starts the dev stack in the servers' namespace (with `extra` arguments) and enrolls the data
+/// directory.
+fn start_stack(link: &EmulatedLink, work: &Path, extra: &[&str]) -> DevStack {
     let mut cmd = EmulatedLink::command_in(&link.ns_b(), &voxseal());
-    env(&mut cmd, work).args([
-        "dev-stack",
-        "--dir",
-        work.join("stack").to_str().unwrap(),
-        "--s3-port",
-        &S3_PORT.to_string(),
-        "--broker-port",
-        &BROKER_PORT.to_string(),
-        "--join",
-    ]);
+    env(&mut cmd, work)
+        .args([
+            "dev-stack",
+            "--dir",
+            work.join("stack").to_str().unwrap(),
+            "--s3-port",
+            &S3_PORT.to_string(),
+            "--broker-port",
+            &BROKER_PORT.to_string(),
+            "--join",
+        ])
+        .args(extra);
     let err = std::fs::File::create(work.join("stack.err")).unwrap();
     let child = cmd.stderr(err).stdout(Stdio::null()).spawn().unwrap();
     let stack = DevStack(child);
@@ -120,6 +123,21 @@ fn seal_takes(work: &Path, takes: usize, seconds: u32, rate: u32) -> u64 {
     outbox_bytes(&work.join("data/outbox"))
 }
 
+/// Waits for `child` to exit, for 10 minutes at most.
+fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upload did not end in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The bytes of the objects the outbox's items put in the bucket: payloads and manifests.
 fn outbox_bytes(dir: &Path) -> u64 {
     let mut total = 0;
@@ -144,7 +162,7 @@ fn an_upload_through_two_30_s_outages_resends_nothing_acknowledged() {
     };
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
-    let _stack = start_stack(&link, work);
+    let _stack = start_stack(&link, work, &[]);
     // 120 s at 96 kHz: raw audio of 23 MB goes up in three 8 MiB parts, features in one PUT.
     let payload = seal_takes(work, 1, 120, 96_000);
     eprintln!("payload {payload} bytes");
@@ -165,17 +183,7 @@ fn an_upload_through_two_30_s_outages_resends_nothing_acknowledged() {
         std::thread::sleep(Duration::from_secs(30));
         link.up();
     }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the upload did not end in 10 minutes"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = wait_bounded(&mut child);
     let wall = started.elapsed();
     let stats = link.stats();
     let log = std::fs::read_to_string(work.join("upload.err")).unwrap();
@@ -198,5 +206,44 @@ fn an_upload_through_two_30_s_outages_resends_nothing_acknowledged() {
         stats.up_sent_bytes() as f64 <= payload as f64 * 1.10,
         "{} bytes on the uplink for {payload} bytes of payload",
         stats.up_sent_bytes()
+    );
+}
+
+/// Issue 16: a laptop that sleeps (the upload process stopped) for longer than its credentials
+/// live wakes up, gets fresh credentials and finishes, with no failure reported.
+#[test]
+fn an_upload_asleep_past_its_credentials_resumes_with_fresh_ones() {
+    let Some(link) = link_or_skip(&format!("vxs{}", std::process::id() % 10_000)) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let _stack = start_stack(&link, work, &["--grant-secs", "20"]);
+    let payload = seal_takes(work, 1, 120, 96_000);
+    let mut upload = EmulatedLink::command_in(&link.ns_a(), &voxseal());
+    env(&mut upload, work).arg("upload");
+    let log = std::fs::File::create(work.join("upload.err")).unwrap();
+    let mut child = upload.stderr(log).stdout(Stdio::null()).spawn().unwrap();
+    // `ip netns exec` enters the namespace and execs voxseal: the child is voxseal itself.
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let out = Command::new("kill").args([sig, &pid]).output().unwrap();
+        assert!(out.status.success(), "kill {sig} {pid}: {out:?}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(45));
+    signal("-CONT");
+    let status = wait_bounded(&mut child);
+    let log = std::fs::read_to_string(work.join("upload.err")).unwrap();
+    eprintln!("{status}; {payload} bytes\n{log}");
+    assert!(
+        status.success(),
+        "voxseal upload failed after waking:\n{log}"
+    );
+    assert!(log.contains("1 uploaded, 0 failed, 0 queued"), "{log}");
+    assert!(
+        !log.to_lowercase().contains("error"),
+        "an error was shown:\n{log}"
     );
 }

@@ -5,14 +5,14 @@
 //!
 //! Creates namespaces `<name>a` and `<name>b` (replacing stale ones of those names), prints
 //! `ready`, then reads commands on stdin: `down` and `up` (an outage: every packet dropped both
-//! ways), `stats` (one JSON line of counters), `quit`. On `quit` or the end of stdin it removes
-//! both namespaces and exits.
+//! ways), `profile NAME` (another profile from now on), `stats` (one JSON line of counters),
+//! `quit`. On `quit` or the end of stdin it removes both namespaces and exits.
 
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use voxseal_uplink::link::{self, Counters};
 use voxseal_uplink::{Profile, forward, sys};
@@ -94,27 +94,31 @@ fn tun_in(ns: &str, dev: &str, addr: Ipv4Addr) -> Result<std::fs::File, String> 
     Ok(tun)
 }
 
-fn setup(
-    args: &Args,
-    ns_a: &str,
-    ns_b: &str,
-) -> Result<(Arc<AtomicBool>, [Arc<Counters>; 2]), String> {
+/// What the running link shares with its control loop.
+struct Control {
+    down: Arc<AtomicBool>,
+    shapes: [Arc<Mutex<link::Shape>>; 2],
+    counters: [Arc<Counters>; 2],
+}
+
+fn setup(args: &Args, ns_a: &str, ns_b: &str) -> Result<Control, String> {
     for ns in [ns_a, ns_b] {
         let _ = ip(&["netns", "del", ns]);
         ip(&["netns", "add", ns])?;
     }
     let tun_a = tun_in(ns_a, "vxa", ADDR_A)?;
     let tun_b = tun_in(ns_b, "vxb", ADDR_B)?;
-    let down = Arc::new(AtomicBool::new(false));
-    let counters = [Arc::new(Counters::default()), Arc::new(Counters::default())];
-    let directions = [
-        (&tun_a, &tun_b, args.profile.shape(true), 1),
-        (&tun_b, &tun_a, args.profile.shape(false), 2),
-    ];
-    for (i, (from, to, shape, seed)) in directions.into_iter().enumerate() {
+    let control = Control {
+        down: Arc::new(AtomicBool::new(false)),
+        shapes: [true, false].map(|up| Arc::new(Mutex::new(args.profile.shape(up)))),
+        counters: [Arc::new(Counters::default()), Arc::new(Counters::default())],
+    };
+    for (i, (from, to)) in [(&tun_a, &tun_b), (&tun_b, &tun_a)].into_iter().enumerate() {
         let from = from.try_clone().map_err(|e| e.to_string())?;
         let to = to.try_clone().map_err(|e| e.to_string())?;
-        let (down, counters) = (down.clone(), counters[i].clone());
+        let (shape, down) = (control.shapes[i].clone(), control.down.clone());
+        let counters = control.counters[i].clone();
+        let seed = i as u64 + 1;
         std::thread::spawn(move || link::run(from, to, shape, down, counters, seed));
     }
     for &port in &args.forward {
@@ -124,7 +128,7 @@ fn setup(
         forward::forward(ns_a.to_owned(), forward::loopback(port), b_side)
             .map_err(|e| format!("listening on 127.0.0.1:{port} in {ns_a}: {e}"))?;
     }
-    Ok((down, counters))
+    Ok(control)
 }
 
 fn main() {
@@ -141,7 +145,7 @@ fn main() {
             let _ = ip(&["netns", "del", ns]);
         }
     };
-    let (down, counters) = match setup(&args, &ns_a, &ns_b) {
+    let control = match setup(&args, &ns_a, &ns_b) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("voxseal-netem: {e}");
@@ -152,12 +156,23 @@ fn main() {
     println!("ready");
     for line in std::io::stdin().lock().lines() {
         match line.as_deref().map(str::trim) {
-            Ok("down") => down.store(true, Ordering::Relaxed),
-            Ok("up") => down.store(false, Ordering::Relaxed),
-            Ok("stats") => println!(
-                "{}",
-                serde_json::json!({"up": counters[0].json(), "down": counters[1].json()})
-            ),
+            Ok("down") => control.down.store(true, Ordering::Relaxed),
+            Ok("up") => control.down.store(false, Ordering::Relaxed),
+            Ok("stats") => {
+                let [up, down] = &control.counters;
+                println!(
+                    "{}",
+                    serde_json::json!({"up": up.json(), "down": down.json()})
+                );
+            }
+            Ok(cmd) if cmd.starts_with("profile ") => match Profile::named(&cmd[8..]) {
+                Some(p) => {
+                    for (shape, up) in control.shapes.iter().zip([true, false]) {
+                        *shape.lock().unwrap_or_else(|e| e.into_inner()) = p.shape(up);
+                    }
+                }
+                None => eprintln!("voxseal-netem: no profile {:?}", &cmd[8..]),
+            },
             Ok("quit") | Err(_) => break,
             Ok(other) => eprintln!("voxseal-netem: unknown command {other:?}"),
         }
