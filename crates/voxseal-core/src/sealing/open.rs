@@ -214,43 +214,102 @@ fn open_checked(
         inner: BufReader::with_capacity(256 * 1024, file),
         hasher: Sha256::new(),
     };
-    let decryptor = age::Decryptor::new(&mut hashing).map_err(|e| classify(&shown, e))?;
-    let decrypted = decryptor.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity));
-    let mut reader = match decrypted {
+    let reader = match decrypt(&shown, &mut hashing, identities) {
         Ok(r) => r,
-        Err(e) => {
-            let error = classify(&shown, e);
-            // Sealed to other recipients: the ciphertext is still checked against the manifest,
-            // so damage is found by whoever holds the manifest, with or without the key.
-            if let (OpenError::WrongIdentity { .. }, Some((_, want))) = (&error, expected) {
-                io::copy(&mut hashing, &mut io::sink()).map_err(|source| OpenError::Io {
-                    path: shown.clone(),
-                    source,
-                })?;
-                check_hash(&shown, want, hashing.hasher.finalize())?;
-            }
-            return Err(error);
-        }
+        Err(e) => return Err(undecryptable(&shown, &mut hashing, expected, e)),
     };
-
     // Plaintext goes to a temp file (or nowhere) and is kept only if everything checks out.
-    let mut head = Vec::with_capacity(64 * 1024);
-    let mut sink: Box<dyn io::Write> = Box::new(io::sink());
-    let mut tmp_path = None;
-    if let Some(dir) = out_dir {
-        let tmp = crate::store::fsutil::temp_sibling(&dir.join("opening"));
-        let f = crate::store::fsutil::create_new(&tmp, true).map_err(|source| OpenError::Io {
-            path: tmp.display().to_string(),
-            source,
-        })?;
-        sink = Box::new(io::BufWriter::new(f));
-        tmp_path = Some(tmp);
-    }
-    let cleanup = |p: &Option<PathBuf>| {
-        if let Some(p) = p {
-            let _ = std::fs::remove_file(p);
-        }
+    let mut temp = TempPlaintext::create(out_dir)?;
+    let streamed = stream_plaintext(&shown, reader, temp.writer())?;
+    temp.finish(&shown)?;
+    // Drain anything after the age stream (there should be nothing) so the hash covers the file.
+    let mut rest = Vec::new();
+    let _ = hashing.read_to_end(&mut rest);
+    let digest = hashing.hasher.finalize();
+    let head = &streamed.head;
+    let kind = match expected {
+        Some((k, _)) => k,
+        None if head.starts_with(b"RIFF") => PayloadKind::Raw,
+        None => PayloadKind::Features,
     };
+    if let Some((_, want)) = expected {
+        check_hash(&shown, want, digest)?;
+    }
+    let summary =
+        describe(kind, head, streamed.plain_bytes, &streamed.stats).map_err(|(k, detail)| {
+            OpenError::BadContent {
+                path: shown.clone(),
+                kind: k,
+                detail,
+            }
+        })?;
+    if let Some(m) = manifest {
+        check_binding(&shown, kind, head, m)?;
+    }
+    let output = match out_dir {
+        Some(dir) => Some(temp.keep(&dir.join(plain_name(path, kind)))?),
+        None => None,
+    };
+    Ok(Opened {
+        source: path.to_owned(),
+        kind,
+        output,
+        plain_bytes: streamed.plain_bytes,
+        verified: expected.is_some(),
+        bound: manifest.is_some(),
+        summary,
+    })
+}
+
+/// The age stream of `hashing` decrypted with `identities`.
+fn decrypt<'a, R: Read>(
+    shown: &str,
+    hashing: &'a mut HashingReader<R>,
+    identities: &[Box<dyn age::Identity>],
+) -> Result<age::stream::StreamReader<&'a mut HashingReader<R>>, OpenError> {
+    let decryptor = age::Decryptor::new(hashing).map_err(|e| classify(shown, e))?;
+    decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .map_err(|e| classify(shown, e))
+}
+
+/// `error` from decrypting; for a file sealed to other recipients the ciphertext is first read
+/// to its end and checked against the expected hash, so damage is found by whoever holds the
+/// manifest, with or without the key.
+fn undecryptable<R: Read>(
+    shown: &str,
+    hashing: &mut HashingReader<R>,
+    expected: Option<(PayloadKind, &str)>,
+    error: OpenError,
+) -> OpenError {
+    if let (OpenError::WrongIdentity { .. }, Some((_, want))) = (&error, expected) {
+        if let Err(source) = io::copy(hashing, &mut io::sink()) {
+            let path = shown.to_owned();
+            return OpenError::Io { path, source };
+        }
+        let digest = std::mem::take(&mut hashing.hasher).finalize();
+        if let Err(damaged) = check_hash(shown, want, digest) {
+            return damaged;
+        }
+    }
+    error
+}
+
+/// What streaming a payload's plaintext found.
+struct Streamed {
+    /// The first 64 KiB (headers, the binding).
+    head: Vec<u8>,
+    plain_bytes: u64,
+    stats: ContentStats,
+}
+
+/// Reads the plaintext to its end into `sink`, keeping its head and content statistics.
+fn stream_plaintext(
+    shown: &str,
+    mut reader: impl Read,
+    sink: &mut dyn io::Write,
+) -> Result<Streamed, OpenError> {
+    let mut head = Vec::with_capacity(64 * 1024);
     let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
     let mut plain_bytes = 0u64;
     let mut stats = ContentStats::default();
@@ -259,10 +318,10 @@ fn open_checked(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                cleanup(&tmp_path);
+                let detail = stream_error(&e);
                 return Err(OpenError::Damaged {
-                    path: shown,
-                    detail: stream_error(&e),
+                    path: shown.to_owned(),
+                    detail,
                 });
             }
         };
@@ -272,70 +331,77 @@ fn open_checked(
         }
         stats.feed(plain_bytes, &buf[..n], &head);
         plain_bytes += n as u64;
-        if let Err(source) = sink.write_all(&buf[..n]) {
-            cleanup(&tmp_path);
-            return Err(OpenError::Io {
-                path: shown,
-                source,
-            });
-        }
-    }
-    if let Err(source) = sink.flush() {
-        cleanup(&tmp_path);
-        return Err(OpenError::Io {
-            path: shown,
+        sink.write_all(&buf[..n]).map_err(|source| OpenError::Io {
+            path: shown.to_owned(),
             source,
-        });
+        })?;
     }
-    drop(sink);
-    drop(reader);
-    // Drain anything after the age stream (there should be nothing) so the hash covers the file.
-    let mut rest = Vec::new();
-    let _ = hashing.read_to_end(&mut rest);
-    let digest = hashing.hasher.finalize();
-    let kind = match expected {
-        Some((k, _)) => k,
-        None if head.starts_with(b"RIFF") => PayloadKind::Raw,
-        None => PayloadKind::Features,
-    };
-    if let Some((_, want)) = expected
-        && let Err(e) = check_hash(&shown, want, digest)
-    {
-        cleanup(&tmp_path);
-        return Err(e);
-    }
-    let summary = match describe(kind, &head, plain_bytes, &stats) {
-        Ok(s) => s,
-        Err((k, detail)) => {
-            cleanup(&tmp_path);
-            return Err(OpenError::BadContent {
-                path: shown,
-                kind: k,
-                detail,
+    Ok(Streamed {
+        head,
+        plain_bytes,
+        stats,
+    })
+}
+
+/// The plaintext's name in the output directory: the payload's stem and its kind's extension.
+fn plain_name(path: &Path, kind: PayloadKind) -> String {
+    let stem = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("payload");
+    let stem = stem.strip_suffix(".age").unwrap_or(stem);
+    let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+    format!("{stem}.{}", kind.plain_extension())
+}
+
+/// Where plaintext is written while it is checked: a temp file next to its final name, removed
+/// on every path except [`TempPlaintext::keep`] (or nothing, when no output is wanted).
+struct TempPlaintext {
+    path: Option<PathBuf>,
+    writer: Box<dyn io::Write>,
+}
+
+impl TempPlaintext {
+    fn create(out_dir: Option<&Path>) -> Result<Self, OpenError> {
+        let Some(dir) = out_dir else {
+            return Ok(Self {
+                path: None,
+                writer: Box::new(io::sink()),
             });
-        }
-    };
-    let bound = match manifest.map(|m| check_binding(&shown, kind, &head, m)) {
-        None => false,
-        Some(Ok(())) => true,
-        Some(Err(e)) => {
-            cleanup(&tmp_path);
-            return Err(e);
-        }
-    };
-    let mut output = None;
-    if let (Some(dir), Some(tmp)) = (out_dir, tmp_path) {
-        let stem = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("payload");
-        let stem = stem.strip_suffix(".age").unwrap_or(stem);
-        let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
-        let target = dir.join(format!("{stem}.{}", kind.plain_extension()));
-        // A hard link never replaces an existing file (a rename would, silently).
-        let linked = std::fs::hard_link(&tmp, &target);
-        cleanup(&Some(tmp));
-        linked.map_err(|source| match source.kind() {
+        };
+        let tmp = crate::store::fsutil::temp_sibling(&dir.join("opening"));
+        let f = crate::store::fsutil::create_new(&tmp, true).map_err(|source| OpenError::Io {
+            path: tmp.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            path: Some(tmp),
+            writer: Box::new(io::BufWriter::new(f)),
+        })
+    }
+
+    fn writer(&mut self) -> &mut dyn io::Write {
+        &mut *self.writer
+    }
+
+    /// Flushes what was written and closes the file.
+    fn finish(&mut self, shown: &str) -> Result<(), OpenError> {
+        let flushed = self.writer.flush();
+        self.writer = Box::new(io::sink());
+        flushed.map_err(|source| OpenError::Io {
+            path: shown.to_owned(),
+            source,
+        })
+    }
+
+    /// Gives the plaintext its final name; a hard link never replaces an existing file (a
+    /// rename would, silently). The temp file goes either way.
+    fn keep(self, target: &Path) -> Result<PathBuf, OpenError> {
+        let tmp = self
+            .path
+            .as_ref()
+            .expect("keep is only called with an output");
+        std::fs::hard_link(tmp, target).map_err(|source| match source.kind() {
             io::ErrorKind::AlreadyExists => OpenError::Exists {
                 path: target.display().to_string(),
             },
@@ -344,17 +410,16 @@ fn open_checked(
                 source,
             },
         })?;
-        output = Some(target);
+        Ok(target.to_owned())
     }
-    Ok(Opened {
-        source: path.to_owned(),
-        kind,
-        output,
-        plain_bytes,
-        verified: expected.is_some(),
-        bound,
-        summary,
-    })
+}
+
+impl Drop for TempPlaintext {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Compares the binding sealed in a payload (`head`: its first plaintext bytes) with `manifest`.
