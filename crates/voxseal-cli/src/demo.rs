@@ -1,10 +1,11 @@
 //! `voxseal demo`: the whole laptop-side pipeline in a throwaway directory, narrated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use voxseal_core::project::config::ProjectConfig;
 use voxseal_core::project::ids::ContractorId;
+use voxseal_core::store::outbox::OutboxItem;
 use voxseal_core::store::take::Acceptance;
 use voxseal_core::store::workspace::Workspace;
 
@@ -26,10 +27,23 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         }
     };
     ui::step(&format!("demo directory {}", root.display()));
-
-    // 1. Keys: the data team's training key and the archive key (the contractor never has these).
     let keys = root.join("keys");
-    voxseal_core::store::fsutil::create_private_dir(&keys)?;
+    let (training, archive) = make_identities(&keys)?;
+    let (ws, config, contractor) = make_project(&root, &keys, &training, &archive)?;
+    let item = record_and_seal(a, &ws, &config, &contractor)?;
+    open_as_the_data_team(&root, &keys, &item)?;
+    show_audit_log(&ws)?;
+    match &a.keep {
+        Some(d) => ui::step(&format!("kept everything in {}", d.display())),
+        None => ui::step("removing the demo directory"),
+    }
+    Ok(())
+}
+
+/// Step 1, keys: the data team's training identity and the archive identity (the contractor
+/// never has these); returns their recipients.
+fn make_identities(keys: &Path) -> Result<(String, String)> {
+    voxseal_core::store::fsutil::create_private_dir(keys)?;
     let training = voxseal_core::sealing::keys::generate_identity_file(
         &keys.join("training.key"),
         "demo training identity",
@@ -41,8 +55,16 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     ui::step("made two age identities (as a project lead would):");
     eprintln!("   training (features) {training}");
     eprintln!("   archive  (raw audio) {archive}");
+    Ok((training.to_string(), archive.to_string()))
+}
 
-    // 2. Project config and contractor.
+/// Step 2: the signed project config, a data directory for the demo contractor, and consent.
+fn make_project(
+    root: &Path,
+    keys: &Path,
+    training: &str,
+    archive: &str,
+) -> Result<(Workspace, ProjectConfig, ContractorId)> {
     let config_text = format!(
         "[project]\nname = \"demo\"\nconsent_text = \"I agree that my recordings are used to train speech models.\"\n\n\
          [recipients]\ntraining = [\"{training}\"]\narchive = [\"{archive}\"]\n\n\
@@ -88,8 +110,16 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         &hash[..16]
     );
     crate::consent::ensure(&ws, &config, Some(&hash[..16]), false)?;
+    Ok((ws, config, contractor))
+}
 
-    // 3. Record.
+/// Steps 3 and 4: one take, reviewed and sealed into the outbox.
+fn record_and_seal(
+    a: &DemoArgs,
+    ws: &Workspace,
+    config: &ProjectConfig,
+    contractor: &ContractorId,
+) -> Result<OutboxItem> {
     let source = match &a.source {
         Some(s) => s.clone(),
         None => default_source(),
@@ -99,8 +129,8 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         a.seconds, config.prompts[0].text
     ));
     let factory = ui::source_factory(&source, false, 48_000)?;
-    let take = capture(factory, &ws, &config, Some(a.seconds))?;
-    let take = ws.review_take(take, Some(config.prompts[0].id.clone()), &config)?;
+    let take = capture(factory, ws, config, Some(a.seconds))?;
+    let take = ws.review_take(take, Some(config.prompts[0].id.clone()), config)?;
     ui::step(&format!("quality of take {}", take.take().take_id));
     ui::print_quality(take.quality());
     eprintln!(
@@ -113,13 +143,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
             .to_string_lossy()
     );
 
-    // 4. Seal.
     let acceptance = Acceptance {
         despite_failed_checks: true, // a demo seals whatever it recorded
         ..Default::default()
     };
     let (bar, mut update) = ui::seal_bar();
-    let item = take.accept(&ws, &config, &contractor, &acceptance, &mut update);
+    let item = take.accept(ws, config, contractor, &acceptance, &mut update);
     bar.finish_and_clear();
     let item = item.map_err(|e| anyhow::anyhow!("{e}"))?;
     ui::step(&format!(
@@ -140,8 +169,12 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         "   spool wiped, key zeroized: {} take(s) left in the spool; {} sealed raw recording(s) await upload",
         raw.spool_takes, raw.sealed_raw
     );
+    Ok(item)
+}
 
-    // 5. Open, as the data team and the archivist would.
+/// Steps 5 and 6: opened as the data team and the archivist would, then the decrypted copies
+/// wiped.
+fn open_as_the_data_team(root: &Path, keys: &Path, item: &OutboxItem) -> Result<()> {
     let opened = root.join("opened");
     let mut ids = voxseal_core::sealing::keys::load_identities(&keys.join("training.key"))?;
     ids.extend(voxseal_core::sealing::keys::load_identities(
@@ -162,13 +195,16 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         item.dir.join("features.safetensors.age").display()
     );
 
-    // 6. Wipe the decrypted copies.
     let wiped = voxseal_core::store::wipe::wipe_tree(&opened)?;
     ui::step(&format!(
         "wiped the decrypted copies ({} overwritten)",
         ui::bytes(wiped.bytes_overwritten)
     ));
+    Ok(())
+}
 
+/// The audit log the demo left, verified.
+fn show_audit_log(ws: &Workspace) -> Result<()> {
     let report = voxseal_core::store::audit::verify(ws.audit.path())?;
     ui::step(&format!(
         "audit log: {} events, chain {}",
@@ -181,10 +217,6 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     ));
     for e in &report.entries {
         eprintln!("   {:>3} {}", e.seq, e.event);
-    }
-    match &a.keep {
-        Some(d) => ui::step(&format!("kept everything in {}", d.display())),
-        None => ui::step("removing the demo directory"),
     }
     Ok(())
 }
