@@ -146,6 +146,12 @@ fn open_workspace_at(cli: &Cli, dir: PathBuf) -> Result<Workspace> {
             s.bytes
         );
     }
+    for s in &report.logged_after_crash {
+        eprintln!(
+            "{} sample {s} was sealed just before a crash; it is in the outbox and now in the audit log",
+            yellow("note:")
+        );
+    }
     for s in &report.swept_staging {
         eprintln!(
             "{} removed half-sealed outbox item {s} left by a crash",

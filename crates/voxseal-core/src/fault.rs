@@ -15,7 +15,8 @@
 //! | `seal.raw` | after the raw payload is sealed into staging |
 //! | `seal.features` | after the features payload is sealed into staging |
 //! | `seal.commit` | before the staging directory is renamed into the outbox |
-//! | `seal.committed` | after the item is in the outbox, before the spool is wiped |
+//! | `seal.unlogged` | after the item is in the outbox, before its `take.sealed` event |
+//! | `seal.committed` | after the item is in the outbox and logged, before the spool is wiped |
 //! | `audit.torn` | halfway through writing an audit line |
 //! | `upload.part` | after a multipart part is acknowledged and recorded |
 //! | `upload.stored` | after S3 confirmed an object, before the state is saved |

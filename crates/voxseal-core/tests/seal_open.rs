@@ -423,7 +423,7 @@ fn a_crash_during_sealing_leaves_nothing_half_written() {
         .into_iter()
         .map(|e| e.event)
         .collect();
-    assert_eq!(events, ["project.installed", "spool.swept", "outbox.swept"]);
+    assert_eq!(events, ["project.installed", "outbox.swept", "spool.swept"]);
 }
 
 /// Issue 11 section 3: the manifest records the SHA-256 of the installed, signed config; a take
@@ -583,4 +583,58 @@ fn the_take_lifecycle_logs_supersedes_and_keeps_prompt_progress() {
     let discarded = entries.last().unwrap();
     assert_eq!(discarded.event, "take.discarded");
     assert_eq!(discarded.details["why"], "rerecorded");
+}
+
+/// A crash between an item's commit into the outbox and its `take.sealed` line (made here by
+/// putting back the log and progress file of before the sealing, and a spool file as the crash
+/// leaves it): the next open logs the item, records the prompt's progress, and wipes the spool
+/// file as that of a sealed take, not a lost one.
+#[test]
+fn an_item_a_crash_left_unlogged_is_logged_by_the_next_open() {
+    use voxseal_core::store::progress::Progress;
+    let f = fixture(false);
+    let first = seal(&f, 16_000, 1.0);
+    let progress = fs::read(f.ws.root().join("progress.json")).unwrap();
+    let take = review(&f, 16_000, 1.0);
+    let spool = take.take().spool.path().to_owned();
+    let anchor = f.ws.audit.head().unwrap();
+    let second = accept(&f, take, &Acceptance::default());
+    let lines = String::from_utf8(fs::read(f.ws.audit.path()).unwrap()).unwrap();
+    let upto: Vec<&str> = lines.lines().take(anchor.seq as usize).collect();
+    fs::write(f.ws.audit.path(), upto.join("\n") + "\n").unwrap();
+    fs::write(f.ws.root().join("progress.json"), &progress).unwrap();
+    fs::write(&spool, b"VXSPOOL\x01....").unwrap();
+
+    let (ws, report) = Workspace::open(f.ws.root()).unwrap();
+    assert_eq!(report.logged_after_crash.len(), 1);
+    assert_eq!(report.logged_after_crash[0], second.manifest.sample_id);
+    assert!(report.swept_spool.is_empty(), "{:?}", report.swept_spool);
+    assert!(!spool.exists());
+    let entries = ws.audit.entries().unwrap();
+    let sealed: Vec<_> = (entries.iter())
+        .filter(|e| e.event == "take.sealed")
+        .collect();
+    assert_eq!(sealed.len(), 2);
+    assert_eq!(
+        sealed[1].details["sample"],
+        second.manifest.sample_id.as_str()
+    );
+    assert_eq!(sealed[1].details["logged_after_crash"], true);
+    let last = entries.last().unwrap();
+    assert_eq!(
+        last.event, "spool.wiped",
+        "a sealed take's spool file is no lost take"
+    );
+    assert_eq!(last.details["take"], second.manifest.take_id.as_str());
+    assert!(sealed[0].details.get("logged_after_crash").is_none());
+    let p1 = "p1".parse().unwrap();
+    let progress = Progress::load(ws.root(), &f.contractor, "test-project").unwrap();
+    assert_eq!(
+        progress.current_sample(&p1).as_ref(),
+        Some(&second.manifest.sample_id)
+    );
+    assert_eq!(second.manifest.supersedes, Some(first.manifest.sample_id));
+    // Once logged, the next open finds nothing to do.
+    let (_, report) = Workspace::open(f.ws.root()).unwrap();
+    assert!(report.logged_after_crash.is_empty());
 }

@@ -238,7 +238,8 @@ impl Stack {
 
     /// A new outbox item shaped like `template` (a really sealed one): a new sample and take id,
     /// and new payloads of the same sizes (random bytes sealed with age to the same recipients,
-    /// so new hashes and new object keys), committed through the outbox's staging like a seal.
+    /// so new hashes and new object keys), committed through the outbox's staging and logged
+    /// like a seal.
     /// Fills an upload queue in seconds where sealing a thousand takes in a debug build takes
     /// minutes; the uploader only reads the manifest and the ciphertext.
     pub fn resealed(&self, template: &OutboxItem) -> OutboxItem {
@@ -283,7 +284,9 @@ impl Stack {
             &state,
         )
         .unwrap();
-        let dir = staging.commit().unwrap();
+        let dir = staging.commit().unwrap().dir;
+        let sealed = voxseal_core::store::audit::AuditEvent::take_sealed(&manifest, false);
+        self.ws.audit.append(&sealed).unwrap();
         OutboxItem {
             dir,
             manifest,

@@ -15,6 +15,7 @@
 //! spool file nobody holds, because its key died with the process that wrote it. Only takes that
 //! were not yet accepted can be lost this way: accepted takes are already sealed in the outbox.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -626,8 +627,13 @@ pub struct Swept {
 }
 
 /// Wipes every spool file in `dir` that no live process holds: their keys are gone, so they can
-/// never be read again. Each removal is an audit event `spool.swept`.
-pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
+/// never be read again. Each removal is an audit event `spool.swept`, and is returned, except
+/// for takes in `sealed` (a crash after sealing, before the wipe): `spool.wiped`, as usual.
+pub fn sweep(
+    dir: &Path,
+    audit: &AuditLog,
+    sealed: &HashSet<TakeId>,
+) -> Result<Vec<Swept>, SpoolError> {
     let io = |source| SpoolError::Io {
         path: dir.display().to_string(),
         source,
@@ -666,6 +672,17 @@ pub fn sweep(dir: &Path, audit: &AuditLog) -> Result<Vec<Swept>, SpoolError> {
         let name = name.to_string_lossy().into_owned();
         let report = wipe::wipe_file(&path).map_err(|e| io(io::Error::other(e.to_string())))?;
         drop(file);
+        let take = (name.strip_suffix(".spool"))
+            .and_then(|t| t.parse::<TakeId>().ok())
+            .filter(|t| sealed.contains(t));
+        if let Some(take) = take {
+            let _ = audit.append(&crate::store::audit::AuditEvent::SpoolWiped {
+                take,
+                bytes: Some(report.bytes_overwritten),
+                error: None,
+            });
+            continue;
+        }
         let _ = audit.append(&crate::store::audit::AuditEvent::SpoolSwept {
             file: name.to_string(),
             bytes: report.bytes_overwritten,
@@ -917,7 +934,7 @@ mod tests {
         // An orphan: a spool file left by a crashed process (no lock, no key).
         let orphan = spool.join(format!("{}.spool", TakeId::generate()));
         fs::write(&orphan, b"VXSPOOL\x01 whatever was there").unwrap();
-        let swept = sweep(&spool, &audit).unwrap();
+        let swept = sweep(&spool, &audit, &HashSet::new()).unwrap();
         assert_eq!(swept.len(), 1);
         assert!(!orphan.exists());
         assert!(live.path().exists(), "a live take is locked and kept");
@@ -926,7 +943,7 @@ mod tests {
         assert_eq!(events[0].event, "spool.swept");
         assert_eq!(read_all(&mut *live.open().unwrap()).unwrap().len(), 1000);
         assert!(
-            sweep(&dir.path().join("missing"), &audit)
+            sweep(&dir.path().join("missing"), &audit, &HashSet::new())
                 .unwrap()
                 .is_empty()
         );
@@ -940,7 +957,7 @@ mod tests {
         fs::create_dir(&spool).unwrap();
         let leftover = fsutil::temp_sibling(&spool.join("t.spool"));
         fs::write(&leftover, b"").unwrap();
-        assert!(sweep(&spool, &audit).unwrap().is_empty());
+        assert!(sweep(&spool, &audit, &HashSet::new()).unwrap().is_empty());
         assert!(!leftover.exists());
         assert!(audit.entries().unwrap().is_empty());
     }
@@ -959,7 +976,7 @@ mod tests {
             let sweeper = s.spawn(|| {
                 let mut sweeps = 0u32;
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    let swept = sweep(&spool, &audit).unwrap();
+                    let swept = sweep(&spool, &audit, &HashSet::new()).unwrap();
                     assert!(swept.is_empty(), "a live take swept: {swept:?}");
                     sweeps += 1;
                 }

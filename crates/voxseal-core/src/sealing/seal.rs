@@ -25,7 +25,6 @@ use crate::project::manifest::{
 use crate::sealing::age_writer::{AgeWriter, SealedOut};
 use crate::sealing::wav::Pcm16Writer;
 use crate::store::audit::{AuditEvent, AuditLog};
-use crate::store::audit_event::PayloadLogged;
 use crate::store::outbox::{ItemState, Outbox, OutboxItem};
 
 /// Why sealing failed. Nothing half-written is left in the outbox.
@@ -395,22 +394,11 @@ fn commit(
     let spath = staging.path(crate::store::outbox::STATE_FILE);
     crate::store::fsutil::write_json_atomic(&spath, &state).map_err(io_error("the item state"))?;
     crate::fault::point("seal.commit");
-    let dir = staging.commit()?;
-    let logged = ctx.audit.append(&AuditEvent::TakeSealed {
-        sample: manifest.sample_id.clone(),
-        take: manifest.take_id.clone(),
-        prompt: manifest.prompt_id.clone(),
-        supersedes: manifest.supersedes.clone(),
-        accepted_despite: manifest.accepted_despite.clone(),
-        config_sha256: ctx.config_sha256.to_owned(),
-        payloads: (manifest.payloads.iter())
-            .map(|p| PayloadLogged {
-                kind: p.kind,
-                size: p.size,
-                sha256: p.sha256.clone(),
-            })
-            .collect(),
-    });
+    let committed = staging.commit()?;
+    let dir = committed.dir.clone();
+    crate::fault::point("seal.unlogged");
+    let logged = ctx.audit.append(&AuditEvent::take_sealed(&manifest, false));
+    drop(committed);
     if let Err(e) = logged {
         // An item the audit log does not know about must not stay (a full disk fails the append
         // after the commit): undo the commit, so the error is the whole truth and the caller

@@ -43,6 +43,9 @@ pub enum AuditEvent {
         accepted_despite: Vec<String>,
         config_sha256: String,
         payloads: Vec<PayloadLogged>,
+        /// Logged by the next start: the process that sealed it ended before it could.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        logged_after_crash: bool,
     },
     /// A take was thrown away: its spool file wiped, its key zeroized.
     #[serde(rename = "take.discarded")]
@@ -176,6 +179,28 @@ pub enum DiscardReason {
     SealingFailed,
     /// A WAV file could not be read to its end: sealing a fragment would misrepresent it.
     UnreadableFile,
+}
+
+impl AuditEvent {
+    /// The `take.sealed` event of a sealed item's manifest.
+    pub fn take_sealed(m: &crate::project::manifest::Manifest, logged_after_crash: bool) -> Self {
+        Self::TakeSealed {
+            sample: m.sample_id.clone(),
+            take: m.take_id.clone(),
+            prompt: m.prompt_id.clone(),
+            supersedes: m.supersedes.clone(),
+            accepted_despite: m.accepted_despite.clone(),
+            config_sha256: m.config_sha256.clone(),
+            payloads: (m.payloads.iter())
+                .map(|p| PayloadLogged {
+                    kind: p.kind,
+                    size: p.size,
+                    sha256: p.sha256.clone(),
+                })
+                .collect(),
+            logged_after_crash,
+        }
+    }
 }
 
 /// A sealed payload as `take.sealed` records it.

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod audit_event;
+mod crash_recovery;
 pub mod fsutil;
 pub mod key_layout;
 pub mod outbox;

@@ -229,32 +229,32 @@ impl Outbox {
             dir,
             final_dir: self.dir.join(id.as_str()),
             committed: false,
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 
-    /// Removes staging directories left by a crash (they hold ciphertext only); returns their names.
-    /// While another process (or thread) is sealing, nothing is removed: leftovers wait for the
-    /// next sweep.
-    pub fn sweep_staging(&self) -> Result<Vec<String>, OutboxError> {
-        let mut removed = Vec::new();
+    /// Takes the seal lock exclusively, so no item is being sealed while the hold lives; `None`
+    /// while another process (or thread) is sealing, or when there is no outbox yet.
+    pub fn hold_still(&self) -> Result<Option<OutboxHeldStill>, OutboxError> {
         if !self.dir.is_dir() {
-            return Ok(removed);
+            return Ok(None);
         }
-        let lock = self.seal_lock().map_err(|source| OutboxError::Io {
+        let io = |source| OutboxError::Io {
             path: self.dir.join(SEAL_LOCK).display().to_string(),
             source,
-        })?;
+        };
+        let lock = self.seal_lock().map_err(io)?;
         match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Ok(removed),
-            Err(fs::TryLockError::Error(source)) => {
-                return Err(OutboxError::Io {
-                    path: self.dir.join(SEAL_LOCK).display().to_string(),
-                    source,
-                });
-            }
+            Ok(()) => Ok(Some(OutboxHeldStill { _lock: lock })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(source)) => Err(io(source)),
         }
+    }
+
+    /// Removes staging directories left by a crash (they hold ciphertext only); returns their
+    /// names. The hold makes sure none of them is being written.
+    pub fn sweep_staging(&self, _still: &OutboxHeldStill) -> Result<Vec<String>, OutboxError> {
+        let mut removed = Vec::new();
         for entry in read_dir_if_exists(&self.dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(STAGING_PREFIX) {
@@ -348,8 +348,9 @@ pub struct Staging {
     dir: PathBuf,
     final_dir: PathBuf,
     committed: bool,
-    /// The seal lock, held shared so no sweep removes this directory while it is written.
-    _lock: fs::File,
+    /// The seal lock, held shared so no sweep removes this directory while it is written
+    /// (handed to the [`CommittedItem`] on commit).
+    lock: Option<fs::File>,
 }
 
 impl Staging {
@@ -358,8 +359,9 @@ impl Staging {
         self.dir.join(name)
     }
 
-    /// Fsyncs and renames the staging directory into place; returns the item's directory.
-    pub fn commit(mut self) -> Result<PathBuf, OutboxError> {
+    /// Fsyncs and renames the staging directory into place. The returned item still holds the
+    /// seal lock, so no recovery takes it for a crash's leftover before the caller logs it.
+    pub fn commit(mut self) -> Result<CommittedItem, OutboxError> {
         let io = |source| OutboxError::Io {
             path: self.final_dir.display().to_string(),
             source,
@@ -368,8 +370,25 @@ impl Staging {
         fs::rename(&self.dir, &self.final_dir).map_err(io)?;
         fsutil::fsync_dir(fsutil::parent_dir(&self.final_dir)).map_err(io)?;
         self.committed = true;
-        Ok(self.final_dir.clone())
+        Ok(CommittedItem {
+            dir: self.final_dir.clone(),
+            _lock: self.lock.take(),
+        })
     }
+}
+
+/// An item just renamed into the outbox, the seal lock still held shared.
+#[derive(Debug)]
+pub struct CommittedItem {
+    /// The item's directory.
+    pub dir: PathBuf,
+    _lock: Option<fs::File>,
+}
+
+/// The seal lock held exclusively (see [`Outbox::hold_still`]).
+#[derive(Debug)]
+pub struct OutboxHeldStill {
+    _lock: fs::File,
 }
 
 impl Drop for Staging {

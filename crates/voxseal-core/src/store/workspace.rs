@@ -8,7 +8,8 @@
 //!            audit.log       hash-chained event log
 //! ```
 //! [`Workspace::open`] creates what is missing (owner-only permissions), sweeps orphaned spool
-//! files and half-built outbox items left by a crash, and records what it removed.
+//! files and half-built outbox items left by a crash, logs sealed items a crash left unlogged,
+//! and records what it did.
 
 use std::path::{Path, PathBuf};
 
@@ -91,10 +92,12 @@ pub enum WorkspaceError {
 /// What [`Workspace::open`] cleaned up.
 #[derive(Debug, Clone, Default)]
 pub struct OpenReport {
-    /// Spool files of takes lost to a crash (never accepted).
+    /// Spool files of takes lost to a crash (never sealed).
     pub swept_spool: Vec<crate::capture::spool::Swept>,
     /// Half-built outbox items removed.
     pub swept_staging: Vec<String>,
+    /// Sealed items whose `take.sealed` event the crash kept from being logged, logged now.
+    pub logged_after_crash: Vec<crate::project::ids::SampleId>,
 }
 
 /// How many raw recordings are on this machine.
@@ -138,20 +141,20 @@ impl Workspace {
             audit: AuditLog::new(root.join("audit.log")),
             outbox: Outbox::new(root.join("outbox")),
         };
-        let swept_spool = crate::capture::spool::sweep(&ws.spool_dir(), &ws.audit)?;
-        let swept_staging = ws.outbox.sweep_staging()?;
-        if !swept_staging.is_empty() {
-            ws.audit.append(&AuditEvent::OutboxSwept {
-                staging: swept_staging.clone(),
-            })?;
+        let mut report = OpenReport::default();
+        // While another process seals, its items are its own to finish: recovery waits.
+        if let Some(still) = ws.outbox.hold_still()? {
+            report.swept_staging = ws.outbox.sweep_staging(&still)?;
+            if !report.swept_staging.is_empty() {
+                ws.audit.append(&AuditEvent::OutboxSwept {
+                    staging: report.swept_staging.clone(),
+                })?;
+            }
+            report.logged_after_crash = ws.log_unlogged_items(&still)?;
         }
-        Ok((
-            ws,
-            OpenReport {
-                swept_spool,
-                swept_staging,
-            },
-        ))
+        let sealed = ws.sealed_takes_if_spool_left()?;
+        report.swept_spool = crate::capture::spool::sweep(&ws.spool_dir(), &ws.audit, &sealed)?;
+        Ok((ws, report))
     }
 
     /// The data directory.
