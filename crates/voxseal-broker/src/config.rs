@@ -369,6 +369,71 @@ impl Config {
         Ok((limits, serve))
     }
 
+    /// Checks what depends on the issuer: the session length, and the role and STS endpoint
+    /// only `sts` uses.
+    fn validate_issuer(
+        issuer: &IssuerKind,
+        duration_secs: u32,
+        role_arn: Option<&str>,
+        sts_endpoint: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        match issuer {
+            IssuerKind::Sts => {
+                if !(STS_MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
+                    return Err(ConfigError::Invalid(format!(
+                        "duration_secs {duration_secs} is not allowed with issuer = \"sts\": it must be \
+                     {MAX_DURATION_SECS} (STS's shortest session and Voxseal's longest, so that a \
+                     revoked contractor's last session ends within 15 minutes)"
+                    )));
+                }
+                let arn = role_arn.ok_or_else(|| {
+                    ConfigError::Invalid("`role_arn` is required with issuer = \"sts\"".into())
+                })?;
+                if !issuer::is_role_arn(arn) {
+                    return Err(ConfigError::Invalid(format!(
+                        "role_arn {arn:?} is not an IAM role ARN"
+                    )));
+                }
+                if let Some(url) = sts_endpoint
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "sts_endpoint {url:?} is not an http(s) URL"
+                    )));
+                }
+            }
+            IssuerKind::Local => {
+                if !(1..=MAX_DURATION_SECS).contains(&duration_secs) {
+                    return Err(ConfigError::Invalid(format!(
+                        "duration_secs {duration_secs} is outside 1..={MAX_DURATION_SECS}"
+                    )));
+                }
+                if sts_endpoint.is_some() {
+                    return Err(ConfigError::Invalid(
+                        "sts_endpoint only applies to issuer = \"sts\"".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rate limit, defaults filled in.
+    fn validate_rate(rate: RawRate) -> Result<RateLimit, ConfigError> {
+        let defaults = RateLimit::default();
+        let rate_limit = RateLimit {
+            burst: rate.burst.unwrap_or(defaults.burst),
+            refill_secs: rate.refill_secs.unwrap_or(defaults.refill_secs),
+        };
+        if !rate_limit.is_valid() {
+            return Err(ConfigError::Invalid(format!(
+                "rate_limit burst {} / refill_secs {} is not usable (burst >= 1, 0 < refill_secs <= 86400)",
+                rate_limit.burst, rate_limit.refill_secs
+            )));
+        }
+        Ok(rate_limit)
+    }
+
     fn validate(raw: RawConfig, rate: RawRate) -> Result<Config, ConfigError> {
         let need = |v: Option<String>, key: &str| {
             v.filter(|s| !s.is_empty()).ok_or_else(|| {
@@ -400,55 +465,13 @@ impl Config {
         let duration_secs = raw.duration_secs.unwrap_or(DEFAULT_DURATION_SECS);
         let role_arn = raw.role_arn.filter(|s| !s.is_empty());
         let sts_endpoint = raw.sts_endpoint.filter(|s| !s.is_empty());
-        match issuer {
-            IssuerKind::Sts => {
-                if !(STS_MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&duration_secs) {
-                    return Err(ConfigError::Invalid(format!(
-                        "duration_secs {duration_secs} is not allowed with issuer = \"sts\": it must be \
-                         {MAX_DURATION_SECS} (STS's shortest session and Voxseal's longest, so that a \
-                         revoked contractor's last session ends within 15 minutes)"
-                    )));
-                }
-                let arn = role_arn.as_deref().ok_or_else(|| {
-                    ConfigError::Invalid("`role_arn` is required with issuer = \"sts\"".into())
-                })?;
-                if !issuer::is_role_arn(arn) {
-                    return Err(ConfigError::Invalid(format!(
-                        "role_arn {arn:?} is not an IAM role ARN"
-                    )));
-                }
-                if let Some(url) = &sts_endpoint
-                    && !(url.starts_with("http://") || url.starts_with("https://"))
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "sts_endpoint {url:?} is not an http(s) URL"
-                    )));
-                }
-            }
-            IssuerKind::Local => {
-                if !(1..=MAX_DURATION_SECS).contains(&duration_secs) {
-                    return Err(ConfigError::Invalid(format!(
-                        "duration_secs {duration_secs} is outside 1..={MAX_DURATION_SECS}"
-                    )));
-                }
-                if sts_endpoint.is_some() {
-                    return Err(ConfigError::Invalid(
-                        "sts_endpoint only applies to issuer = \"sts\"".into(),
-                    ));
-                }
-            }
-        }
-        let defaults = RateLimit::default();
-        let rate_limit = RateLimit {
-            burst: rate.burst.unwrap_or(defaults.burst),
-            refill_secs: rate.refill_secs.unwrap_or(defaults.refill_secs),
-        };
-        if !rate_limit.is_valid() {
-            return Err(ConfigError::Invalid(format!(
-                "rate_limit burst {} / refill_secs {} is not usable (burst >= 1, 0 < refill_secs <= 86400)",
-                rate_limit.burst, rate_limit.refill_secs
-            )));
-        }
+        Self::validate_issuer(
+            &issuer,
+            duration_secs,
+            role_arn.as_deref(),
+            sts_endpoint.as_deref(),
+        )?;
+        let rate_limit = Self::validate_rate(rate)?;
         let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if !(64..=1 << 20).contains(&max_body_bytes) {
             return Err(ConfigError::Invalid(format!(

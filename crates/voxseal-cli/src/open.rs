@@ -1,7 +1,9 @@
 //! `voxseal open`: decrypt and verify sealed samples.
 
+use std::path::Path;
+
 use anyhow::{Result, bail};
-use voxseal_core::project::manifest::PayloadKind;
+use voxseal_core::project::manifest::{Manifest, PayloadKind};
 use voxseal_core::sealing::open::{
     OpenError, Opened, open_file, open_item, open_payload, read_manifest,
 };
@@ -23,14 +25,12 @@ pub fn open(a: &OpenArgs) -> Result<()> {
     if let Some(m) = &manifest {
         check_key_prefixes(m.contractor.as_str(), a.manifest.iter().chain(&a.paths))?;
     }
-    let mut opened = 0;
-    let mut failures = Vec::new();
-    let mut verify_failed = false;
+    let mut tally = Tally::default();
     for path in &a.paths {
         // Payloads of an item, or a single file with --manifest, are checked against a manifest
         // even when they cannot be decrypted.
         let checked = path.is_dir() || manifest.is_some();
-        let results: Vec<Result<Opened, OpenError>> = if path.is_dir() {
+        let results = if path.is_dir() {
             let (m, rs) = open_item(path, &identities, a.out.as_deref())?;
             ui::step(&format!(
                 "{} ({}, prompt {})",
@@ -40,94 +40,120 @@ pub fn open(a: &OpenArgs) -> Result<()> {
             ));
             rs
         } else {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            let kind = if name.ends_with(".wav.age") {
-                Some(PayloadKind::Raw)
-            } else if name.ends_with(".safetensors.age") {
-                Some(PayloadKind::Features)
-            } else {
-                None
-            };
-            let opened = match (&manifest, kind) {
-                (Some(m), Some(k)) => {
-                    if m.payload(k).is_none() {
-                        bail!(
-                            "the manifest lists no {} payload for {}",
-                            k.as_str(),
-                            path.display()
-                        );
-                    }
-                    ui::step(&path.display().to_string());
-                    open_payload(path, &identities, m, k, a.out.as_deref())
-                }
-                (Some(_), None) => bail!(
-                    "cannot tell what {} holds: name it *.wav.age or *.safetensors.age",
-                    path.display()
-                ),
-                (None, _) => {
-                    ui::step(&path.display().to_string());
-                    open_file(path, &identities, None, a.out.as_deref())
-                }
-            };
-            vec![opened]
+            vec![open_one(path, &identities, manifest.as_ref(), a)?]
         };
         for r in results {
-            match r {
-                Ok(o) => {
-                    opened += 1;
-                    let check = if o.verified && o.bound {
-                        ui::green("verified")
-                    } else if o.verified {
-                        ui::yellow("hash verified; manifest not bound (schema 1)")
-                    } else {
-                        ui::yellow("not checked (no manifest)")
-                    };
-                    eprintln!("   {:<9} {}  [{}]", o.kind.as_str(), o.summary, check);
-                    if let Some(p) = &o.output {
-                        println!("{}", p.display());
-                    }
+            tally.add(r, checked);
+        }
+    }
+    tally.finish(a.out.is_some())
+}
+
+/// Opens one payload file, against `manifest` when given (its name then says which payload).
+fn open_one(
+    path: &Path,
+    identities: &[Box<dyn age::Identity>],
+    manifest: Option<&Manifest>,
+    a: &OpenArgs,
+) -> Result<Result<Opened, OpenError>> {
+    let name = (path.file_name().and_then(|n| n.to_str())).unwrap_or_default();
+    let kind = if name.ends_with(".wav.age") {
+        Some(PayloadKind::Raw)
+    } else if name.ends_with(".safetensors.age") {
+        Some(PayloadKind::Features)
+    } else {
+        None
+    };
+    match (manifest, kind) {
+        (Some(m), Some(k)) => {
+            if m.payload(k).is_none() {
+                bail!(
+                    "the manifest lists no {} payload for {}",
+                    k.as_str(),
+                    path.display()
+                );
+            }
+            ui::step(&path.display().to_string());
+            Ok(open_payload(path, identities, m, k, a.out.as_deref()))
+        }
+        (Some(_), None) => bail!(
+            "cannot tell what {} holds: name it *.wav.age or *.safetensors.age",
+            path.display()
+        ),
+        (None, _) => {
+            ui::step(&path.display().to_string());
+            Ok(open_file(path, identities, None, a.out.as_deref()))
+        }
+    }
+}
+
+/// What `voxseal open` has opened and failed to open so far.
+#[derive(Default)]
+struct Tally {
+    opened: usize,
+    failures: usize,
+    verify_failed: bool,
+}
+
+impl Tally {
+    /// Prints one payload's result and counts it.
+    fn add(&mut self, r: Result<Opened, OpenError>, checked: bool) {
+        match r {
+            Ok(o) => {
+                self.opened += 1;
+                let check = if o.verified && o.bound {
+                    ui::green("verified")
+                } else if o.verified {
+                    ui::yellow("hash verified; manifest not bound (schema 1)")
+                } else {
+                    ui::yellow("not checked (no manifest)")
+                };
+                eprintln!("   {:<9} {}  [{}]", o.kind.as_str(), o.summary, check);
+                if let Some(p) = &o.output {
+                    println!("{}", p.display());
                 }
-                Err(e @ OpenError::WrongIdentity { .. }) => eprintln!(
-                    "   {} {e}{}",
-                    ui::yellow("skipped:"),
-                    if checked {
-                        "; its size and SHA-256 match the manifest"
-                    } else {
-                        ""
-                    }
-                ),
-                Err(e) => {
-                    verify_failed |= matches!(
-                        e,
-                        OpenError::HashMismatch { .. }
-                            | OpenError::BindingMismatch { .. }
-                            | OpenError::SizeMismatch { .. }
-                            | OpenError::Damaged { .. }
-                            | OpenError::NotAge { .. }
-                    );
-                    eprintln!("   {} {e}", ui::red("failed:"));
-                    failures.push(e);
+            }
+            Err(e @ OpenError::WrongIdentity { .. }) => eprintln!(
+                "   {} {e}{}",
+                ui::yellow("skipped:"),
+                if checked {
+                    "; its size and SHA-256 match the manifest"
+                } else {
+                    ""
                 }
+            ),
+            Err(e) => {
+                self.verify_failed |= matches!(
+                    e,
+                    OpenError::HashMismatch { .. }
+                        | OpenError::BindingMismatch { .. }
+                        | OpenError::SizeMismatch { .. }
+                        | OpenError::Damaged { .. }
+                        | OpenError::NotAge { .. }
+                );
+                eprintln!("   {} {e}", ui::red("failed:"));
+                self.failures += 1;
             }
         }
     }
-    if !failures.is_empty() {
-        return Err(Exit {
-            code: if verify_failed { exit::VERIFY } else { 1 },
-            message: format!("{} payload(s) could not be opened", failures.len()),
+
+    /// Fails (exit 4 when a check failed) unless everything given could be opened.
+    fn finish(self, written: bool) -> Result<()> {
+        if self.failures > 0 {
+            return Err(Exit {
+                code: if self.verify_failed { exit::VERIFY } else { 1 },
+                message: format!("{} payload(s) could not be opened", self.failures),
+            }
+            .into());
         }
-        .into());
+        if self.opened == 0 {
+            bail!("nothing could be decrypted with the given identities");
+        }
+        if !written {
+            eprintln!("   (verified only; pass --out <dir> to write the decrypted files)");
+        }
+        Ok(())
     }
-    if opened == 0 {
-        bail!("nothing could be decrypted with the given identities");
-    }
-    if a.out.is_none() {
-        eprintln!("   (verified only; pass --out <dir> to write the decrypted files)");
-    }
-    Ok(())
 }
 
 /// Refuses (exit 4) when the manifest or a payload was found under another contractor's key

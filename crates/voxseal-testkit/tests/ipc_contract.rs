@@ -256,17 +256,10 @@ fn the_handlers_the_capability_and_the_front_end_name_exactly_the_table_s_comman
     assert_eq!(called, commands, "the calls in ui/src/lib/backend.ts");
 }
 
-/// Tauri's name for an argument: the Rust parameter's name in camelCase.
+/// Tauri's name for a command argument: the Rust parameter's name in camelCase, converted as
+/// Tauri's macros convert it.
 fn camel_case(snake: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in snake.split('_').enumerate() {
-        let mut chars = part.chars();
-        match chars.next() {
-            Some(c) if i > 0 => out.extend(c.to_uppercase().chain(chars)),
-            _ => out.push_str(part),
-        }
-    }
-    out
+    heck::ToLowerCamelCase::to_lower_camel_case(snake)
 }
 
 /// The rows of the "## Commands" table of docs/app-ipc.md: command -> the argument names it

@@ -88,93 +88,29 @@ pub fn play(audio: &dyn PcmReplay) -> Result<Playback, SourceError> {
     let cfg = device
         .default_output_config()
         .map_err(|e| SourceError::Backend(e.to_string()))?;
-    let rate = cfg.sample_rate();
-    let channels = cfg.channels() as usize;
-    // Decrypt (and resample) into memory: a take under review is short (max_take_s), and keeping
-    // it in a zeroizing buffer avoids holding the spool open on another thread.
-    let mut samples =
-        Vec::with_capacity(
-            crate::dsp::resample::output_len(audio.len(), audio.sample_rate(), rate) as usize,
-        );
-    crate::dsp::resample::resample_stream(audio, rate, &mut |b| {
-        samples.extend_from_slice(b);
-        Ok(())
-    })
-    .map_err(|e| SourceError::Backend(format!("cannot read the take: {e}")))?;
-    let pcm = MemoryPcm::new(samples, rate);
-    let (mut producer, mut consumer) = rtrb::RingBuffer::new(rate as usize * 2);
+    let pcm = read_at_rate(audio, cfg.sample_rate())?;
+    let (mut producer, consumer) = rtrb::RingBuffer::new(pcm.sample_rate() as usize * 2);
     // Fill the ring before the stream starts, so the device never waits on the feeder.
     let (_, rest) = producer.push_partial_slice(pcm.samples());
     let prefilled = pcm.samples().len() - rest.len();
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicBool::new(false));
     let played = Arc::new(AtomicU64::new(0));
-    let total = pcm.len();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), SourceError>>(1);
     let (t_stop, t_done, t_played) = (stop.clone(), done.clone(), played.clone());
     let thread = std::thread::Builder::new()
         .name("voxseal-playback".into())
         .spawn(move || {
-            let p = t_played.clone();
-            let mut config = cfg.config();
-            // A generous device buffer: review playback has no latency needs, and small buffers
-            // underrun on sound servers that render in large blocks.
-            if let cpal::SupportedBufferSize::Range { min, max } = cfg.buffer_size() {
-                config.buffer_size = cpal::BufferSize::Fixed((rate / 5).clamp(*min, *max));
-            }
-            let err = |e: cpal::Error| ignore_stream_error(&e.to_string());
-            let stream = match cfg.sample_format() {
-                SampleFormat::F32 => device.build_output_stream::<f32, _, _>(
-                    config,
-                    move |o, _| fill_output(o, channels, &mut consumer, &p),
-                    err,
-                    None,
-                ),
-                SampleFormat::I16 => device.build_output_stream::<i16, _, _>(
-                    config,
-                    move |o, _| fill_output(o, channels, &mut consumer, &p),
-                    err,
-                    None,
-                ),
-                SampleFormat::U16 => device.build_output_stream::<u16, _, _>(
-                    config,
-                    move |o, _| fill_output(o, channels, &mut consumer, &p),
-                    err,
-                    None,
-                ),
-                SampleFormat::I32 => device.build_output_stream::<i32, _, _>(
-                    config,
-                    move |o, _| fill_output(o, channels, &mut consumer, &p),
-                    err,
-                    None,
-                ),
-                other => {
-                    let _ = ready_tx.send(Err(SourceError::UnsupportedFormat(other.to_string())));
-                    t_done.store(true, Ordering::Relaxed);
-                    return;
+            match output_stream(&device, &cfg, consumer, t_played.clone()) {
+                Ok(stream) => {
+                    let _ = ready_tx.send(Ok(()));
+                    feed(producer, &pcm, prefilled, &t_stop, &t_played);
+                    drop(stream);
                 }
-            };
-            let stream = match stream.and_then(|s| s.play().map(|()| s)) {
-                Ok(s) => s,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(SourceError::Backend(e.to_string())));
-                    t_done.store(true, Ordering::Relaxed);
-                    return;
+                    let _ = ready_tx.send(Err(e));
                 }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let mut pos = prefilled;
-            let data = pcm.samples();
-            while !t_stop.load(Ordering::Relaxed) {
-                if pos < data.len() {
-                    let (_, rest) = producer.push_partial_slice(&data[pos..]);
-                    pos = data.len() - rest.len();
-                } else if t_played.load(Ordering::Relaxed) >= total {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
             }
-            drop(stream);
             t_done.store(true, Ordering::Relaxed);
         })
         .map_err(|e| SourceError::Backend(e.to_string()))?;
@@ -187,6 +123,83 @@ pub fn play(audio: &dyn PcmReplay) -> Result<Playback, SourceError> {
         played,
         thread: Some(thread),
     })
+}
+
+/// Decrypts (and resamples to `rate`) the whole take into memory: a take under review is short
+/// (max_take_s), and a zeroizing buffer avoids holding the spool open on another thread.
+fn read_at_rate(audio: &dyn PcmReplay, rate: u32) -> Result<MemoryPcm, SourceError> {
+    let len = crate::dsp::resample::output_len(audio.len(), audio.sample_rate(), rate);
+    let mut samples = Vec::with_capacity(len as usize);
+    crate::dsp::resample::resample_stream(audio, rate, &mut |b| {
+        samples.extend_from_slice(b);
+        Ok(())
+    })
+    .map_err(|e| SourceError::Backend(format!("cannot read the take: {e}")))?;
+    Ok(MemoryPcm::new(samples, rate))
+}
+
+/// Builds and starts the output stream whose callback copies from `ring`.
+fn output_stream(
+    device: &cpal::Device,
+    cfg: &cpal::SupportedStreamConfig,
+    ring: rtrb::Consumer<f32>,
+    played: Arc<AtomicU64>,
+) -> Result<cpal::Stream, SourceError> {
+    let mut config = cfg.config();
+    // A generous device buffer: review playback has no latency needs, and small buffers
+    // underrun on sound servers that render in large blocks.
+    if let cpal::SupportedBufferSize::Range { min, max } = cfg.buffer_size() {
+        config.buffer_size = cpal::BufferSize::Fixed((cfg.sample_rate() / 5).clamp(*min, *max));
+    }
+    let stream = match cfg.sample_format() {
+        SampleFormat::F32 => build::<f32>(device, &config, ring, played),
+        SampleFormat::I16 => build::<i16>(device, &config, ring, played),
+        SampleFormat::U16 => build::<u16>(device, &config, ring, played),
+        SampleFormat::I32 => build::<i32>(device, &config, ring, played),
+        other => return Err(SourceError::UnsupportedFormat(other.to_string())),
+    };
+    let stream = stream.map_err(|e| SourceError::Backend(e.to_string()))?;
+    stream
+        .play()
+        .map_err(|e| SourceError::Backend(e.to_string()))?;
+    Ok(stream)
+}
+
+/// An output stream of sample type `T` whose callback is [`fill_output`].
+fn build<T: SizedSample + FromSample<f32>>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut ring: rtrb::Consumer<f32>,
+    played: Arc<AtomicU64>,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = config.channels as usize;
+    device.build_output_stream::<T, _, _>(
+        *config,
+        move |o, _| fill_output(o, channels, &mut ring, &played),
+        |e: cpal::Error| ignore_stream_error(&e.to_string()),
+        None,
+    )
+}
+
+/// The feeder: tops up the ring from `pcm` (from `pos` on) until everything was played or
+/// playback is stopped.
+fn feed(
+    mut ring: rtrb::Producer<f32>,
+    pcm: &MemoryPcm,
+    mut pos: usize,
+    stop: &AtomicBool,
+    played: &AtomicU64,
+) {
+    let data = pcm.samples();
+    while !stop.load(Ordering::Relaxed) {
+        if pos < data.len() {
+            let (_, rest) = ring.push_partial_slice(&data[pos..]);
+            pos = data.len() - rest.len();
+        } else if played.load(Ordering::Relaxed) >= pcm.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Output-stream errors happen on the audio thread; there is nowhere useful to send them, so
