@@ -279,6 +279,51 @@ describe('notices and states', () => {
     expect(byId('raw-count').dataset.count).toBe('0');
   });
 
+  it('says when an upload waits for the network, and the time left while it moves', async () => {
+    const { user, b } = start(fx.enrolled(), ONE_SEALED);
+    await user.click(await findId('nav-queue'));
+    const total = ONE_SEALED.items[0]!.bytes_total;
+    const item = { sample_id: 's-p001-v1', items_total: 1, bytes_total: total, item_bytes_total: total };
+    let step = (_p: Parameters<typeof fx.progress>[0]) => {};
+    let finish = () => {};
+    b.handle('upload_now', async ({ onProgress }) => {
+      step = (p) => onProgress(fx.progress({ ...item, ...p }));
+      await new Promise<void>((r) => (finish = r));
+      return fx.withStatus(ONE_SEALED, 'uploaded');
+    });
+    const started = Date.now();
+    await user.click(byId('upload-now'));
+    await waitFor(() => expect(b.calls).toContain('upload_now'));
+    // A quarter acknowledged in 40 s (the clock moved on): about two minutes left.
+    const now = Date.now;
+    Date.now = () => started + 40_000;
+    try {
+      step({ bytes_done: total / 4, item_bytes_done: total / 4 });
+      expect((await findId('queue-eta')).textContent).toBe(t('queue.etaMinutes', { count: 2 }));
+      expect(screen.queryByTestId('waiting-for-network')).toBeNull();
+      // The link goes away: the notice, and no guess at the time left.
+      step({ bytes_done: total / 4, item_bytes_done: total / 4, waiting_for_network: true });
+      expect((await findId('waiting-for-network')).textContent).toBe(t('queue.waitingForNetwork'));
+      expect(screen.queryByTestId('queue-eta')).toBeNull();
+      expect(screen.queryByTestId('offline-notice')).toBeNull();
+      step({ bytes_done: total / 2, item_bytes_done: total / 2 });
+      await waitFor(() => expect(screen.queryByTestId('waiting-for-network')).toBeNull());
+    } finally {
+      Date.now = now;
+    }
+    finish();
+    await waitFor(() => expect(byId('raw-count').dataset.count).toBe('0'));
+  });
+
+  it('says so when the background upload waits for the network', async () => {
+    const { user, b } = start(fx.enrolled(), ONE_SEALED);
+    await user.click(await findId('nav-queue'));
+    b.emitQueue(fx.queueState(ONE_SEALED.items, { uploading: true, waiting_for_network: true }));
+    expect((await findId('waiting-for-network')).textContent).toBe(t('queue.waitingForNetwork'));
+    b.emitQueue(fx.queueState(ONE_SEALED.items, { uploading: true }));
+    await waitFor(() => expect(screen.queryByTestId('waiting-for-network')).toBeNull());
+  });
+
   it('offers retry on a failed item', async () => {
     const { user, b } = start(fx.enrolled(), ONE_SEALED);
     await user.click(await findId('nav-queue'));

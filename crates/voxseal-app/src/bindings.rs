@@ -52,6 +52,7 @@ struct UploadProgressTs {
     sample_id: Option<String>,
     item_bytes_done: u64,
     item_bytes_total: u64,
+    waiting_for_network: bool,
 }
 
 /// A prompt's status (voxseal-core `PromptStatus`).
@@ -240,17 +241,10 @@ macro_rules! ts_commands {
 }
 with_commands!(ts_commands);
 
-/// Tauri's name for a command argument: the Rust parameter's name in camelCase.
+/// Tauri's name for a command argument: the Rust parameter's name in camelCase, converted as
+/// Tauri's macros convert it.
 fn camel_case(snake: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in snake.split('_').enumerate() {
-        let mut chars = part.chars();
-        match chars.next() {
-            Some(c) if i > 0 => out.extend(c.to_uppercase().chain(chars)),
-            _ => out.push_str(part),
-        }
-    }
-    out
+    heck::ToLowerCamelCase::to_lower_camel_case(snake)
 }
 
 const COMMANDS_HEADER: &str = "\
@@ -393,6 +387,7 @@ fn the_mirrors_serialize_as_the_real_values() {
         sample_id: Some("s".into()),
         item_bytes_done: 5,
         item_bytes_total: 6,
+        waiting_for_network: true,
     };
     let mirror = UploadProgressTs {
         bytes_done: 1,
@@ -402,6 +397,7 @@ fn the_mirrors_serialize_as_the_real_values() {
         sample_id: Some("s".into()),
         item_bytes_done: 5,
         item_bytes_total: 6,
+        waiting_for_network: true,
     };
     assert_eq!(json(&progress), json(&mirror));
 

@@ -397,6 +397,9 @@ pub struct QueueState {
     pub revoked: bool,
     /// An upload is running.
     pub uploading: bool,
+    /// An upload is running, but no byte has left for a while (voxseal-cloud's
+    /// `WAITING_AFTER`): it waits for the network and goes on when the connection is back.
+    pub waiting_for_network: bool,
     /// Takes in the spool plus sealed raw audio not yet uploaded.
     pub raw_on_machine: usize,
     /// The newest spool wipe.

@@ -131,6 +131,7 @@ impl App {
             online: status.online,
             revoked: status.revoked,
             uploading: status.uploading,
+            waiting_for_network: (status.progress.as_ref()).is_some_and(|p| p.waiting_for_network),
             raw_on_machine: self.inner.ws.raw_on_machine()?.total(),
             last_wipe_at,
         })

@@ -10,12 +10,13 @@ use voxseal_cloud::provider::{
     BrokerSource, CachingProvider, CredentialSource, DirectSource, ProjectProof,
 };
 use voxseal_cloud::token_store::{Backend, TokenStore};
-use voxseal_cloud::uploader::{UploadConfig, UploadProgress, Uploader};
-use voxseal_core::project::config::ProjectConfig;
+use voxseal_cloud::uploader::{DrainReport, UploadConfig, UploadProgress, Uploader, WAITING_AFTER};
+use voxseal_core::project::config::{ProjectConfig, Storage as StorageConfig};
 use voxseal_core::project::enroll_link::{BrokerUrl, EnrollLink};
 use voxseal_core::project::install::Replace;
 use voxseal_core::store::audit::AuditEvent;
 use voxseal_core::store::outbox::ItemStatus;
+use voxseal_core::store::workspace::Workspace;
 
 use crate::cli::{Cli, JoinArgs, UploadArgs};
 use crate::ui;
@@ -153,7 +154,7 @@ pub fn join(cli: &Cli, a: &JoinArgs) -> Result<()> {
 /// (said on stderr, audited). A refused one (older serial, bad signature, expired) is a warning
 /// and changes nothing; an unreachable broker is left to the upload to report.
 fn refresh_project(
-    ws: &voxseal_core::store::workspace::Workspace,
+    ws: &Workspace,
     rt: &tokio::runtime::Runtime,
     url: &str,
     token: &SecretString,
@@ -206,10 +207,7 @@ fn check_config_broker(config: &ProjectConfig, broker: &BrokerUrl) -> Result<()>
     Ok(())
 }
 
-fn refuse_switch_with_queue(
-    ws: &voxseal_core::store::workspace::Workspace,
-    old: &str,
-) -> Result<()> {
+fn refuse_switch_with_queue(ws: &Workspace, old: &str) -> Result<()> {
     let queued = ws.queued()?;
     if queued > 0 {
         bail!(
@@ -271,31 +269,73 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
         return Ok(());
     }
     let rt = runtime()?;
-    let source: Arc<dyn CredentialSource> = if let Some(role) = &a.role_arn {
+    let provider = CachingProvider::new(credential_source(&ws, &rt, &storage, a)?);
+    let cfg = upload_config(&storage, a);
+    let uploader = Uploader::new(cfg, provider, ws.outbox.clone(), ws.audit.clone());
+    let bar = upload_bar();
+    let b = bar.clone();
+    let waiting = std::sync::atomic::AtomicBool::new(false);
+    let progress = move |p: UploadProgress| {
+        b.set_length(p.bytes_total.max(1));
+        b.set_position(p.bytes_done);
+        let items = format!("{}/{} items", p.items_done, p.items_total);
+        if p.waiting_for_network {
+            b.set_message(format!("{items}, waiting for the network"));
+        } else {
+            b.set_message(items);
+        }
+        // Without a terminal (no bar), the change is said on a line of its own.
+        let was = waiting.swap(p.waiting_for_network, std::sync::atomic::Ordering::Relaxed);
+        if b.is_hidden() && was != p.waiting_for_network {
+            ui::step(&if p.waiting_for_network {
+                format!(
+                    "waiting for the network: nothing has left for {} s; the upload goes on when the connection is back",
+                    WAITING_AFTER.as_secs()
+                )
+            } else {
+                "the network is back".to_owned()
+            });
+        }
+    };
+    let report = rt.block_on(uploader.drain(&progress));
+    bar.finish_and_clear();
+    print_drained(&ws, &report?)
+}
+
+/// Where `voxseal upload` gets credentials: the role in direct mode, else the broker this
+/// machine enrolled with (which must be the project's).
+fn credential_source(
+    ws: &Workspace,
+    rt: &tokio::runtime::Runtime,
+    storage: &StorageConfig,
+    a: &UploadArgs,
+) -> Result<Arc<dyn CredentialSource>> {
+    if let Some(role) = &a.role_arn {
         let contractor = ws.contractor()?;
-        Arc::new(rt.block_on(DirectSource::from_profile(
+        return Ok(Arc::new(rt.block_on(DirectSource::from_profile(
             a.profile.as_deref(),
             role.clone(),
             contractor,
             storage.bucket.clone(),
             storage.region.clone(),
             storage.kms_key_arn.clone(),
-        )))
-    } else {
-        let store = TokenStore::new(ws.root());
-        let (info, token) = store.load(|| passphrase(false))?;
-        if !BrokerUrl::parse(&storage.broker_url)?.same_origin(&BrokerUrl::parse(&info.broker_url)?)
-        {
-            bail!(
-                "this machine enrolled with {} but the project's broker is {}; enroll again with a code for this project",
-                info.broker_url,
-                storage.broker_url
-            );
-        }
-        refresh_project(&ws, &rt, &info.broker_url, &token)?;
-        Arc::new(BrokerSource::new(&info.broker_url, token))
-    };
-    let provider = CachingProvider::new(source);
+        ))));
+    }
+    let store = TokenStore::new(ws.root());
+    let (info, token) = store.load(|| passphrase(false))?;
+    if !BrokerUrl::parse(&storage.broker_url)?.same_origin(&BrokerUrl::parse(&info.broker_url)?) {
+        bail!(
+            "this machine enrolled with {} but the project's broker is {}; enroll again with a code for this project",
+            info.broker_url,
+            storage.broker_url
+        );
+    }
+    refresh_project(ws, rt, &info.broker_url, &token)?;
+    Ok(Arc::new(BrokerSource::new(&info.broker_url, token)))
+}
+
+/// The project's storage with the part size and parts in flight given on the command line.
+fn upload_config(storage: &StorageConfig, a: &UploadArgs) -> UploadConfig {
     let mut cfg = UploadConfig::new(
         storage.endpoint.clone(),
         storage.region.clone(),
@@ -306,7 +346,14 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
         cfg.part_size = mib * 1024 * 1024;
         cfg.multipart_threshold = cfg.part_size;
     }
-    let uploader = Uploader::new(cfg, provider, ws.outbox.clone(), ws.audit.clone());
+    if let Some(n) = a.parts_in_flight {
+        cfg.parallel_parts = n.into();
+    }
+    cfg
+}
+
+/// The upload progress bar (hidden unless stderr is a terminal).
+fn upload_bar() -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(1)
     } else {
@@ -314,27 +361,22 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
     };
     bar.set_style(
         ProgressStyle::with_template(
-            "uploading [{bar:30.cyan/black}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            "uploading [{bar:30.cyan/black}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left, {msg}",
         )
         .expect("valid template")
         .progress_chars("█▌ "),
     );
-    let b = bar.clone();
-    let progress = move |p: UploadProgress| {
-        b.set_length(p.bytes_total.max(1));
-        b.set_position(p.bytes_done);
-        b.set_message(format!("{}/{} items", p.items_done, p.items_total));
-    };
-    let report = rt.block_on(uploader.drain(&progress));
-    bar.finish_and_clear();
-    let report = report?;
+    bar
+}
+
+/// Prints what a drain did; fails when an item failed.
+fn print_drained(ws: &Workspace, report: &DrainReport) -> Result<()> {
     for s in &report.uploaded {
         println!("uploaded {s}");
     }
     for (s, why) in &report.failed {
         eprintln!("{} {s}: {why}", ui::red("failed:"));
     }
-    let raw = ws.raw_on_machine()?;
     if let Some(why) = &report.offline {
         eprintln!("{} {why}", ui::yellow("offline:"));
         eprintln!(
@@ -353,7 +395,7 @@ pub fn upload(cli: &Cli, a: &UploadArgs) -> Result<()> {
         report.uploaded.len(),
         report.failed.len(),
         report.queued,
-        raw.total()
+        ws.raw_on_machine()?.total()
     ));
     if !report.failed.is_empty() {
         bail!(

@@ -26,7 +26,7 @@ const CASES_BAD_CONTRACTOR_ID: usize = 14;
 /// Validly signed but invalid project configs (`signed_but_invalid_project_configs_are_refused`).
 const CASES_BAD_CONFIG: usize = 6;
 /// Bad command lines (`bad_arguments_get_usage_errors_not_panics`).
-const CASES_BAD_ARGS: usize = 26;
+const CASES_BAD_ARGS: usize = 27;
 /// Recording into a file-size limit (`a_write_limit_while_recording_*`).
 const CASES_WRITE_LIMIT: usize = 1;
 
@@ -556,6 +556,12 @@ fn bad_arguments_get_usage_errors_not_panics() {
             s(&["upload", "--part-size-mib", "99999999999999999999999"]),
             &[2],
             "invalid value",
+        ),
+        (
+            "no part in flight",
+            s(&["upload", "--parts-in-flight", "0"]),
+            &[2],
+            "1..=16",
         ),
         (
             "code valid 0 days",

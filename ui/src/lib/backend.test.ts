@@ -98,7 +98,7 @@ describe('tauriBackend', () => {
     const un1 = await tauriBackend.onQueueChanged((q) => queues.push(q));
     const un2 = await tauriBackend.onDeviceLost((p) => lost.push(p));
     const un3 = await tauriBackend.onStateChanged((s) => states.push(s));
-    const q = { items: [], online: false, uploading: false, raw_on_machine: 0, last_wipe_at: null };
+    const q = { items: [], online: false, uploading: false, waiting_for_network: false, raw_on_machine: 0, last_wipe_at: null };
     const s = { mode: 'demo', enrolled: false, demo_code: null };
     await emit('queue-changed', q);
     await emit('device-lost', { message: 'gone' });

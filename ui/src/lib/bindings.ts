@@ -364,6 +364,11 @@ revoked: boolean,
  */
 uploading: boolean, 
 /**
+ * An upload is running, but no byte has left for a while (voxseal-cloud's
+ * `WAITING_AFTER`): it waits for the network and goes on when the connection is back.
+ */
+waiting_for_network: boolean, 
+/**
  * Takes in the spool plus sealed raw audio not yet uploaded.
  */
 raw_on_machine: number, 
@@ -372,7 +377,7 @@ raw_on_machine: number,
  */
 last_wipe_at: string | null, };
 
-export type UploadProgress = { bytes_done: number, bytes_total: number, items_done: number, items_total: number, sample_id: string | null, item_bytes_done: number, item_bytes_total: number, };
+export type UploadProgress = { bytes_done: number, bytes_total: number, items_done: number, items_total: number, sample_id: string | null, item_bytes_done: number, item_bytes_total: number, waiting_for_network: boolean, };
 
 export type ActivityEntry = { 
 /**

@@ -176,6 +176,7 @@ export function queueState(items: QueueItem[] = [], patch: Partial<QueueState> =
     online: true,
     revoked: false,
     uploading: false,
+    waiting_for_network: false,
     raw_on_machine: items.filter((i) => i.status !== 'uploaded').length,
     last_wipe_at: items.length > 0 ? '2026-12-07T08:00:01Z' : null,
     ...patch,
@@ -189,7 +190,7 @@ export function withStatus(queue: QueueState, status: QueueItem['status'], patch
 }
 
 export function progress(patch: Partial<UploadProgress> = {}): UploadProgress {
-  return { bytes_done: 0, bytes_total: 0, items_done: 0, items_total: 0, sample_id: null, item_bytes_done: 0, item_bytes_total: 0, ...patch };
+  return { bytes_done: 0, bytes_total: 0, items_done: 0, items_total: 0, sample_id: null, item_bytes_done: 0, item_bytes_total: 0, waiting_for_network: false, ...patch };
 }
 
 export function activityEntry(seq: number, event: string, params: ActivityEntry['params'] = {}): ActivityEntry {

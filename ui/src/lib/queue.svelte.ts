@@ -17,6 +17,8 @@ export class QueueController {
   progress = $state<UploadProgress | null>(null);
   error = $state<AppError | null>(null);
   private lastPoll = 0;
+  /** When the running upload_now began (for the time left). */
+  private startedAt: number | null = null;
   private polling = false;
   /** A re-read scheduled while the backend uploads by itself (no progress channel then). */
   private pollTimer: ReturnType<typeof setTimeout> | null = null;
@@ -35,6 +37,24 @@ export class QueueController {
 
   get uploading(): boolean {
     return this.progress !== null || (this.state?.uploading ?? false);
+  }
+
+  /** An upload runs, but nothing has left for a while: the network is gone. */
+  get waitingForNetwork(): boolean {
+    if (this.progress) return this.progress.waiting_for_network;
+    return (this.state?.uploading ?? false) && (this.state?.waiting_for_network ?? false);
+  }
+
+  /**
+   * Seconds left in the running upload_now at the rate bytes were acknowledged since it began;
+   * null before there is a rate to go by, and while waiting for the network.
+   */
+  get etaSeconds(): number | null {
+    const p = this.progress;
+    if (!p || p.waiting_for_network || this.startedAt === null || p.bytes_done <= 0) return null;
+    const elapsed = (Date.now() - this.startedAt) / 1000;
+    if (elapsed < 2) return null;
+    return ((p.bytes_total - p.bytes_done) * elapsed) / p.bytes_done;
   }
 
   get rawOnMachine(): number {
@@ -107,7 +127,9 @@ export class QueueController {
       sample_id: null,
       item_bytes_done: 0,
       item_bytes_total: 0,
+      waiting_for_network: false,
     };
+    this.startedAt = Date.now();
     this.app.announce(t('queue.uploadStarted'));
     try {
       const q = await this.app.backend.uploadNow((p) => this.onProgress(p));
@@ -118,6 +140,7 @@ export class QueueController {
       this.app.announce(t(`error.${this.error.kind}`));
     } finally {
       this.progress = null;
+      this.startedAt = null;
     }
   }
 

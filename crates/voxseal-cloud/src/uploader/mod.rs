@@ -32,8 +32,11 @@
 
 mod checksum;
 mod multipart;
+mod network;
 mod object;
 mod part_plan;
+
+pub use network::WAITING_AFTER;
 
 use std::path::Path;
 
@@ -174,6 +177,9 @@ pub struct UploadProgress {
     pub item_bytes_done: u64,
     /// Its bytes.
     pub item_bytes_total: u64,
+    /// No byte has left for [`WAITING_AFTER`](network::WAITING_AFTER): the network is gone (a
+    /// dropped Wi-Fi, a sleeping hotspot), and the upload goes on when it is back.
+    pub waiting_for_network: bool,
 }
 
 /// What a drain did.
@@ -201,6 +207,7 @@ pub struct Uploader {
     client: aws_sdk_s3::Client,
     outbox: Outbox,
     audit: AuditLog,
+    sent: network::SentBytes,
 }
 
 /// How long a request may make no progress before it is given up (then retried or resumed).
@@ -226,12 +233,15 @@ fn build_client(cfg: &UploadConfig, provider: &CachingProvider) -> aws_sdk_s3::C
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        // A request whose stream stalls is cut after STALL_GRACE, not the SDK's 5 s: a home
+        // A response whose stream stalls is cut after STALL_GRACE, not the SDK's 5 s: a home
         // uplink drops out for tens of seconds (Wi-Fi roaming, a hotspot's handover) and TCP
-        // carries the request on afterwards, where cutting it would send its part again
-        // (docs/uplink.md).
+        // carries the request on afterwards, where cutting it would send its part again. Request
+        // bodies are not watched by the SDK: on a slow link they wait on a full socket for longer
+        // than that after an outage (TCP's retransmission backoff); the drain watches them
+        // itself and says when it waits for the network (network.rs, docs/uplink.md).
         .stalled_stream_protection(
             StalledStreamProtectionConfig::enabled()
+                .upload_enabled(false)
                 .grace_period(STALL_GRACE)
                 .build(),
         )
@@ -318,6 +328,7 @@ impl Uploader {
             client,
             outbox,
             audit,
+            sent: network::SentBytes::default(),
         }
     }
 
@@ -347,7 +358,45 @@ impl Uploader {
         &self,
         progress: &(dyn Fn(UploadProgress) + Send + Sync),
     ) -> Result<DrainReport, UploadError> {
-        let mut report = self.drain_items(progress).await?;
+        let last = std::sync::Mutex::new(UploadProgress::default());
+        let last = || {
+            last.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let acknowledged = |mut p: UploadProgress| {
+            p.waiting_for_network = last().waiting_for_network;
+            *last() = p.clone();
+            progress(p);
+        };
+        let watch = async {
+            let mut watch = network::StallWatch::new(&self.sent, std::time::Instant::now());
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let waiting = watch.waiting(&self.sent, std::time::Instant::now());
+                let changed = {
+                    let mut p = last();
+                    let changed = p.waiting_for_network != waiting;
+                    p.waiting_for_network = waiting;
+                    changed.then(|| p.clone())
+                };
+                if let Some(p) = changed {
+                    progress(p);
+                }
+            }
+        };
+        let report = tokio::select! {
+            report = self.drain_items(&acknowledged) => report,
+            () = watch => unreachable!("the watch never ends"),
+        };
+        // The run is over: whatever it last said, it no longer waits.
+        let ended = {
+            let mut p = last();
+            std::mem::take(&mut p.waiting_for_network).then(|| p.clone())
+        };
+        if let Some(p) = ended {
+            progress(p);
+        }
+        let mut report = report?;
         if report.offline.is_none() && self.checkpoint_due() {
             match self.checkpoint().await {
                 Ok(key) => report.checkpoint = Some(key),

@@ -169,6 +169,7 @@ impl Uploader {
             size: obj.size,
             part_size: mp.part_size,
             n,
+            sent: self.sent.clone(),
         }
     }
 
@@ -291,6 +292,7 @@ struct PartJob {
     size: u64,
     part_size: u64,
     n: i32,
+    sent: super::network::SentBytes,
 }
 
 impl PartJob {
@@ -307,7 +309,7 @@ impl PartJob {
             .upload_id(&self.upload_id)
             .part_number(n)
             .checksum_crc32_c(&checksum)
-            .body(ByteStream::from(bytes))
+            .body(self.sent.count(ByteStream::from(bytes)))
             .customize()
             // As in `put`: the signed checksum header covers the body.
             .disable_payload_signing()

@@ -140,7 +140,7 @@ impl Uploader {
             .put_object()
             .bucket(&self.cfg.bucket)
             .key(key)
-            .body(body)
+            .body(self.sent.count(body))
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(checksum)
             .server_side_encryption(ServerSideEncryption::AwsKms)

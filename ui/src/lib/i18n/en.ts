@@ -252,6 +252,12 @@ export const en = {
   'queue.title': 'Upload queue',
   'queue.offline': 'Offline: uploads will resume when the connection is back.',
   'queue.offlineBadge': 'Offline',
+  'queue.waitingForNetwork': 'Waiting for the network: nothing has been sent for a while. The upload goes on by itself when the connection is back.',
+  'queue.etaUnderMinute': 'Less than a minute left',
+  'queue.etaMinutes': {
+    one: 'About {count} minute left',
+    other: 'About {count} minutes left',
+  },
   'queue.onlineBadge': 'Online',
   'queue.uploadNow': 'Upload now',
   'queue.uploading': 'Uploading…',
