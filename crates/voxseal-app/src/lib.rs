@@ -285,6 +285,9 @@ impl App {
         *lock(&self.inner.demo_code) = None;
         // The link is used up: it no longer fills the enroll screen.
         *lock(&self.inner.enroll_link) = None;
+        // The broker just accepted this enrollment: whatever it said before, it is not revoked
+        // (without this the notice stayed until the next upload had finished).
+        self.set_revoked(false);
         self.inner.upload_now.notify_one();
         Ok(())
     }
