@@ -2,8 +2,9 @@
 //! `oneshot` on a current-thread tokio runtime, local issuer, temp registry and audit log):
 //! method and path, Content-Type, the Authorization header and the JSON bodies of
 //! `POST /v1/enroll` and `POST /v1/sessions`. The registry holds a pending code, an enrolled
-//! token, a revoked token, a used and an expired code (cheap Argon2 parameters), so the fuzzer
-//! can reach every outcome; the registry's code and token parsers run on every request.
+//! token, a revoked token, a spent (so unknown) and an expired code (cheap Argon2 parameters),
+//! so the fuzzer can reach every outcome; the registry's code and token parsers run on every
+//! request.
 //!
 //! Checked: no panic; every status is a documented one (500 and 502 cannot happen with healthy
 //! files and the local issuer, so they count as failures); every error body is exactly

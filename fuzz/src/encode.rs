@@ -14,7 +14,7 @@ pub const AGE_RECIPIENT: &str = "age1gn0r2ejc8u6qzsyjpxtk73zaqf962cu5e7vduf672eh
 
 /// Enrollment code of `alice-01` in the `broker_request` registry (pending, valid until 2099).
 pub const BROKER_CODE: &str = "vxe_0123456789ab_abcdefghijklmnopqrstuvwxyz234567";
-/// Enrollment code of `dave-04` (already used).
+/// Enrollment code `dave-04` redeemed: spent codes leave the registry, so it is unknown.
 pub const BROKER_CODE_USED: &str = "vxe_111111111111_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 /// Enrollment code of `erin-05` (expired).
 pub const BROKER_CODE_EXPIRED: &str = "vxe_222222222222_cccccccccccccccccccccccccccccccc";

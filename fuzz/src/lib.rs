@@ -56,7 +56,7 @@ fn registry_text() -> String {
          [[contractor]]\nid = \"carol-03\"\n{created}\nrevoked_at = \"2026-02-01T00:00:00Z\"\n\
          [contractor.token]\nid = \"0a0b0c0d0e0f\"\nhash = \"{}\"\nissued_at = \"2026-01-02T00:00:00Z\"\n\
          [[contractor]]\nid = \"dave-04\"\n{created}\n\
-         [contractor.code]\nid = \"111111111111\"\nhash = \"{}\"\nexpires_at = \"2099-01-01T00:00:00Z\"\nused_at = \"2026-01-03T00:00:00Z\"\n\
+         [contractor.token]\nid = \"111111111111\"\nhash = \"{}\"\nissued_at = \"2026-01-03T00:00:00Z\"\n\
          [[contractor]]\nid = \"erin-05\"\n{created}\n\
          [contractor.code]\nid = \"222222222222\"\nhash = \"{}\"\nexpires_at = \"2026-01-04T00:00:00Z\"\n",
         cheap_hash(BROKER_CODE),
@@ -68,8 +68,8 @@ fn registry_text() -> String {
 }
 
 /// The broker's router with a local issuer, a registry of five contractors in every state
-/// (pending code, enrolled, revoked, used code, expired code) and an audit log, driven with
-/// `oneshot` on a current-thread tokio runtime.
+/// (pending code, enrolled, revoked, enrolled with its code spent, expired code) and an audit
+/// log, driven with `oneshot` on a current-thread tokio runtime.
 pub struct Broker {
     _dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
@@ -192,7 +192,7 @@ pub fn documented_error(kind: &str) -> Option<StatusCode> {
     Some(match kind {
         "bad_request" => StatusCode::BAD_REQUEST,
         "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        "unauthorized" | "invalid_code" | "expired_code" | "used_code" => StatusCode::UNAUTHORIZED,
+        "unauthorized" | "invalid_code" | "expired_code" => StatusCode::UNAUTHORIZED,
         "revoked" => StatusCode::FORBIDDEN,
         "timeout" => StatusCode::REQUEST_TIMEOUT,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
