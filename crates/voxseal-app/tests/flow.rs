@@ -449,6 +449,24 @@ fn joins_a_signed_project_from_its_broker_and_takes_only_newer_configs() {
     let err = rt.block_on(app.upload_now(Box::new(|_| {}))).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Revoked, "{err:?}");
     assert!(app.queue().unwrap().revoked);
+
+    // The lead re-admits the contractor with a new code (and signs the current config): joining
+    // with it clears the revoked state at once, not after the next upload has finished.
+    resign(&info, serial + 2, &info.keys_dir.join("lead.key"));
+    drop(registry);
+    let mut registry = voxseal_broker::registry::Registry::load(&info.registry_path).unwrap();
+    let code = registry
+        .add(DEMO_CONTRACTOR.parse().unwrap(), time::Duration::days(1))
+        .unwrap();
+    registry.save().unwrap();
+    drop(registry);
+    let again = voxseal_core::project::enroll_link::EnrollLink {
+        broker: voxseal_core::project::enroll_link::BrokerUrl::parse(&info.broker_url).unwrap(),
+        code: code.expose_secret().to_owned(),
+    }
+    .to_string();
+    assert!(app.enroll(&again, false).unwrap().enrolled);
+    assert!(!app.queue().unwrap().revoked, "still shown as revoked");
     drop(stack);
 }
 
