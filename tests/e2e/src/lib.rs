@@ -323,6 +323,7 @@ pub struct Desktop {
     pub client: Client,
     /// The X display, e.g. `:3`.
     pub display: String,
+    data: PathBuf,
     tools: Tools,
     pulse: Vec<(String, String)>,
     /// The app's environment (display, data directory, sound), for a second launch.
@@ -346,7 +347,8 @@ impl Desktop {
         Self::launch_env(tools, &[]).await
     }
 
-    /// [`launch`](Self::launch) with extra environment variables for the app.
+    /// [`launch`](Self::launch) with extra environment variables for the app; a
+    /// `VOXSEAL_DATA_DIR` among them replaces the fresh data directory (one a test prepared).
     pub async fn launch_env(tools: &Tools, env: &[(&str, String)]) -> Result<Desktop> {
         let started = Instant::now();
         let dir = tempfile::Builder::new().prefix("voxseal-e2e-").tempdir()?;
@@ -362,7 +364,10 @@ impl Desktop {
         sink.lock()?;
 
         let (xvfb, display) = start_xvfb(&tools.xvfb, &dir.path().join("xvfb.log"))?;
-        let data = dir.path().join("data");
+        let data = match env.iter().find(|(k, _)| *k == "VOXSEAL_DATA_DIR") {
+            Some((_, d)) => PathBuf::from(d),
+            None => dir.path().join("data"),
+        };
         let xdg = dir.path().join("xdg");
         for sub in ["data", "cache", "config", "runtime"] {
             std::fs::create_dir_all(xdg.join(sub))?;
@@ -374,14 +379,18 @@ impl Desktop {
             ("DISPLAY".into(), display.clone()),
             ("GDK_BACKEND".into(), "x11".into()),
             ("NO_AT_BRIDGE".into(), "1".into()),
-            ("VOXSEAL_DATA_DIR".into(), path(data)),
+            ("VOXSEAL_DATA_DIR".into(), path(data.clone())),
             ("XDG_DATA_HOME".into(), path(xdg.join("data"))),
             ("XDG_CACHE_HOME".into(), path(xdg.join("cache"))),
             ("XDG_CONFIG_HOME".into(), path(xdg.join("config"))),
             ("XDG_RUNTIME_DIR".into(), path(xdg.join("runtime"))),
         ];
         app_env.extend(pulse.iter().cloned());
-        app_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        app_env.extend(
+            (env.iter())
+                .filter(|(k, _)| *k != "VOXSEAL_DATA_DIR")
+                .map(|(k, v)| ((*k).to_owned(), v.clone())),
+        );
         let child = Command::new(&tools.tauri_driver)
             .args(["--port", &port.to_string()])
             .args(["--native-port", &(port + 1).to_string()])
@@ -409,6 +418,7 @@ impl Desktop {
         let d = Desktop {
             client,
             display,
+            data,
             tools: tools.clone(),
             pulse,
             app_env,
@@ -480,7 +490,7 @@ impl Desktop {
 
     /// The app's data directory (`VOXSEAL_DATA_DIR`).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// The end of tauri-driver's log (WebKitWebDriver's and the app's output are in it too).

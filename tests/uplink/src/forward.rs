@@ -2,18 +2,27 @@
 //! 127.0.0.1:PORT forwards each connection to B's link address; in namespace B, a listener on the
 //! link address forwards it to 127.0.0.1:PORT. Every byte crosses the emulated link once, carried
 //! by a TCP connection from A to B that the kernel runs over the TUN devices (retransmissions
-//! and all).
+//! and all). A port can also be exposed in the emulator's own namespace (a program that cannot
+//! run inside A, such as the desktop app under WebDriver): its listener there connects from
+//! inside A, so its connections cross the link the same way.
 
 use std::io;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
-/// Listens on `listen` inside namespace `ns` and forwards each connection to `target`, connecting
-/// from inside `ns` too. Returns once the listener is bound.
-pub fn forward(ns: String, listen: SocketAddr, target: SocketAddr) -> io::Result<()> {
+/// Listens on `listen` inside namespace `listen_in` (`None`: the calling thread's) and forwards
+/// each connection to `target`, connecting from inside namespace `ns`. Returns once the listener
+/// is bound.
+pub fn forward(
+    listen_in: Option<String>,
+    ns: String,
+    listen: SocketAddr,
+    target: SocketAddr,
+) -> io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
-        let listener = crate::sys::enter_netns(&ns).and_then(|()| TcpListener::bind(listen));
+        let entered = listen_in.map_or(Ok(()), |n| crate::sys::enter_netns(&n));
+        let listener = entered.and_then(|()| TcpListener::bind(listen));
         let listener = match listener {
             Ok(l) => {
                 let _ = ready_tx.send(Ok(()));

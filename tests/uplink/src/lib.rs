@@ -6,6 +6,8 @@
 //! with a profile's rate, delay, jitter and loss, and outages on command. Ports given with
 //! `--forward` are reachable at 127.0.0.1 in A and served from 127.0.0.1 in B, so the real
 //! binaries (`voxseal dev-stack`, `voxseal upload`, the AWS CLI) run unchanged on both sides.
+//! Ports given with `--expose` are also reachable at 127.0.0.1 where the emulator runs (the
+//! desktop app under WebDriver, which cannot run inside A), connecting across the link from A.
 //! [`EmulatedLink`] starts it for a test and removes the namespaces when dropped.
 
 use std::io::{BufRead, BufReader, Write};
@@ -127,10 +129,31 @@ impl EmulatedLink {
     /// Starts the emulator `bin` with `profile`, namespaces `<name>a`/`<name>b`, and `ports`
     /// forwarded from A's loopback to B's.
     pub fn start(bin: &Path, name: &str, profile: &Profile, ports: &[u16]) -> Result<Self, String> {
+        Self::spawn(bin, name, profile, "--forward", ports)
+    }
+
+    /// [`start`](Self::start), with `ports` also reachable on this namespace's 127.0.0.1 across
+    /// the link: for a program that cannot run inside A (the desktop app under WebDriver).
+    pub fn start_exposing(
+        bin: &Path,
+        name: &str,
+        profile: &Profile,
+        ports: &[u16],
+    ) -> Result<Self, String> {
+        Self::spawn(bin, name, profile, "--expose", ports)
+    }
+
+    fn spawn(
+        bin: &Path,
+        name: &str,
+        profile: &Profile,
+        flag: &str,
+        ports: &[u16],
+    ) -> Result<Self, String> {
         let mut cmd = Command::new(bin);
         cmd.args(["--name", name, "--profile", profile.name]);
         for p in ports {
-            cmd.args(["--forward", &p.to_string()]);
+            cmd.args([flag, &p.to_string()]);
         }
         let mut child = (cmd.stdin(Stdio::piped()).stdout(Stdio::piped()))
             .spawn()

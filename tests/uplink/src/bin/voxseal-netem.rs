@@ -1,7 +1,11 @@
 //! `voxseal-netem`: an emulated home uplink between two network namespaces (see the crate docs).
 //!
 //!   voxseal-netem --name vx1 --profile dsl [--up-kbit N] [--down-kbit N] [--rtt-ms N]
-//!                 [--jitter-ms N] [--loss-pct F] [--forward PORT]...
+//!                 [--jitter-ms N] [--loss-pct F] [--forward PORT]... [--expose PORT]...
+//!
+//! `--forward PORT`: 127.0.0.1:PORT in A reaches 127.0.0.1:PORT in B across the link.
+//! `--expose PORT`: the same, and 127.0.0.1:PORT in the namespace voxseal-netem runs in reaches
+//! it too, connecting from inside A (for a program that cannot run inside A).
 //!
 //! Creates namespaces `<name>a` and `<name>b` (replacing stale ones of those names), prints
 //! `ready`, then reads commands on stdin: `down` and `up` (an outage: every packet dropped both
@@ -24,11 +28,13 @@ struct Args {
     name: String,
     profile: Profile,
     forward: Vec<u16>,
+    expose: Vec<u16>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut name, mut profile, mut forward) = (None, None::<Profile>, Vec::new());
+    let (mut name, mut profile) = (None, None::<Profile>);
+    let (mut forward, mut expose) = (Vec::new(), Vec::new());
     let mut overrides = Vec::new();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -40,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
                 profile = Some(Profile::named(&value).ok_or(format!("no profile {value}"))?)
             }
             "--forward" => forward.push(value.parse().map_err(|_| format!("port {value}"))?),
+            "--expose" => expose.push(value.parse().map_err(|_| format!("port {value}"))?),
             "--up-kbit" | "--down-kbit" | "--rtt-ms" | "--jitter-ms" | "--loss-pct" => {
                 overrides.push((flag, value))
             }
@@ -62,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
         name,
         profile,
         forward,
+        expose,
     })
 }
 
@@ -121,12 +129,18 @@ fn setup(args: &Args, ns_a: &str, ns_b: &str) -> Result<Control, String> {
         let seed = i as u64 + 1;
         std::thread::spawn(move || link::run(from, to, shape, down, counters, seed));
     }
-    for &port in &args.forward {
+    let (a, b) = (Some(ns_a.to_owned()), Some(ns_b.to_owned()));
+    for &port in args.forward.iter().chain(&args.expose) {
         let b_side = SocketAddr::from((ADDR_B, port));
-        forward::forward(ns_b.to_owned(), b_side, forward::loopback(port))
+        forward::forward(b.clone(), ns_b.to_owned(), b_side, forward::loopback(port))
             .map_err(|e| format!("listening on {b_side} in {ns_b}: {e}"))?;
-        forward::forward(ns_a.to_owned(), forward::loopback(port), b_side)
+        forward::forward(a.clone(), ns_a.to_owned(), forward::loopback(port), b_side)
             .map_err(|e| format!("listening on 127.0.0.1:{port} in {ns_a}: {e}"))?;
+    }
+    for &port in &args.expose {
+        let b_side = SocketAddr::from((ADDR_B, port));
+        forward::forward(None, ns_a.to_owned(), forward::loopback(port), b_side)
+            .map_err(|e| format!("listening on 127.0.0.1:{port} here: {e}"))?;
     }
     Ok(control)
 }
