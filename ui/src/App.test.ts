@@ -324,6 +324,33 @@ describe('notices and states', () => {
     await waitFor(() => expect(screen.queryByTestId('waiting-for-network')).toBeNull());
   });
 
+  it('says the time left of a background upload from the bytes acknowledged since it was seen', async () => {
+    const { user, b } = start(fx.enrolled(), ONE_SEALED);
+    await user.click(await findId('nav-queue'));
+    const total = ONE_SEALED.items[0]!.bytes_total;
+    const at = (done: number, extra: { waiting_for_network?: boolean } = {}) =>
+      fx.queueState([fx.queueItem('s-p001-v1', { status: 'uploading', bytes_done: done })], { uploading: true, ...extra });
+    const now = Date.now;
+    const started = now();
+    try {
+      Date.now = () => started;
+      b.emitQueue(at(total / 8)); // first seen an eighth in: the rate counts from here
+      await findId('queue-overall');
+      expect(screen.queryByTestId('queue-eta')).toBeNull();
+      // Another quarter acknowledged in 40 s: five eighths left, about 100 s.
+      Date.now = () => started + 40_000;
+      b.emitQueue(at((3 * total) / 8));
+      expect((await findId('queue-eta')).textContent).toBe(t('queue.etaMinutes', { count: 2 }));
+      b.emitQueue(at((3 * total) / 8, { waiting_for_network: true }));
+      await findId('waiting-for-network');
+      expect(screen.queryByTestId('queue-eta')).toBeNull();
+    } finally {
+      Date.now = now;
+    }
+    b.emitQueue(fx.withStatus(ONE_SEALED, 'uploaded'));
+    await waitFor(() => expect(screen.queryByTestId('queue-eta')).toBeNull());
+  });
+
   it('offers retry on a failed item', async () => {
     const { user, b } = start(fx.enrolled(), ONE_SEALED);
     await user.click(await findId('nav-queue'));

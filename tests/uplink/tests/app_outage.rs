@@ -8,8 +8,9 @@
 //! The contractor's data directory is enrolled and holds a sealed take (the CLI seals it, as QA's
 //! headless path does: recording two minutes through the app would only add time); the app starts
 //! and uploads it in the background. Holds: once
-//! some bytes are acknowledged and the link goes down, the queue screen says it is waiting for
-//! the network (screenshot `18-uplink-waiting`) while the progress stays put; after the outage it
+//! some bytes are acknowledged the queue screen shows the time left; when the link goes down it
+//! says it is waiting for the network instead (screenshot `18-uplink-waiting`) while the progress
+//! stays put; after the outage it
 //! drains with nothing left on the machine; the overall progress never went back by more than
 //! one part; and the uplink carried at most 10% more IP bytes than the payload.
 
@@ -116,6 +117,12 @@ async fn through_outage(d: &Desktop, link: &mut EmulatedLink) -> Result<Progress
             Ok(p >= 0.05)
         })
         .await?;
+    watch
+        .until(d, limit, "the time left shown", async |d, _| {
+            Ok(shown(d, "queue-eta").await)
+        })
+        .await?;
+    d.log(format_args!("{}", d.text("queue-eta").await?));
     link.down();
     let down = Instant::now();
     d.log(format_args!("link down at {:.3}", watch.last));
@@ -132,6 +139,10 @@ async fn through_outage(d: &Desktop, link: &mut EmulatedLink) -> Result<Progress
     d.screenshot("18-uplink-waiting").await?;
     let text = d.text("waiting-for-network").await?;
     ensure!(text.to_lowercase().contains("network"), "{text:?}");
+    ensure!(
+        !shown(d, "queue-eta").await,
+        "a time left is shown while nothing moves"
+    );
     let held = watch.read(d).await?;
     tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
     link.up();

@@ -19,6 +19,8 @@ export class QueueController {
   private lastPoll = 0;
   /** When the running upload_now began (for the time left). */
   private startedAt: number | null = null;
+  /** When this window first saw the background upload run, and its bytes then (time left). */
+  private background = $state<{ at: number; done: number } | null>(null);
   private polling = false;
   /** A re-read scheduled while the backend uploads by itself (no progress channel then). */
   private pollTimer: ReturnType<typeof setTimeout> | null = null;
@@ -46,15 +48,18 @@ export class QueueController {
   }
 
   /**
-   * Seconds left in the running upload_now at the rate bytes were acknowledged since it began;
-   * null before there is a rate to go by, and while waiting for the network.
+   * Seconds left at the rate bytes were acknowledged since the running upload began (upload_now)
+   * or was first seen (background); null before there is a rate to go by, and while waiting for
+   * the network.
    */
   get etaSeconds(): number | null {
-    const p = this.progress;
-    if (!p || p.waiting_for_network || this.startedAt === null || p.bytes_done <= 0) return null;
-    const elapsed = (Date.now() - this.startedAt) / 1000;
-    if (elapsed < 2) return null;
-    return ((p.bytes_total - p.bytes_done) * elapsed) / p.bytes_done;
+    const from = this.progress ? this.startedAt && { at: this.startedAt, done: 0 } : this.background;
+    if (!from || this.waitingForNetwork) return null;
+    const { done, total } = this.overall;
+    const elapsed = (Date.now() - from.at) / 1000;
+    const sent = done - from.done;
+    if (elapsed < 2 || sent <= 0) return null;
+    return ((total - done) * elapsed) / sent;
   }
 
   get rawOnMachine(): number {
@@ -92,6 +97,8 @@ export class QueueController {
   apply(q: QueueState): void {
     this.seq++;
     this.state = q;
+    if (!q.uploading || this.progress) this.background = null;
+    else this.background ??= { at: Date.now(), done: this.overall.done };
     // The backend uploads by itself after every accepted take: follow it while the queue shows.
     if (q.uploading && !this.progress && !this.pollTimer && this.app.screen === 'queue') {
       this.pollTimer = setTimeout(() => {
