@@ -13,13 +13,18 @@
 # queued `voxseal upload` stops before unlocking the token store and asking the broker, so its
 # fixed cost is start-up only; both are in its upload times.)
 #
-#   bench/upload.sh [rounds]     default 3; prints a table, writes bench/data/upload.json
+#   bench/upload.sh [rounds] [-- UPLOAD-ARGS...]
+#                                default 3; prints a table, writes bench/data/upload.json; the
+#                                arguments after -- go to `voxseal upload` (--parts-in-flight N)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 VOXSEAL_LOG_TAG=bench-upload
 cd "$VOXSEAL_ROOT"
-rounds="${1:-3}"
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "usage: bench/upload.sh [rounds]"
+rounds=3
+[[ $# -eq 0 || $1 == -- ]] || { rounds=$1; shift; }
+[[ $# -eq 0 ]] || shift
+upload_args=("$@")
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "usage: bench/upload.sh [rounds] [-- UPLOAD-ARGS...]"
 scripts/setup.sh --test >/dev/null 2>&1 || scripts/setup.sh --test
 . scripts/env.sh
 for tool in sox python3; do have "$tool" || die "$tool not found (scripts/setup.sh --test)"; done
@@ -108,7 +113,7 @@ for round in $(seq 1 "$rounds"); do
     # Both read their files from the page cache: warm it for both alike.
     cat "$copy"/* "$VOXSEAL_DATA_DIR/outbox/$item"/* >/dev/null
 
-    ours="$(timed "$work/up-$round.log" "$voxseal" upload)"
+    ours="$(timed "$work/up-$round.log" "$voxseal" upload "${upload_args[@]}")"
     theirs="$(timed "$work/cp-$round.log" "$aws" --endpoint-url "$endpoint" s3 cp --recursive --quiet \
         --sse aws:kms --sse-kms-key-id "$kms_key" \
         "$copy" "s3://$bucket/aws-cli-copy/$round/")"

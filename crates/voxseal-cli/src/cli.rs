@@ -402,7 +402,7 @@ pub struct UploadArgs {
     /// Multipart part size in MiB (default 8; objects above it are uploaded in parts).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(5..=512))]
     pub part_size_mib: Option<u64>,
-    /// Parts uploaded at once, across an item's payloads (default 4).
+    /// Parts uploaded at once, across an item's payloads (default 2).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub parts_in_flight: Option<u16>,
 }

@@ -73,7 +73,8 @@ pub struct UploadConfig {
 }
 
 impl UploadConfig {
-    /// Defaults: multipart above 16 MiB, 8 MiB parts, 4 in parallel.
+    /// Defaults: multipart above 16 MiB, 8 MiB parts, 2 in flight (chosen by measurement over
+    /// emulated home uplinks and loopback: docs/performance.md).
     pub fn new(
         endpoint: Option<String>,
         region: String,
@@ -87,7 +88,7 @@ impl UploadConfig {
             kms_key_arn,
             multipart_threshold: 16 * MIB,
             part_size: 8 * MIB,
-            parallel_parts: 4,
+            parallel_parts: 2,
         }
     }
 }

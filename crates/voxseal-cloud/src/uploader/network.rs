@@ -2,7 +2,7 @@
 //! takes from them, handed over in pieces of at most 64 KiB so the count follows the socket (a
 //! full send buffer stops the taking), and a drain that sees no byte leave for
 //! [`WAITING_AFTER`] while some wait to says it is waiting for the network. Acknowledged bytes cannot tell this:
-//! on a 2 Mbit/s uplink four 8 MiB parts in flight take two minutes to be acknowledged at all.
+//! on a 2 Mbit/s uplink two 8 MiB parts in flight take a minute to be acknowledged at all.
 
 use std::pin::Pin;
 use std::sync::Arc;
