@@ -7,12 +7,11 @@
 //!
 //! The contractor's data directory is enrolled and holds a sealed take (the CLI seals it, as QA's
 //! headless path does: recording two minutes through the app would only add time); the app starts
-//! and uploads it in the background. Holds: once
-//! some bytes are acknowledged the queue screen shows the time left; when the link goes down it
-//! says it is waiting for the network instead (screenshot `18-uplink-waiting`) while the progress
-//! stays put; after the outage it
-//! drains with nothing left on the machine; the overall progress never went back by more than
-//! one part; and the uplink carried at most 10% more IP bytes than the payload.
+//! and uploads it in the background. Holds: once some bytes are acknowledged the queue screen
+//! shows the time left; when the link goes down it says it is waiting for the network instead
+//! (screenshot `18-uplink-waiting`), and the progress does not move on until the link is back;
+//! after the outage it drains with nothing left on the machine; the overall progress never went
+//! back by more than one part; and the uplink carried at most 10% more IP bytes than the payload.
 
 mod support;
 
@@ -145,8 +144,17 @@ async fn through_outage(d: &Desktop, link: &mut EmulatedLink) -> Result<Progress
     );
     let held = watch.read(d).await?;
     tokio::time::sleep(OUTAGE.saturating_sub(down.elapsed())).await;
+    let before_up = watch.read(d).await?;
     link.up();
-    d.log(format_args!("link up; progress {at:.3} -> {held:.3} down"));
+    d.log(format_args!(
+        "link up; progress {at:.3} at the outage, {held:.3} when shown, {before_up:.3} at its end"
+    ));
+    // Nothing can be acknowledged across a dead link: progress that moved would count bytes
+    // merely handed to the socket.
+    ensure!(
+        before_up <= held,
+        "progress moved on while the link was down: {held:.3} -> {before_up:.3}"
+    );
     watch
         .until(
             d,
