@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use support::{Ports, link_or_skip, seal_takes, start_stack};
+use support::{Ports, exposed_link_or_skip, seal_takes, start_stack};
 use voxseal_e2e::{Desktop, Tools};
 use voxseal_uplink::EmulatedLink;
 
@@ -192,8 +192,7 @@ async fn the_app_shows_an_outage_honestly_and_resumes() {
     }
     tools.app = app;
     let ports = free_ports();
-    let name = format!("vxp{}", std::process::id() % 10_000);
-    let Some(mut link) = link_or_skip(&name, ports, true) else {
+    let Some(mut link) = exposed_link_or_skip("vxp", ports) else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -17,11 +17,7 @@ use voxseal_uplink::{DSL, EmulatedLink};
 
 #[test]
 fn an_upload_through_two_30_s_outages_resends_nothing_acknowledged() {
-    let Some(mut link) = link_or_skip(
-        &format!("vxo{}", std::process::id() % 10_000),
-        DEFAULT_PORTS,
-        false,
-    ) else {
+    let Some(mut link) = link_or_skip("vxo") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -86,11 +82,7 @@ fn an_upload_through_two_30_s_outages_resends_nothing_acknowledged() {
 /// live wakes up, gets fresh credentials and finishes, with no failure reported.
 #[test]
 fn an_upload_asleep_past_its_credentials_resumes_with_fresh_ones() {
-    let Some(link) = link_or_skip(
-        &format!("vxs{}", std::process::id() % 10_000),
-        DEFAULT_PORTS,
-        false,
-    ) else {
+    let Some(link) = link_or_skip("vxs") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

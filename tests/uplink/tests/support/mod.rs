@@ -48,20 +48,26 @@ pub fn netns_unavailable() -> Option<String> {
     Some(why)
 }
 
-/// A DSL link named `name` forwarding `ports` from A to B (and, with `exposed`, reachable from
-/// this namespace too), or `None` (said) where namespaces cannot be made.
-pub fn link_or_skip(name: &str, ports: Ports, exposed: bool) -> Option<EmulatedLink> {
+/// A DSL link forwarding [`DEFAULT_PORTS`] from A to B, its namespaces named after `prefix` and
+/// this process, or `None` (said) where namespaces cannot be made.
+pub fn link_or_skip(prefix: &str) -> Option<EmulatedLink> {
+    start_link(prefix, DEFAULT_PORTS, EmulatedLink::start)
+}
+
+/// [`link_or_skip`] with `ports`, which are also reachable from this namespace across the link.
+pub fn exposed_link_or_skip(prefix: &str, ports: Ports) -> Option<EmulatedLink> {
+    start_link(prefix, ports, EmulatedLink::start_exposing)
+}
+
+type Start = fn(&Path, &str, &voxseal_uplink::Profile, &[u16]) -> Result<EmulatedLink, String>;
+
+fn start_link(prefix: &str, ports: Ports, start: Start) -> Option<EmulatedLink> {
     if netns_unavailable().is_some() {
         return None;
     }
     let netem = PathBuf::from(env!("CARGO_BIN_EXE_voxseal-netem"));
-    let ports = [ports.s3, ports.broker];
-    let link = if exposed {
-        EmulatedLink::start_exposing(&netem, name, &DSL, &ports)
-    } else {
-        EmulatedLink::start(&netem, name, &DSL, &ports)
-    };
-    Some(link.unwrap())
+    let name = format!("{prefix}{}", std::process::id() % 10_000);
+    Some(start(&netem, &name, &DSL, &[ports.s3, ports.broker]).unwrap())
 }
 
 /// The dev stack's process, killed when dropped.
