@@ -69,6 +69,36 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// The lead's keys that `scripts/test.sh` pinned into the release-style app build.
+pub fn e2e_lead() -> PathBuf {
+    target_dir().join("e2e-lead")
+}
+
+/// The release-style app `scripts/test.sh` builds (a lead key pinned, no demo), once it and the
+/// key files `needs` exist. Otherwise says why and returns `None` (the test is skipped), or,
+/// when [`required`], fails.
+pub fn pinned_app(test: &str, needs: &[PathBuf]) -> Option<PathBuf> {
+    let app = target_dir().join("e2e/voxseal-desktop-pinned");
+    let missing: Vec<String> = std::iter::once(&app)
+        .chain(needs)
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Some(app);
+    }
+    assert!(
+        !required(),
+        "{test}: {} missing: scripts/test.sh builds them",
+        missing.join(", ")
+    );
+    eprintln!(
+        "{test}: skipped: no pinned app build ({} missing)",
+        missing.join(", ")
+    );
+    None
+}
+
 /// Where the screenshots go: `$CARGO_TARGET_DIR/e2e-screenshots/`.
 pub fn screenshot_dir() -> PathBuf {
     target_dir().join("e2e-screenshots")

@@ -32,6 +32,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use voxseal_e2e::e2e_lead;
 use voxseal_testkit::{MotoServer, require_tool};
 
 const BUCKET: &str = "acme-voices-prod";
@@ -39,11 +40,6 @@ const ROLE: &str = "voxseal-contractor-upload";
 const CONTRACTOR: &str = "alice-01";
 /// The first prompt, in Arabic script (right to left): rendered, spoken and recorded like any.
 const ARABIC_PROMPT: &str = "ذهب الولد إلى المدرسة في الصباح الباكر.";
-
-/// The lead's signing key that `scripts/test.sh` pinned into the release-style app build.
-fn e2e_lead() -> PathBuf {
-    voxseal_e2e::target_dir().join("e2e-lead")
-}
 
 fn bin(name: &str) -> PathBuf {
     let p = voxseal_e2e::target_dir().join("debug").join(name);
@@ -515,17 +511,10 @@ async fn contractor_app_on_the_production_path() {
     let Some(mut tools) = Tools::find("contractor_app_on_the_production_path") else {
         return;
     };
-    let app = voxseal_e2e::target_dir().join("e2e/voxseal-desktop-pinned");
-    if !app.is_file() || !e2e_lead().join("keys/lead.key").is_file() {
-        assert!(
-            !voxseal_e2e::required(),
-            "{} or its lead key in {} is missing: scripts/test.sh builds them",
-            app.display(),
-            e2e_lead().display()
-        );
-        eprintln!("contractor_app_on_the_production_path: skipped: no pinned app build");
+    let test = "contractor_app_on_the_production_path";
+    let Some(app) = voxseal_e2e::pinned_app(test, &[e2e_lead().join("keys/lead.key")]) else {
         return;
-    }
+    };
     tools.app = app;
     let Some(age) = require_tool("age") else {
         return;

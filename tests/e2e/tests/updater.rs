@@ -162,18 +162,11 @@ async fn updates_are_installed_only_when_signed_with_the_pinned_key() {
     else {
         return;
     };
-    let app = target_dir().join("e2e/voxseal-desktop-pinned");
     let key = target_dir().join("e2e-updater/updater.key");
-    if !app.is_file() || !key.is_file() {
-        assert!(
-            !voxseal_e2e::required(),
-            "{} or the updater key {} is missing: scripts/test.sh builds them",
-            app.display(),
-            key.display()
-        );
-        eprintln!("updater: skipped: no pinned app build");
+    let test = "updates_are_installed_only_when_signed_with_the_pinned_key";
+    let Some(app) = voxseal_e2e::pinned_app(test, std::slice::from_ref(&key)) else {
         return;
-    }
+    };
     tools.app = app;
     let work = tempfile::tempdir().unwrap();
     let package = work.path().join(PACKAGE);

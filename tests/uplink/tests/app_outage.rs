@@ -172,24 +172,14 @@ async fn through_outage(d: &Desktop, link: &mut EmulatedLink) -> Result<Progress
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_shows_an_outage_honestly_and_resumes() {
-    let Some(mut tools) = Tools::find("the_app_shows_an_outage_honestly_and_resumes") else {
+    let test = "the_app_shows_an_outage_honestly_and_resumes";
+    let Some(mut tools) = Tools::find(test) else {
         return;
     };
-    let target = voxseal_e2e::target_dir();
-    let (app, lead) = (
-        target.join("e2e/voxseal-desktop-pinned"),
-        target.join("e2e-lead"),
-    );
-    if !app.is_file() || !lead.join("keys/lead.key").is_file() {
-        assert!(
-            !voxseal_e2e::required(),
-            "{} or its lead key in {} is missing: scripts/test.sh builds them",
-            app.display(),
-            lead.display()
-        );
-        eprintln!("SKIPPED: no pinned app build");
+    let lead = voxseal_e2e::e2e_lead();
+    let Some(app) = voxseal_e2e::pinned_app(test, &[lead.join("keys/lead.key")]) else {
         return;
-    }
+    };
     tools.app = app;
     let ports = free_ports();
     let Some(mut link) = exposed_link_or_skip("vxp", ports) else {
